@@ -1,0 +1,336 @@
+#include "core/controller.h"
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "core/control_files.h"
+#include "core/ktext.h"
+
+namespace cmm {
+
+namespace {
+uint64_t CmoPageSizeOf(const ControllerPorts& ports, const PageGeometry& g) {
+  if (ports.hypervisor == nullptr) return g.size();
+  const uint64_t s = ports.hypervisor->CmoPageSize();
+  return s == 0 ? g.size() : s;
+}
+}  // namespace
+
+Controller::Controller(const ParamValues& params, const ControllerPorts& ports)
+    : params_(params),
+      ports_(ports),
+      geometry_(ports.memory.Geometry()),
+      cmo_page_size_(CmoPageSizeOf(ports, geometry_)),
+      balloon_(ports.memory.PageSpan()),
+      files_(std::make_unique<ControlFiles>(*this)),
+      disabled_(params.disable != 0) {}
+
+Controller::~Controller() = default;
+
+template <class... Args>
+void Controller::Debug(std::string_view format, const Args&... args) {
+  if (params_.debug.load(std::memory_order_relaxed) == 0) return;
+  ports_.log.Info(fmt::format("cmm: {}", fmt::vformat(format, fmt::make_format_args(args...))));
+}
+
+TimePoint Controller::After(uint32_t seconds) const {
+  return ports_.clock.Now() + std::chrono::seconds(seconds);
+}
+
+// ---- S9 / S10: start and stop ------------------------------------------
+
+int Controller::Start() {
+  std::lock_guard lock(admin_mu_);
+  if (!params_.simulate && (ports_.hypervisor == nullptr || !ports_.hypervisor->HasCmo())) return EOPNOTSUPP;
+
+  GuestKernel& k = ports_.kernel;
+  int rc = k.RegisterOom(*this);
+  if (rc != 0) return rc;
+  if ((rc = k.RegisterReboot(*this)) != 0) {
+    k.UnregisterOom(*this);
+    return rc;
+  }
+  if ((rc = k.RegisterAttributes(*files_)) != 0) {
+    k.UnregisterReboot(*this);
+    k.UnregisterOom(*this);
+    return rc;
+  }
+  if ((rc = k.RegisterMemory(*this, kMemoryNotifierPriority)) != 0) {
+    k.UnregisterAttributes(*files_);
+    k.UnregisterReboot(*this);
+    k.UnregisterOom(*this);
+    return rc;
+  }
+  if (disabled_.load()) return 0;
+  if ((rc = StartThread()) != 0) {
+    k.UnregisterMemory(*this);
+    k.UnregisterAttributes(*files_);
+    k.UnregisterReboot(*this);
+    k.UnregisterOom(*this);
+    return rc;
+  }
+  return 0;
+}
+
+void Controller::Stop() {
+  std::lock_guard lock(admin_mu_);
+  StopThread();
+  GuestKernel& k = ports_.kernel;
+  k.UnregisterOom(*this);
+  k.UnregisterReboot(*this);
+  k.UnregisterMemory(*this);
+  Deflate(loaned());
+  k.UnregisterAttributes(*files_);
+}
+
+int Controller::StartThread() {
+  phase_ = Phase::kStarting;
+  const int rc = ports_.thread.Start(*this);
+  if (rc != 0) {
+    phase_ = Phase::kStopped;
+    return rc;
+  }
+  thread_running_.store(true);
+  return 0;
+}
+
+void Controller::StopThread() {
+  if (!thread_running_.load()) return;
+  ports_.thread.Stop();
+  thread_running_.store(false);
+  phase_ = Phase::kStopped;
+}
+
+// ---- S3: the poll loop, one step at a time ------------------------------
+
+TimePoint Controller::Poll(TimePoint now) {
+  switch (phase_) {
+    case Phase::kStopped:
+    case Phase::kStarting:
+      // The thread's first act is to sleep.
+      phase_ = Phase::kSleeping;
+      return deadline_ = After(params_.delay.load());
+    case Phase::kHotplugPause:
+      if (now < deadline_) return deadline_;
+      phase_ = Phase::kSleeping;  // then back to the top of the loop: sleep again
+      return deadline_ = After(params_.delay.load());
+    case Phase::kSleeping:
+      if (now < deadline_) return deadline_;
+      break;
+  }
+
+  switch (hotplug_.BeginRound()) {
+    case HotplugLock::Round::kInProgress:
+      Debug("Hotplug operation in progress, activity suspended");
+      return deadline_ = After(params_.delay.load());
+    case HotplugLock::Round::kOccurred: {
+      const uint32_t pause = params_.hotplug_delay.load();
+      Debug("Hotplug operation has occurred, loaning activity suspended for {} seconds.", pause);
+      phase_ = Phase::kHotplugPause;
+      return deadline_ = After(pause);
+    }
+    case HotplugLock::Round::kClear:
+      break;
+  }
+  Round();
+  return deadline_ = After(params_.delay.load());
+}
+
+void Controller::Round() {
+  ComputeTarget();
+  const Pages loaned = this->loaned();
+  const Pages target = loaned_target();
+  if (target > loaned) {
+    if (Inflate(target - loaned) != Pages(0)) loaned_target_.store(loaned.value());
+  } else if (target < loaned) {
+    Deflate(loaned - target);
+  }
+}
+
+// ---- S2: the target -----------------------------------------------------
+
+void Controller::ComputeTarget() {
+  const int64_t loaned = loaned_.load();
+  const int64_t total = ports_.memory.Totalram().value() + loaned;
+  // The kernel computes this in unsigned long; keep its wrap-around.
+  const int64_t min_mem = static_cast<int64_t>(params_.min_mem_mb.load() * 1024 * 1024 / geometry_.size());
+  int64_t request = 0;
+  int64_t target = 0;
+
+  if (!params_.simulate) {
+    papr::MppData mpp;
+    if (ports_.hypervisor->GetMpp(mpp) != papr::kSuccess) return;  // keep the previous target
+    request = mpp.loan_request / static_cast<int64_t>(geometry_.size());  // truncates toward zero
+    target = request + loaned;
+  } else {
+    target = geometry_.KbToPages(params_.simulate_loan_target_kb.load()).value();
+    request = target - loaned;
+  }
+
+  if (target < 0 || total < min_mem) target = 0;
+  const auto oom = static_cast<uint64_t>(oom_freed_.load());
+  if (static_cast<uint64_t>(target) > oom) {
+    target -= static_cast<int64_t>(oom);
+  } else {
+    target = 0;
+  }
+  if (min_mem > total - target) target = total - min_mem;
+  if (target < 0) target = 0;
+  loaned_target_.store(target);
+
+  Debug("delta = {}, loaned = {}, target = {}, oom = {}, totalram = {}", request, loaned, target, oom,
+        ports_.memory.Totalram().value());
+}
+
+// ---- S4 / S5: inflate and deflate ---------------------------------------
+
+papr::Rc Controller::SetPageState(Pfn page, uint64_t flags, uint64_t undo) {
+  if (params_.simulate) return papr::kSuccess;
+  const uint64_t base = geometry_.Address(page);
+  const uint64_t step = cmo_page_size_;
+  const uint64_t count = geometry_.size() > step ? geometry_.size() / step : 1;
+  papr::Rc rc = papr::kSuccess;
+  uint64_t done = 0;
+  for (; done < count; ++done) {
+    rc = ports_.hypervisor->PageInit(flags, base + done * step);
+    if (rc != papr::kSuccess) break;
+  }
+  if (rc != papr::kSuccess) {
+    while (done-- > 0) ports_.hypervisor->PageInit(undo, base + done * step);
+  }
+  return rc;
+}
+
+Pages Controller::Inflate(Pages nr) {
+  Debug("Begin request for {} pages", nr.value());
+  int64_t left = nr.value();
+  GuestMemory& mem = ports_.memory;
+  while (left > 0) {
+    if (!hotplug_.Quiet()) break;
+    const auto page = mem.AllocBalloonPage();
+    if (!page) break;
+    const papr::Rc rc = SetLoaned(*page);
+    if (rc != papr::kSuccess) {
+      ports_.log.Error(fmt::format("cmm: Can not set page to loaned. rc={}", rc));
+      mem.FreePage(*page);
+      break;
+    }
+    balloon_.Enqueue(*page);
+    loaned_.fetch_add(1);
+    mem.AdjustTotalram(*page, Pages(-1));
+    --left;
+  }
+  Debug("End request with {} pages unfulfilled", left);
+  return Pages(left);
+}
+
+Pages Controller::Deflate(Pages nr) {
+  Debug("Begin free of {} pages.", nr.value());
+  int64_t left = nr.value();
+  GuestMemory& mem = ports_.memory;
+  while (left > 0) {
+    const auto page = balloon_.Dequeue();
+    if (!page) break;
+    SetActive(*page);  // errors ignored, as every caller does
+    mem.AdjustTotalram(*page, Pages(1));
+    mem.FreePage(*page);
+    loaned_.fetch_sub(1);
+    --left;
+  }
+  Debug("End request with {} pages unfulfilled", left);
+  return Pages(left);
+}
+
+// ---- S6 / S11 / S12: notifiers ------------------------------------------
+
+void Controller::OnOom(Pages& freed) {
+  const int64_t nr = geometry_.KbToPages(params_.oom_kb.load()).value();
+  Debug("OOM processing started");
+  const int64_t left = Deflate(Pages(nr)).value();
+  loaned_target_.store(loaned_.load());
+  freed += Pages(nr - left);
+  oom_freed_.fetch_add(nr - left);
+  Debug("OOM processing complete");
+}
+
+void Controller::OnReboot(RebootAction action) {
+  if (action != RebootAction::kRestart) return;
+  std::lock_guard lock(admin_mu_);
+  StopThread();
+  Deflate(loaned());
+}
+
+void Controller::OnMemoryEvent(MemoryAction action) {
+  switch (action) {
+    case MemoryAction::kGoingOffline:
+      hotplug_.BeginRemove();
+      break;
+    case MemoryAction::kOffline:
+    case MemoryAction::kCancelOffline:
+      hotplug_.EndRemove();
+      Debug("Memory offline operation complete.");
+      break;
+    case MemoryAction::kGoingOnline:
+    case MemoryAction::kOnline:
+    case MemoryAction::kCancelOnline:
+      break;
+  }
+}
+
+// ---- S13: balloon page migration ----------------------------------------
+
+bool Controller::IsolatePage(Pfn page) { return balloon_.Isolate(page); }
+
+void Controller::PutbackPage(Pfn page) { balloon_.Putback(page); }
+
+int Controller::MigratePage(Pfn old_page, Pfn new_page) {
+  if (!balloon_.IsIsolated(old_page)) return EINVAL;  // the caller must isolate first
+  // Loan the new page first: if that fails nothing has changed.
+  if (SetLoaned(new_page) != papr::kSuccess) {
+    ports_.log.Error("cmm: Cannot set page to loaned.");
+    return EBUSY;
+  }
+  GuestMemory& mem = ports_.memory;
+  if (mem.ZoneOf(old_page) != mem.ZoneOf(new_page)) {
+    mem.AdjustTotalram(old_page, Pages(1));
+    mem.AdjustTotalram(new_page, Pages(-1));
+  }
+  balloon_.Replace(old_page, new_page);
+  SetActive(old_page);  // errors ignored
+  mem.FreePage(old_page);
+  return 0;
+}
+
+// ---- S8: disable --------------------------------------------------------
+
+int Controller::WriteDisable(std::string_view text) {
+  // simple_strtoul, then truncated to int as the kernel's assignment does.
+  const auto disable = static_cast<int32_t>(static_cast<uint32_t>(ktext::SimpleStrtoul10(text)));
+  if (disable != 0 && disable != 1) return EINVAL;
+  std::lock_guard lock(admin_mu_);
+  if (disable == 1 && !disabled_.load()) {
+    StopThread();
+    Deflate(loaned());
+  } else if (disable == 0 && disabled_.load()) {
+    const int rc = StartThread();
+    if (rc != 0) return rc;
+  }
+  disabled_.store(disable == 1);
+  return 0;
+}
+
+ControllerSnapshot Controller::Snapshot() const {
+  ControllerSnapshot s;
+  s.loaned = loaned();
+  s.loaned_target = loaned_target();
+  s.oom_freed = oom_freed();
+  s.totalram = ports_.memory.Totalram();
+  s.disabled = disabled();
+  s.simulate = params_.simulate;
+  s.hotplug_held = hotplug_.held();
+  s.isolated = balloon_.isolated();
+  return s;
+}
+
+}  // namespace cmm

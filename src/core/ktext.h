@@ -1,0 +1,27 @@
+// The kernel's text rules for sysfs and module parameter files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+namespace cmm::ktext {
+
+// kstrtoull/kstrtoul/kstrtouint with base 0: optional '+', then decimal,
+// 0x hex or leading-0 octal digits, then at most one '\n'. Anything else,
+// no digits, or a value above `max` is EINVAL. The text ends at a NUL, as
+// a C string does. The error is a positive errno.
+tl::expected<uint64_t, int> ParseUnsigned(std::string_view text, uint64_t max);
+
+// simple_strtoul(text, NULL, 10): the base-10 digits at the start, no
+// digits gives 0, the rest is ignored; wraps modulo 2^64 like the kernel.
+uint64_t SimpleStrtoul10(std::string_view text);
+
+// "%lu\n", "%lx\n", "Y\n"/"N\n".
+std::string Decimal(uint64_t v);
+std::string Hex(uint64_t v);
+std::string YesNo(bool v);
+
+}  // namespace cmm::ktext

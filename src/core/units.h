@@ -1,0 +1,66 @@
+// Strong unit types: a page count is not a byte count is not a page number.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+
+namespace cmm {
+
+// A signed count of something; the kernel's target math is signed.
+template <class Tag>
+class Count {
+ public:
+  constexpr Count() = default;
+  constexpr explicit Count(int64_t v) : v_(v) {}
+  constexpr int64_t value() const { return v_; }
+
+  constexpr Count& operator+=(Count o) { v_ += o.v_; return *this; }
+  constexpr Count& operator-=(Count o) { v_ -= o.v_; return *this; }
+  friend constexpr Count operator+(Count a, Count b) { return a += b; }
+  friend constexpr Count operator-(Count a, Count b) { return a -= b; }
+  friend constexpr Count operator-(Count a) { return Count(-a.v_); }
+  friend constexpr auto operator<=>(Count, Count) = default;
+
+ private:
+  int64_t v_ = 0;
+};
+
+struct PagesTag {};
+struct BytesTag {};
+using Pages = Count<PagesTag>;
+using Bytes = Count<BytesTag>;
+
+// A page frame number: the page's index in guest RAM. Its guest physical
+// address is pfn * page size.
+struct Pfn {
+  uint64_t value = 0;
+  friend constexpr auto operator<=>(Pfn, Pfn) = default;
+};
+
+// The guest page size and the conversions the driver uses (KB2PAGES/PAGES2KB).
+class PageGeometry {
+ public:
+  // page_size must be a power of two >= 1 KiB.
+  constexpr explicit PageGeometry(uint64_t page_size) : size_(page_size), shift_(Log2(page_size)) {}
+  constexpr uint64_t size() const { return size_; }
+  constexpr unsigned shift() const { return shift_; }
+  constexpr uint64_t Address(Pfn p) const { return p.value << shift_; }
+  constexpr Pages KbToPages(uint64_t kb) const { return Pages(static_cast<int64_t>(kb >> (shift_ - 10))); }
+  constexpr uint64_t PagesToKb(Pages p) const { return static_cast<uint64_t>(p.value()) << (shift_ - 10); }
+  constexpr Bytes ToBytes(Pages p) const { return Bytes(p.value() << shift_); }
+
+  static constexpr bool Valid(uint64_t page_size) {
+    return page_size >= 1024 && (page_size & (page_size - 1)) == 0;
+  }
+
+ private:
+  static constexpr unsigned Log2(uint64_t v) {
+    unsigned s = 0;
+    while ((uint64_t{1} << s) < v) ++s;
+    return s;
+  }
+  uint64_t size_;
+  unsigned shift_;
+};
+
+}  // namespace cmm

@@ -1,0 +1,61 @@
+// S1/S7/S8 text rules: kstrtoul base 0, simple_strtoul base 10, formats.
+#include "core/ktext.h"
+
+#include <cerrno>
+
+#include <gtest/gtest.h>
+
+namespace cmm::ktext {
+
+constexpr uint64_t kUint = 0xFFFFFFFFu;
+
+TEST(Ktext, S1_DecimalHexOctalAndPlus) {
+  EXPECT_EQ(ParseUnsigned("10", kUint).value(), 10U);
+  EXPECT_EQ(ParseUnsigned("10\n", kUint).value(), 10U);
+  EXPECT_EQ(ParseUnsigned("0x10", kUint).value(), 16U);
+  EXPECT_EQ(ParseUnsigned("0X1f\n", kUint).value(), 31U);
+  EXPECT_EQ(ParseUnsigned("010", kUint).value(), 8U);
+  EXPECT_EQ(ParseUnsigned("0", kUint).value(), 0U);
+  EXPECT_EQ(ParseUnsigned("+7", kUint).value(), 7U);
+  EXPECT_EQ(ParseUnsigned("+0x7", kUint).value(), 7U);
+}
+
+TEST(Ktext, S1_RejectsWithEinval) {
+  for (const char* bad : {"", "\n", "-1", " 1", "1 ", "1\n\n", "abc", "1a", "08", "0x", "0xg", "++1", "+",
+                          "1\r\n", "4294967296"}) {
+    const auto r = ParseUnsigned(bad, kUint);
+    ASSERT_FALSE(r.has_value()) << "accepted '" << bad << "'";
+    EXPECT_EQ(r.error(), EINVAL) << bad;
+  }
+}
+
+TEST(Ktext, S1_UlongOverflowIsEinval) {
+  EXPECT_EQ(ParseUnsigned("18446744073709551615", UINT64_MAX).value(), UINT64_MAX);
+  EXPECT_EQ(ParseUnsigned("18446744073709551616", UINT64_MAX).error(), EINVAL);
+  EXPECT_EQ(ParseUnsigned("0x10000000000000000", UINT64_MAX).error(), EINVAL);
+}
+
+TEST(Ktext, S1_TextEndsAtNul) {
+  EXPECT_EQ(ParseUnsigned(std::string_view("5\0junk", 6), kUint).value(), 5U);
+}
+
+TEST(Ktext, S7_SimpleStrtoulReadsLeadingDigitsOnly) {
+  EXPECT_EQ(SimpleStrtoul10("0"), 0U);
+  EXPECT_EQ(SimpleStrtoul10("12abc"), 12U);
+  EXPECT_EQ(SimpleStrtoul10("abc"), 0U);
+  EXPECT_EQ(SimpleStrtoul10("-1"), 0U);
+  EXPECT_EQ(SimpleStrtoul10("+1"), 0U);
+  EXPECT_EQ(SimpleStrtoul10("0x5"), 0U);
+  EXPECT_EQ(SimpleStrtoul10(" 5"), 0U);
+  EXPECT_EQ(SimpleStrtoul10("18446744073709551617"), 1U);  // wraps like the kernel
+}
+
+TEST(Ktext, S1_S7_Formats) {
+  EXPECT_EQ(Decimal(0), "0\n");
+  EXPECT_EQ(Decimal(18446744073709551615ULL), "18446744073709551615\n");
+  EXPECT_EQ(Hex(10240), "2800\n");
+  EXPECT_EQ(YesNo(true), "Y\n");
+  EXPECT_EQ(YesNo(false), "N\n");
+}
+
+}  // namespace cmm::ktext
