@@ -15,6 +15,12 @@ void PageBitmap::Resize(uint64_t size) {
   size_ = size;
   words_.resize(WordsFor(size), 0);
   summary_.resize(WordsFor(words_.size()), 0);
+  if (count_ == 0) {
+    low_ = size_;
+    high_ = 0;
+  }
+  if (low_ > size_) low_ = size_;
+  if (high_ > size_) high_ = size_;
 }
 
 bool PageBitmap::Set(uint64_t i) {
@@ -24,6 +30,8 @@ bool PageBitmap::Set(uint64_t i) {
   w |= bit;
   summary_[i >> 12] |= uint64_t{1} << ((i >> 6) & 63);
   ++count_;
+  if (i < low_) low_ = i;
+  if (i + 1 > high_) high_ = i + 1;
   return true;
 }
 
@@ -38,6 +46,21 @@ bool PageBitmap::Clear(uint64_t i) {
 }
 
 std::optional<uint64_t> PageBitmap::FindFirst(uint64_t from) const {
+  const bool from_bottom = from <= low_;
+  const auto found = ScanFirst(from_bottom ? low_ : from);
+  if (from_bottom) low_ = found ? *found : size_;
+  return found;
+}
+
+std::optional<uint64_t> PageBitmap::FindLast(uint64_t before) const {
+  if (before > size_) before = size_;
+  const bool from_top = before >= high_;
+  const auto found = ScanLast(from_top ? high_ : before);
+  if (from_top) high_ = found ? *found + 1 : 0;
+  return found;
+}
+
+std::optional<uint64_t> PageBitmap::ScanFirst(uint64_t from) const {
   if (from >= size_ || count_ == 0) return std::nullopt;
   uint64_t wi = from >> 6;
   // The word holding `from`, masked below it.
@@ -57,8 +80,7 @@ std::optional<uint64_t> PageBitmap::FindFirst(uint64_t from) const {
   }
 }
 
-std::optional<uint64_t> PageBitmap::FindLast(uint64_t before) const {
-  if (before > size_) before = size_;
+std::optional<uint64_t> PageBitmap::ScanLast(uint64_t before) const {
   if (before == 0 || count_ == 0) return std::nullopt;
   const uint64_t last = before - 1;
   uint64_t wi = last >> 6;

@@ -27,6 +27,12 @@ class PageBitmap {
   // Lowest member >= from, highest member < before.
   std::optional<uint64_t> FindFirst(uint64_t from = 0) const;
   std::optional<uint64_t> FindLast(uint64_t before) const;
+
+ private:
+  std::optional<uint64_t> ScanFirst(uint64_t from) const;
+  std::optional<uint64_t> ScanLast(uint64_t before) const;
+
+ public:
   std::optional<uint64_t> FindLast() const { return FindLast(size_); }
 
   // Bytes this structure holds, for bookkeeping reports.
@@ -37,6 +43,11 @@ class PageBitmap {
   uint64_t count_ = 0;
   std::vector<uint64_t> words_;    // bit i of word w: page w*64+i
   std::vector<uint64_t> summary_;  // bit j of summary s: words_[s*64+j] != 0
+  // No member lies below low_ or at/above high_; kept loose (clears leave
+  // them be) and tightened by searches, so repeated lowest/highest lookups
+  // do not rescan the same empty words.
+  mutable uint64_t low_ = 0;
+  mutable uint64_t high_ = 0;
 };
 
 }  // namespace cmm

@@ -35,3 +35,17 @@ struct Params {
 };
 
 }  // namespace cmm
+
+#include <string_view>
+#include <vector>
+
+namespace cmm {
+
+// A parameter given at start (`cmm guest --param key=value`), parsed with
+// the rules of its file (S1; `disable` as S8; `simulate` as a kernel bool:
+// 1/y/Y/on or 0/n/N/off). Returns 0 or EINVAL/ENOENT.
+int SetParamAtStart(ParamValues& values, std::string_view key, std::string_view text);
+// The names SetParamAtStart knows.
+std::vector<std::string_view> ParamNames();
+
+}  // namespace cmm

@@ -215,3 +215,28 @@ TEST(Disable, S8_ThreadStartFailureKeepsItDisabled) {
 }
 
 }  // namespace cmm::testing
+
+namespace cmm::testing {
+
+TEST(Params, S1_SetAtStartUsesTheFileRules) {
+  ParamValues v;
+  EXPECT_EQ(SetParamAtStart(v, "delay", "0x3"), 0);
+  EXPECT_EQ(v.delay, 3U);
+  EXPECT_EQ(SetParamAtStart(v, "delay", "-3"), EINVAL);
+  EXPECT_EQ(v.delay, 3U);
+  EXPECT_EQ(SetParamAtStart(v, "min_mem_mb", "5000000000"), 0);
+  EXPECT_EQ(v.min_mem_mb, 5000000000U);
+  EXPECT_EQ(SetParamAtStart(v, "oom_kb", "4294967296"), EINVAL);
+  EXPECT_EQ(SetParamAtStart(v, "simulate", "Y"), 0);
+  EXPECT_TRUE(v.simulate);
+  EXPECT_EQ(SetParamAtStart(v, "simulate", "off"), 0);
+  EXPECT_FALSE(v.simulate);
+  EXPECT_EQ(SetParamAtStart(v, "simulate", "maybe"), EINVAL);
+  EXPECT_EQ(SetParamAtStart(v, "disable", "1"), 0);
+  EXPECT_EQ(v.disable, 1U);
+  EXPECT_EQ(SetParamAtStart(v, "disable", "2"), EINVAL);
+  EXPECT_EQ(SetParamAtStart(v, "loaned_kb", "1"), ENOENT);
+  EXPECT_EQ(ParamNames().size(), 7U);
+}
+
+}  // namespace cmm::testing

@@ -1,0 +1,21 @@
+// The subcommands of `cmm`: each registers its flags on the app and
+// returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace cmm::cli {
+
+using Runner = std::function<int()>;
+
+Runner AddGuest(CLI::App& app);
+Runner AddGet(CLI::App& app);
+Runner AddSet(CLI::App& app);
+Runner AddParam(CLI::App& app);
+Runner AddStatus(CLI::App& app);
+Runner AddWatch(CLI::App& app);
+Runner AddList(CLI::App& app);
+
+}  // namespace cmm::cli

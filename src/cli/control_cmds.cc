@@ -1,0 +1,296 @@
+// Subcommands that talk to running partitions over their control sockets:
+// get, set, param, status, watch, list.
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "ctl/client.h"
+#include "ctl/paths.h"
+
+namespace cmm::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct Target {
+  std::string name;
+  std::string socket;  // overrides the run-dir path
+};
+
+void AddTargetFlags(CLI::App* c, Target& t) {
+  c->add_option("name", t.name, "Partition name (omit to list running partitions)");
+  c->add_option("--socket", t.socket, "Control socket path (default: <run dir>/<name>.sock)");
+}
+
+std::vector<std::string> RunningNames() {
+  std::vector<std::string> names;
+  const std::string dir = ctl::RunDir();
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.size() > 5 && n.ends_with(".sock")) names.push_back(n.substr(0, n.size() - 5));
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string RunningList() {
+  const auto names = RunningNames();
+  if (names.empty()) return fmt::format("no partitions are running (looked in {})", ctl::RunDir());
+  return fmt::format("running: {}", fmt::join(names, ", "));
+}
+
+std::string PathOf(const Target& t) {
+  if (!t.socket.empty()) return t.socket;
+  if (t.name.empty()) throw UserError(fmt::format("which partition? {}", RunningList()), kExitUsage);
+  return ctl::SocketPathFor(t.name);
+}
+
+// Sends a request; a reply with ok=false becomes a one-line error.
+json Request(const Target& t, const json& req, const std::string& what) {
+  const std::string path = PathOf(t);
+  auto reply = ctl::Call(path, req);
+  if (!reply) {
+    if (reply.error().not_running) {
+      throw UserError(fmt::format("no partition {} is running (nothing listens at {}); {}",
+                                  t.name.empty() ? path : t.name, path, RunningList()));
+    }
+    throw UserError(reply.error().message);
+  }
+  if (!(*reply)["ok"].get<bool>()) {
+    const json& r = *reply;
+    throw UserError(fmt::format("{}: {} ({})", what, r.value("message", "failed"), r.value("error", "?")));
+  }
+  return *reply;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// Prints every file of a group as "name  value" lines.
+void PrintGroup(const Target& t, const std::string& group) {
+  const json files = Request(t, {{"op", "files"}}, "listing files")["files"];
+  size_t width = 0;
+  for (const auto& f : files) width = std::max(width, f["name"].get<std::string>().size());
+  for (const auto& f : files) {
+    if (f["group"] != group) continue;
+    const std::string name = f["name"];
+    const json r = Request(t, {{"op", "read"}, {"group", group}, {"file", name}}, "reading " + name);
+    fmt::print("{:<{}}  {}\n", name, width, Trim(r["text"]));
+  }
+}
+
+void ReadOne(const Target& t, const std::string& group, const std::string& file) {
+  const json r = Request(t, {{"op", "read"}, {"group", group}, {"file", file}}, "reading " + file);
+  fmt::print("{}", r["text"].get<std::string>());  // exactly the kernel's text, newline included
+}
+
+void WriteOne(const Target& t, const std::string& group, const std::string& file,
+              const std::string& text) {
+  Request(t, {{"op", "write"}, {"group", group}, {"file", file}, {"text", text}},
+          fmt::format("writing \"{}\" to {}", text, file));
+}
+
+std::string Pages(const json& s, const char* key) {
+  const uint64_t pages = s[key].get<uint64_t>();
+  return fmt::format("{} ({} pages)", FormatBytes(pages * s["page_size"].get<uint64_t>()), pages);
+}
+
+void PrintStatus(const json& s) {
+  fmt::print("partition {} (pid {}, {} mode)\n", s["name"].get<std::string>(), s["pid"].get<int>(),
+             s["simulate"].get<bool>() ? "simulate" : "hypervisor");
+  fmt::print("  guest RAM      {}, pages of {}\n", FormatBytes(s["ram_bytes"]), FormatBytes(s["page_size"]));
+  fmt::print("  totalram       {}\n", Pages(s, "totalram_pages"));
+  fmt::print("  free           {}\n", Pages(s, "free_pages"));
+  fmt::print("  loaned         {}\n", Pages(s, "loaned_pages"));
+  fmt::print("  loaned target  {}\n", Pages(s, "loaned_target_pages"));
+  fmt::print("  oom freed      {}\n", Pages(s, "oom_freed_pages"));
+  std::string state = s["disabled"].get<bool>() ? "disabled"
+                      : s["polling"].get<bool>() ? fmt::format("polling every {} s", s["delay_s"].get<uint32_t>())
+                                                 : "stopped";
+  if (s["hotplug_in_progress"].get<bool>()) state += ", hot-remove in progress";
+  fmt::print("  balloon        {}\n", state);
+  fmt::print("  integrity      {} errors\n", s["integrity_errors"].get<uint64_t>());
+}
+
+// ---- get / set / param -------------------------------------------------
+
+Runner AddGetImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto attr = std::make_shared<std::string>();
+  auto* c = app.add_subcommand("get", "Read CMM attributes (/sys/devices/system/cmm/cmm0)");
+  AddTargetFlags(c, *t);
+  c->add_option("attr", *attr, "Attribute: loaned_kb, loaned_target_kb, oom_freed_kb, simulate_loan_target_kb");
+  c->footer("Examples:\n  cmm get web1\n  cmm get web1 loaned_kb");
+  return [t, attr] {
+    if (attr->empty()) {
+      PrintGroup(*t, "device");
+    } else {
+      ReadOne(*t, "device", *attr);
+    }
+    return 0;
+  };
+}
+
+Runner AddSetImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto attr = std::make_shared<std::string>();
+  auto value = std::make_shared<std::string>();
+  auto* c = app.add_subcommand("set", "Write a CMM attribute, with the kernel's rules and errors");
+  c->add_option("name", t->name, "Partition name")->required();
+  c->add_option("attr", *attr, "Attribute: oom_freed_kb, simulate_loan_target_kb")->required();
+  c->add_option("value", *value, "Text to write, as `echo -n VALUE >` would")->required();
+  c->add_option("--socket", t->socket, "Control socket path (default: <run dir>/<name>.sock)");
+  c->footer("Examples:\n  cmm set web1 simulate_loan_target_kb 262144\n  cmm set web1 oom_freed_kb 0");
+  return [t, attr, value] {
+    WriteOne(*t, "device", *attr, *value);
+    return 0;
+  };
+}
+
+Runner AddParamImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto kv = std::make_shared<std::string>();
+  auto* c = app.add_subcommand("param", "Read or write module parameters (/sys/module/cmm/parameters)");
+  AddTargetFlags(c, *t);
+  c->add_option("key", *kv, "KEY to read, or KEY=VALUE to write");
+  c->footer("Examples:\n  cmm param web1\n  cmm param web1 delay\n  cmm param web1 delay=2\n  cmm param web1 disable=1");
+  return [t, kv] {
+    if (kv->empty()) {
+      PrintGroup(*t, "parameters");
+    } else if (const auto eq = kv->find('='); eq == std::string::npos) {
+      ReadOne(*t, "parameters", *kv);
+    } else {
+      WriteOne(*t, "parameters", kv->substr(0, eq), kv->substr(eq + 1));
+    }
+    return 0;
+  };
+}
+
+// ---- status / watch / list ----------------------------------------------
+
+Runner AddStatusImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto as_json = std::make_shared<bool>(false);
+  auto* c = app.add_subcommand("status", "Show a partition's memory and balloon state");
+  AddTargetFlags(c, *t);
+  c->add_flag("--json", *as_json, "Print JSON");
+  c->footer("Example:\n  cmm status web1 --json");
+  return [t, as_json] {
+    json s = Request(*t, {{"op", "status"}}, "status");
+    if (*as_json) {
+      s.erase("ok");
+      fmt::print("{}\n", s.dump(2));
+    } else {
+      PrintStatus(s);
+    }
+    return 0;
+  };
+}
+
+volatile sig_atomic_t g_interrupted = 0;
+
+Runner AddWatchImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto interval = std::make_shared<double>(1.0);
+  auto count = std::make_shared<int>(0);
+  auto* c = app.add_subcommand("watch", "Live view of a partition: target, loaned, totalram, oom_freed");
+  AddTargetFlags(c, *t);
+  c->add_option("--interval", *interval, "Seconds between refreshes")->capture_default_str()->check(
+      CLI::Range(0.05, 3600.0));
+  c->add_option("--count", *count, "Stop after this many refreshes (0: until Ctrl-C)");
+  c->footer("Example:\n  cmm watch web1");
+  return [t, interval, count] {
+    signal(SIGINT, [](int) { g_interrupted = 1; });
+    const bool tty = isatty(STDOUT_FILENO) != 0;
+    fmt::print("{:>8}  {:>14}  {:>14}  {:>14}  {:>12}\n", "time", "target", "loaned", "totalram", "oom_freed");
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; (*count == 0 || i < *count) && !g_interrupted; ++i) {
+      const json s = Request(*t, {{"op", "status"}}, "status");
+      const uint64_t ps = s["page_size"];
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      fmt::print("{}{:>7.1f}s  {:>14}  {:>14}  {:>14}  {:>12}{}", tty ? "\r" : "", secs,
+                 FormatBytes(s["loaned_target_pages"].get<uint64_t>() * ps),
+                 FormatBytes(s["loaned_pages"].get<uint64_t>() * ps),
+                 FormatBytes(s["totalram_pages"].get<uint64_t>() * ps),
+                 FormatBytes(s["oom_freed_pages"].get<uint64_t>() * ps), tty ? "" : "\n");
+      std::fflush(stdout);
+      if (*count != 0 && i + 1 == *count) break;
+      // Sleep in small steps so Ctrl-C ends the view at once.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(*interval);
+      while (!g_interrupted && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    if (tty) fmt::print("\n");
+    return 0;
+  };
+}
+
+Runner AddListImpl(CLI::App& app) {
+  auto as_json = std::make_shared<bool>(false);
+  auto* c = app.add_subcommand("list", "List running partitions");
+  c->add_flag("--json", *as_json, "Print JSON");
+  c->footer("Example:\n  cmm list");
+  return [as_json] {
+    json out = json::array();
+    for (const auto& name : RunningNames()) {
+      auto reply = ctl::Call(ctl::SocketPathFor(name), {{"op", "status"}});
+      json row = {{"name", name}};
+      if (reply && (*reply)["ok"].get<bool>()) {
+        row = *reply;
+        row.erase("ok");
+      } else {
+        row["error"] = "not responding";
+      }
+      out.push_back(row);
+    }
+    if (*as_json) {
+      fmt::print("{}\n", out.dump(2));
+      return 0;
+    }
+    if (out.empty()) {
+      fmt::print("{}\n", RunningList());
+      return 0;
+    }
+    fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", "NAME", "PID", "MODE", "RAM", "LOANED", "TARGET");
+    for (const auto& r : out) {
+      if (r.contains("error")) {
+        fmt::print("{:<16} {:>8} {}\n", r["name"].get<std::string>(), "-", "(not responding; stale socket?)");
+        continue;
+      }
+      const uint64_t ps = r["page_size"];
+      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", r["name"].get<std::string>(), r["pid"].get<int>(),
+                 r["simulate"].get<bool>() ? "simulate" : "hv", FormatBytes(r["ram_bytes"]),
+                 FormatBytes(r["loaned_pages"].get<uint64_t>() * ps),
+                 FormatBytes(r["loaned_target_pages"].get<uint64_t>() * ps));
+    }
+    return 0;
+  };
+}
+
+}  // namespace
+
+Runner AddGet(CLI::App& app) { return AddGetImpl(app); }
+Runner AddSet(CLI::App& app) { return AddSetImpl(app); }
+Runner AddParam(CLI::App& app) { return AddParamImpl(app); }
+Runner AddStatus(CLI::App& app) { return AddStatusImpl(app); }
+Runner AddWatch(CLI::App& app) { return AddWatchImpl(app); }
+Runner AddList(CLI::App& app) { return AddListImpl(app); }
+
+}  // namespace cmm::cli

@@ -1,0 +1,138 @@
+// `cmm guest`: run one partition until SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/params.h"
+#include "ctl/partition_service.h"
+#include "ctl/paths.h"
+#include "guest/partition.h"
+
+namespace cmm::cli {
+
+namespace {
+
+struct GuestFlags {
+  std::string name;
+  bool simulate = false;
+  std::string mem = "1G";
+  std::string page_size = "4K";
+  std::vector<std::string> params;
+  std::string socket;
+};
+
+guest::PartitionOptions Options(const GuestFlags& f) {
+  guest::PartitionOptions o;
+  if (!ctl::ValidName(f.name)) {
+    throw UserError(fmt::format("partition name \"{}\" is not valid: use 1-64 letters, digits, '_', '.', '-'", f.name),
+                    kExitUsage);
+  }
+  o.name = f.name;
+  const auto mem = ParseSize(f.mem);
+  if (!mem || *mem == 0) throw UserError(fmt::format("--mem {}: not a size; try 512M or 2G", f.mem), kExitUsage);
+  o.ram_bytes = *mem;
+  const auto page = ParseSize(f.page_size);
+  if (!page || (*page != 4096 && *page != 65536)) {
+    throw UserError(fmt::format("--page-size {}: must be 4K or 64K", f.page_size), kExitUsage);
+  }
+  o.page_size = *page;
+  if (o.ram_bytes % o.page_size != 0) {
+    throw UserError(fmt::format("--mem {} is not a whole number of {} pages", f.mem, FormatBytes(o.page_size)),
+                    kExitUsage);
+  }
+  o.params.simulate = f.simulate;
+  for (const auto& kv : f.params) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) {
+      throw UserError(fmt::format("--param {}: expected KEY=VALUE, e.g. --param delay=2", kv), kExitUsage);
+    }
+    const std::string key = kv.substr(0, eq);
+    const int rc = SetParamAtStart(o.params, key, kv.substr(eq + 1));
+    if (rc == ENOENT) {
+      throw UserError(fmt::format("--param {}: no parameter named {}; known: delay, hotplug_delay, oom_kb, "
+                                  "min_mem_mb, debug, simulate, disable",
+                                  kv, key),
+                      kExitUsage);
+    }
+    if (rc != 0) {
+      throw UserError(fmt::format("--param {}: invalid value for {} ({})", kv, key, ErrnoName(rc)), kExitUsage);
+    }
+  }
+  return o;
+}
+
+int RunGuest(const GuestFlags& f) {
+  guest::PartitionOptions o = Options(f);
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto partition = guest::Partition::Create(o);
+  if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
+  guest::Partition& p = **partition;
+
+  if (!o.params.simulate) {
+    throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}); run with --simulate to use "
+                                "simulate_loan_target_kb instead of a hypervisor",
+                                o.name, ErrnoName(EOPNOTSUPP)));
+  }
+
+  const std::string path = f.socket.empty() ? ctl::SocketPathFor(o.name) : f.socket;
+  if (f.socket.empty()) {
+    if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
+  }
+  auto server = ctl::Server::Start(path, [&p](const nlohmann::json& req, const ctl::Peer& peer) {
+    return ctl::HandlePartitionRequest(p, req, peer);
+  });
+  if (!server) {
+    throw UserError(fmt::format("partition {}: control socket: {}; is a partition of that name running? (cmm list)",
+                                o.name, server.error()));
+  }
+
+  if (const int rc = p.Start(); rc != 0) {
+    throw UserError(fmt::format("partition {}: the CMM driver did not start: {} ({})", o.name, std::strerror(rc),
+                                ErrnoName(rc)));
+  }
+  fmt::print("partition {}: {} of guest RAM ({} pages of {}), {} mode, control socket {}\n", o.name,
+             FormatBytes(o.ram_bytes), o.ram_bytes / o.page_size, FormatBytes(o.page_size),
+             o.params.simulate ? "simulate" : "hypervisor", path);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  const int64_t loaned = p.controller().loaned().value();
+  p.Stop();
+  server->reset();
+  fmt::print("partition {}: {} received, {} loaned pages returned, {} still loaned; stopped\n", o.name,
+             sig == SIGINT ? "SIGINT" : "SIGTERM", loaned, p.controller().loaned().value());
+  return p.memory().integrity_errors() == 0 ? 0 : kExitError;
+}
+
+}  // namespace
+
+Runner AddGuest(CLI::App& app) {
+  auto f = std::make_shared<GuestFlags>();
+  auto* c = app.add_subcommand("guest", "Run a partition: guest RAM in a memfd with the CMM balloon inside");
+  c->add_option("--name", f->name, "Partition name (also names its control socket)")->required();
+  c->add_flag("--simulate", f->simulate, "No hypervisor: the target comes from simulate_loan_target_kb");
+  c->add_option("--mem", f->mem, "Guest RAM size, e.g. 512M, 2G")->capture_default_str();
+  c->add_option("--page-size", f->page_size, "Guest page size: 4K or 64K")->capture_default_str();
+  c->add_option("--param", f->params, "Module parameter at start, KEY=VALUE (repeatable)");
+  c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
+  c->footer(
+      "Example:\n  cmm guest --simulate --name web1 --mem 1G --param debug=1\n"
+      "  then, in another shell: cmm set web1 simulate_loan_target_kb 262144");
+  return [f] { return RunGuest(*f); };
+}
+
+}  // namespace cmm::cli

@@ -1,0 +1,52 @@
+// cmm: one binary, one row per subcommand.
+#include <cstdio>
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+
+int main(int argc, char** argv) {
+  using namespace cmm::cli;
+  // Logs go to stderr; stdout carries what a command prints.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cmm"));
+  CLI::App app{"cmm: cooperative memory overcommitment (the pseries Collaborative Memory Manager, in user space)"};
+  app.require_subcommand(1);
+  app.footer("Run `cmm SUBCOMMAND --help` for a subcommand's flags and examples.");
+
+  using Add = Runner (*)(CLI::App&);
+  static constexpr Add kSubcommands[] = {AddGuest, AddGet, AddSet, AddParam, AddStatus, AddWatch, AddList};
+  std::map<CLI::App*, Runner> runners;
+  for (Add add : kSubcommands) {
+    const size_t before = app.get_subcommands({}).size();
+    Runner r = add(app);
+    runners[app.get_subcommands({}).at(before)] = std::move(r);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "cmm: %s\n", e.what());
+    std::fprintf(stderr, "Run `cmm --help` for usage.\n");
+    return kExitUsage;
+  }
+
+  CLI::App* sub = app.get_subcommands().at(0);
+  try {
+    return runners.at(sub)();
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "cmm %s: %s\n", sub->get_name().c_str(), e.what());
+    return e.code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cmm %s: unexpected error: %s\n", sub->get_name().c_str(), e.what());
+    return kExitError;
+  }
+}

@@ -1,0 +1,109 @@
+#include "ctl/partition_service.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "core/control_files.h"
+
+namespace cmm::ctl {
+
+namespace {
+
+const char* GroupName(FileGroup g) { return g == FileGroup::kDevice ? "device" : "parameters"; }
+
+nlohmann::json Status(guest::Partition& p) {
+  Controller& c = p.controller();
+  const ControllerSnapshot s = c.Snapshot();
+  return {
+      {"ok", true},
+      {"name", p.name()},
+      {"pid", getpid()},
+      {"simulate", s.simulate},
+      {"page_size", c.geometry().size()},
+      {"cmo_page_size", c.cmo_page_size()},
+      {"ram_bytes", p.ram().size()},
+      {"backing_bytes", p.ram().BackingBytes()},
+      {"totalram_pages", s.totalram.value()},
+      {"free_pages", p.memory().FreePages()},
+      {"loaned_pages", s.loaned.value()},
+      {"loaned_target_pages", s.loaned_target.value()},
+      {"oom_freed_pages", s.oom_freed.value()},
+      {"disabled", s.disabled},
+      {"polling", c.thread_running()},
+      {"delay_s", c.params().delay.load()},
+      {"hotplug_in_progress", s.hotplug_held},
+      {"integrity_errors", p.memory().integrity_errors()},
+  };
+}
+
+nlohmann::json Files(ControlFiles& files) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& f : files.List()) {
+    list.push_back({{"name", f.name}, {"group", GroupName(f.group)}, {"mode", f.mode}});
+  }
+  return {{"ok", true}, {"files", list}};
+}
+
+// Checks that `file` exists in `group`, saying where it is if it is in the other one.
+tl::expected<void, nlohmann::json> Locate(ControlFiles& files, const std::string& name, const std::string& group,
+                                          const std::string& file) {
+  if (group != "device" && group != "parameters") {
+    return tl::unexpected(ErrorReply(EINVAL, fmt::format("unknown group \"{}\"", group)));
+  }
+  for (const auto& f : files.List()) {
+    if (f.name != file) continue;
+    if (GroupName(f.group) == group) return {};
+    const bool is_param = f.group == FileGroup::kParameters;
+    return tl::unexpected(ErrorReply(
+        ENOENT, fmt::format("{} is a {}, not a {}; use `cmm {} {} {}{}`", file, is_param ? "parameter" : "device attribute",
+                            is_param ? "device attribute" : "parameter", is_param ? "param" : "set", name, file,
+                            is_param ? "=VALUE" : " VALUE")));
+  }
+  return tl::unexpected(ErrorReply(ENOENT, fmt::format("there is no {} named {}", group == "device" ? "attribute" : "parameter", file)));
+}
+
+std::string Explain(int err, const std::string& file) {
+  switch (err) {
+    case EACCES: return fmt::format("{} is read-only", file);
+    case EPERM: return fmt::format("writing {} needs administrator rights (uid 0)", file);
+    case EBADMSG: return fmt::format("only 0 may be written to {}, to reset it", file);
+    case EINVAL: return fmt::format("{} does not accept that value", file);
+    default: return fmt::format("write to {} failed", file);
+  }
+}
+
+}  // namespace
+
+nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer) {
+  const std::string op = request.value("op", "");
+  if (op == "status") return Status(p);
+  ControlFiles* files = p.kernel().files();
+  if (files == nullptr) return ErrorReply(ENODEV, "the CMM driver is not running in this partition");
+  if (op == "files") return Files(*files);
+  if (op == "read" || op == "write") {
+    if (!request.contains("file") || !request["file"].is_string() || !request.contains("group") ||
+        !request["group"].is_string()) {
+      return ErrorReply(EINVAL, fmt::format("{} needs string fields \"group\" and \"file\"", op));
+    }
+    const std::string file = request["file"];
+    if (auto where = Locate(*files, p.name(), request["group"], file); !where) return where.error();
+    if (op == "read") {
+      const auto text = files->Read(file);
+      if (!text) return ErrorReply(text.error(), fmt::format("cannot read {}", file));
+      return {{"ok", true}, {"text", *text}};
+    }
+    if (!request.contains("text") || !request["text"].is_string()) {
+      return ErrorReply(EINVAL, "write needs a string field \"text\"");
+    }
+    const std::string text = request["text"];
+    const auto n = files->Write(file, text, Writer{peer.admin()});
+    if (!n) return ErrorReply(n.error(), Explain(n.error(), file));
+    return {{"ok", true}, {"written", *n}};
+  }
+  return ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
+}
+
+}  // namespace cmm::ctl

@@ -1,0 +1,21 @@
+// The control requests a running partition answers: status, and reading
+// and writing the driver's files with the kernel's rules.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "ctl/server.h"
+#include "guest/partition.h"
+
+namespace cmm::ctl {
+
+// Requests:
+//   {"op":"status"}
+//   {"op":"files"}                                  -> names, groups, modes
+//   {"op":"read","group":G,"file":F}                -> {"text":...}
+//   {"op":"write","group":G,"file":F,"text":T}
+// G is "device" (/sys/devices/system/cmm/cmm0) or "parameters"
+// (/sys/module/cmm/parameters).
+nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer);
+
+}  // namespace cmm::ctl

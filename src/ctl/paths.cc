@@ -1,0 +1,45 @@
+#include "ctl/paths.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+namespace cmm::ctl {
+
+std::string RunDir() {
+  if (const char* d = std::getenv("CMM_RUN_DIR"); d != nullptr && *d != '\0') return d;
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0') return std::string(x) + "/cmm";
+  if (geteuid() == 0) return "/run/cmm";
+  return fmt::format("/tmp/cmm-{}", geteuid());
+}
+
+std::string SocketPathFor(const std::string& partition) { return RunDir() + "/" + partition + ".sock"; }
+
+tl::expected<void, std::string> EnsureDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return tl::unexpected(fmt::format("cannot create {}: {}", dir, ec.message()));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return tl::unexpected(fmt::format("{} is not a directory", dir));
+  }
+  return {};
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace cmm::ctl

@@ -1,0 +1,47 @@
+// The guest's page allocator over guest RAM, and its managed-page counts
+// per zone. It implements the controller's GuestMemory port.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+
+#include "core/bitmap.h"
+#include "core/ports.h"
+
+namespace cmm::guest {
+
+class PageAllocator final : public GuestMemory {
+ public:
+  // All `span` pages start online and free; the first `normal_pages` are in
+  // Zone Normal, the rest in Zone Movable.
+  PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages);
+
+  // GuestMemory
+  PageGeometry Geometry() const override { return geometry_; }
+  uint64_t PageSpan() const override { return span_; }
+  std::optional<Pfn> AllocBalloonPage() override;
+  void FreePage(Pfn page) override;
+  void AdjustTotalram(Pfn page, Pages delta) override;
+  Pages Totalram() const override;
+  Zone ZoneOf(Pfn page) const override { return page.value < normal_pages_ ? Zone::kNormal : Zone::kMovable; }
+
+  // An ordinary allocation for the rest of the guest; lowest free page first.
+  std::optional<Pfn> Alloc();
+  uint64_t FreePages() const;
+  Pages ZoneTotal(Zone z) const { return Pages(managed_[static_cast<int>(z)].load()); }
+  // Frees of pages that were not allocated: each one is a bug somewhere.
+  uint64_t integrity_errors() const { return integrity_errors_.load(); }
+
+ private:
+  const PageGeometry geometry_;
+  const uint64_t span_;
+  const uint64_t normal_pages_;
+  mutable std::mutex mu_;  // guards free_
+  PageBitmap free_;
+  std::atomic<int64_t> managed_[2];
+  std::atomic<uint64_t> integrity_errors_{0};
+};
+
+}  // namespace cmm::guest

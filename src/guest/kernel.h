@@ -1,0 +1,43 @@
+// The guest kernel's notifier chains and the registry of the driver's
+// control files: what the controller registers with at start (S9).
+#pragma once
+
+#include <mutex>
+#include <vector>
+
+#include "core/ports.h"
+
+namespace cmm::guest {
+
+class KernelServices final : public GuestKernel {
+ public:
+  int RegisterOom(OomListener& l) override;
+  void UnregisterOom(OomListener& l) override;
+  int RegisterReboot(RebootListener& l) override;
+  void UnregisterReboot(RebootListener& l) override;
+  int RegisterAttributes(ControlFiles& files) override;
+  void UnregisterAttributes(ControlFiles& files) override;
+  int RegisterMemory(MemoryListener& l, int priority) override;
+  void UnregisterMemory(MemoryListener& l) override;
+
+  // Calls the OOM chain; returns the pages its listeners freed.
+  Pages NotifyOom();
+  void NotifyReboot(RebootAction action);
+  // Calls the memory chain, highest priority first.
+  void NotifyMemory(MemoryAction action);
+  // The registered control files, or null before start / after stop.
+  ControlFiles* files() const;
+
+ private:
+  struct MemoryEntry {
+    MemoryListener* listener;
+    int priority;
+  };
+  mutable std::mutex mu_;  // guards the lists (not held while calling out)
+  std::vector<OomListener*> oom_;
+  std::vector<RebootListener*> reboot_;
+  std::vector<MemoryEntry> memory_;
+  ControlFiles* files_ = nullptr;
+};
+
+}  // namespace cmm::guest
