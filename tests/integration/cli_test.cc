@@ -1,0 +1,191 @@
+// The cmm binary for real: a simulate-mode partition as a process, driven
+// through its control socket by the cmm subcommands.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ctl/client.h"
+#include "process.h"
+
+namespace cmm::testing {
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override { setenv("CMM_RUN_DIR", dir.path().c_str(), 1); }
+  RunResult Cmm(std::vector<std::string> args) { return RunCmm(dir.path(), std::move(args)); }
+  std::string Sock(const std::string& name) { return dir.path() + "/" + name + ".sock"; }
+  bool Up(const std::string& name) {
+    return WaitUntil([&] { return Cmm({"status", name}).code == 0; });
+  }
+  nlohmann::json Status(const std::string& name) {
+    return nlohmann::json::parse(Cmm({"status", name, "--json"}).out);
+  }
+  TempDir dir;
+};
+
+TEST_F(Cli, S1_GuestSimulateFollowsTheTargetAndStopsCleanly) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "web1", "--mem", "256M", "--param", "min_mem_mb=64"});
+  ASSERT_TRUE(Up("web1")) << g.err();
+  struct stat st {};
+  ASSERT_EQ(stat(Sock("web1").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+
+  ASSERT_EQ(Cmm({"set", "web1", "simulate_loan_target_kb", "102400"}).code, 0);
+  EXPECT_EQ(Cmm({"get", "web1", "simulate_loan_target_kb"}).out, "19000\n");  // hex, as the kernel shows it
+  ASSERT_TRUE(WaitUntil([&] { return Cmm({"get", "web1", "loaned_kb"}).out == "102400\n"; }));
+  EXPECT_EQ(Cmm({"get", "web1", "loaned_target_kb"}).out, "102400\n");
+  const auto s = Status("web1");
+  EXPECT_EQ(s["loaned_pages"], 25600);
+  EXPECT_EQ(s["totalram_pages"], 65536 - 25600);
+  EXPECT_EQ(s["integrity_errors"], 0);
+
+  // Asking for more than min_mem allows: clamped to 256M - 64M.
+  ASSERT_EQ(Cmm({"set", "web1", "simulate_loan_target_kb", "0x100000"}).code, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Cmm({"get", "web1", "loaned_kb"}).out == "196608\n"; }));
+
+  EXPECT_EQ(g.Stop(SIGTERM), 0);
+  EXPECT_NE(g.out().find("0 still loaned"), std::string::npos) << g.out();
+  EXPECT_NE(stat(Sock("web1").c_str(), &st), 0);  // socket removed
+}
+
+TEST_F(Cli, S10_SigintReturnsEveryPageAndExitsZero) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "db1", "--mem", "128M", "--param", "min_mem_mb=0"});
+  ASSERT_TRUE(Up("db1"));
+  ASSERT_EQ(Cmm({"set", "db1", "simulate_loan_target_kb", "40960"}).code, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Status("db1")["loaned_pages"] == 10240; }));
+  EXPECT_EQ(g.Stop(SIGINT), 0);
+  EXPECT_NE(g.out().find("SIGINT received, 10240 loaned pages returned, 0 still loaned"), std::string::npos)
+      << g.out();
+}
+
+TEST_F(Cli, S7_WriteErrorsPrintTheErrnoAndExitOne) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "p", "--mem", "64M"});
+  ASSERT_TRUE(Up("p"));
+  auto r = Cmm({"set", "p", "oom_freed_kb", "5"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EBADMSG"), std::string::npos) << r.err;
+  r = Cmm({"set", "p", "loaned_kb", "0"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EACCES"), std::string::npos) << r.err;
+  r = Cmm({"set", "p", "simulate_loan_target_kb", "12k"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EINVAL"), std::string::npos) << r.err;
+  r = Cmm({"param", "p", "simulate=N"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EACCES"), std::string::npos) << r.err;
+  r = Cmm({"param", "p", "disable=2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EINVAL"), std::string::npos) << r.err;
+  // Every error is one line.
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+  EXPECT_EQ(Cmm({"set", "p", "oom_freed_kb", "0"}).code, 0);  // the test runs as its own peer
+}
+
+TEST_F(Cli, S8_DisableThroughParamReturnsPagesAndStopsPolling) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "d", "--mem", "64M", "--param", "min_mem_mb=0"});
+  ASSERT_TRUE(Up("d"));
+  ASSERT_EQ(Cmm({"set", "d", "simulate_loan_target_kb", "8192"}).code, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Status("d")["loaned_pages"] == 2048; }));
+  ASSERT_EQ(Cmm({"param", "d", "disable=1"}).code, 0);
+  EXPECT_EQ(Cmm({"param", "d", "disable"}).out, "1\n");
+  auto s = Status("d");
+  EXPECT_EQ(s["loaned_pages"], 0);
+  EXPECT_EQ(s["polling"], false);
+  ASSERT_EQ(Cmm({"param", "d", "disable=0"}).code, 0);
+  EXPECT_TRUE(WaitUntil([&] { return Status("d")["loaned_pages"] == 2048; }));
+  EXPECT_EQ(g.Stop(), 0);
+}
+
+TEST_F(Cli, ParamAndGetListEveryFile) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "l", "--mem", "64M", "--param", "delay=3"});
+  ASSERT_TRUE(Up("l"));
+  const auto params = Cmm({"param", "l"}).out;
+  for (const char* k : {"delay", "hotplug_delay", "oom_kb", "min_mem_mb", "debug", "simulate", "disable"}) {
+    EXPECT_NE(params.find(k), std::string::npos) << k;
+  }
+  EXPECT_EQ(Cmm({"param", "l", "delay"}).out, "3\n");
+  const auto attrs = Cmm({"get", "l"}).out;
+  for (const char* k : {"loaned_kb", "loaned_target_kb", "oom_freed_kb", "simulate_loan_target_kb"}) {
+    EXPECT_NE(attrs.find(k), std::string::npos) << k;
+  }
+  const auto list = Cmm({"list"});
+  EXPECT_EQ(list.code, 0);
+  EXPECT_NE(list.out.find("l "), std::string::npos) << list.out;
+  const auto watch = Cmm({"watch", "l", "--count", "2", "--interval", "0.1"});
+  EXPECT_EQ(watch.code, 0);
+  EXPECT_NE(watch.out.find("loaned"), std::string::npos);
+}
+
+TEST_F(Cli, S9_WithoutSimulateOrHypervisorRefusesWithEopnotsupp) {
+  const auto r = Cmm({"guest", "--name", "nohv", "--mem", "64M"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("EOPNOTSUPP"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, UsageErrorsExitTwoAndMissingNameListsPartitions) {
+  EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--mem", "lots"}).code, 2);
+  EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--page-size", "8K"}).code, 2);
+  EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--param", "nope=1"}).code, 2);
+  EXPECT_EQ(Cmm({"nosuchcommand"}).code, 2);
+  GuestProcess g(dir.path(), {"--simulate", "--name", "named", "--mem", "64M"});
+  ASSERT_TRUE(Up("named"));
+  const auto r = Cmm({"get"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("running: named"), std::string::npos) << r.err;
+  const auto missing = Cmm({"status", "ghost"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no partition ghost is running"), std::string::npos) << missing.err;
+}
+
+TEST_F(Cli, SecondPartitionWithTheSameNameIsRefused) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "dup", "--mem", "64M"});
+  ASSERT_TRUE(Up("dup"));
+  const auto r = Cmm({"guest", "--simulate", "--name", "dup", "--mem", "64M"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+  EXPECT_EQ(Cmm({"status", "dup"}).code, 0);  // the first one is untouched
+}
+
+// S7: "administrator" is the peer's uid 0 (SO_PEERCRED). A forked child
+// drops to another uid and gets EPERM where root succeeds.
+TEST_F(Cli, S7_NonRootPeerGetsEpermOnOomFreedKb) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another uid";
+  GuestProcess g(dir.path(), {"--simulate", "--name", "perm", "--mem", "64M"});
+  ASSERT_TRUE(Up("perm"));
+  const std::string sock = Sock("perm");
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(sock.c_str(), 0666), 0);  // let the other uid reach the socket
+  const pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    const nlohmann::json req = {{"op", "write"}, {"group", "device"}, {"file", "oom_freed_kb"}, {"text", "0"}};
+    auto reply = ctl::Call(sock, req);
+    if (!reply) _exit(11);
+    if ((*reply)["ok"].get<bool>()) _exit(12);
+    _exit((*reply)["error"] == "EPERM" ? 0 : 13);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const nlohmann::json req = {{"op", "write"}, {"group", "device"}, {"file", "oom_freed_kb"}, {"text", "0"}};
+  auto root = ctl::Call(sock, req);
+  ASSERT_TRUE(root.has_value());
+  EXPECT_TRUE((*root)["ok"].get<bool>());
+}
+
+TEST_F(Cli, MalformedControlRequestsGetAnErrorReply) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "m", "--mem", "64M"});
+  ASSERT_TRUE(Up("m"));
+  auto r = ctl::Call(Sock("m"), {{"op", "explode"}});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE((*r)["ok"].get<bool>());
+  EXPECT_EQ((*r)["error"], "EINVAL");
+  r = ctl::Call(Sock("m"), {{"op", "write"}, {"group", "device"}, {"file", 5}});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)["error"], "EINVAL");
+  EXPECT_EQ(Cmm({"status", "m"}).code, 0);  // still serving
+}
+
+}  // namespace cmm::testing
