@@ -305,18 +305,18 @@ int Controller::MigratePage(Pfn old_page, Pfn new_page) {
 // ---- S8: disable --------------------------------------------------------
 
 int Controller::WriteDisable(std::string_view text) {
-  // simple_strtoul, then truncated to int as the kernel's assignment does.
-  const auto disable = static_cast<int32_t>(static_cast<uint32_t>(ktext::SimpleStrtoul10(text)));
-  if (disable != 0 && disable != 1) return EINVAL;
+  const auto parsed = ktext::ParseDisable(text);
+  if (!parsed) return parsed.error();
+  const bool disable = *parsed;
   std::lock_guard lock(admin_mu_);
-  if (disable == 1 && !disabled_.load()) {
+  if (disable && !disabled_.load()) {
     StopThread();
     Deflate(loaned());
-  } else if (disable == 0 && disabled_.load()) {
+  } else if (!disable && disabled_.load()) {
     const int rc = StartThread();
     if (rc != 0) return rc;
   }
-  disabled_.store(disable == 1);
+  disabled_.store(disable);
   return 0;
 }
 

@@ -64,6 +64,12 @@ uint64_t SimpleStrtoul10(std::string_view text) {
   return value;
 }
 
+tl::expected<bool, int> ParseDisable(std::string_view text) {
+  const auto v = static_cast<int32_t>(static_cast<uint32_t>(SimpleStrtoul10(text)));
+  if (v != 0 && v != 1) return tl::unexpected(EINVAL);
+  return v == 1;
+}
+
 std::string Decimal(uint64_t v) { return fmt::format("{}\n", v); }
 std::string Hex(uint64_t v) { return fmt::format("{:x}\n", v); }
 std::string YesNo(bool v) { return v ? "Y\n" : "N\n"; }

@@ -19,6 +19,10 @@ tl::expected<uint64_t, int> ParseUnsigned(std::string_view text, uint64_t max);
 // digits gives 0, the rest is ignored; wraps modulo 2^64 like the kernel.
 uint64_t SimpleStrtoul10(std::string_view text);
 
+// The `disable` parameter's text (S8): simple_strtoul, truncated to a
+// 32-bit int; anything but 0 or 1 is EINVAL.
+tl::expected<bool, int> ParseDisable(std::string_view text);
+
 // "%lu\n", "%lx\n", "Y\n"/"N\n".
 std::string Decimal(uint64_t v);
 std::string Hex(uint64_t v);

@@ -45,9 +45,9 @@ int SetParamAtStart(ParamValues& v, std::string_view key, std::string_view text)
   if (key == "debug") return Store(v.debug, text);
   if (key == "simulate") return StoreBool(v.simulate, text);
   if (key == "disable") {
-    const auto d = static_cast<int32_t>(static_cast<uint32_t>(ktext::SimpleStrtoul10(text)));
-    if (d != 0 && d != 1) return EINVAL;
-    v.disable = static_cast<uint32_t>(d);
+    const auto d = ktext::ParseDisable(text);
+    if (!d) return d.error();
+    v.disable = *d ? 1 : 0;
     return 0;
   }
   return ENOENT;
