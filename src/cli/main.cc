@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cmm: %s\n", e.what());
-    std::fprintf(stderr, "Run `cmm --help` for usage.\n");
+    std::fprintf(stderr, "cmm: %s; see `cmm --help`\n", e.what());
     return kExitUsage;
   }
 

@@ -127,7 +127,12 @@ TEST_F(Cli, UsageErrorsExitTwoAndMissingNameListsPartitions) {
   EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--mem", "lots"}).code, 2);
   EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--page-size", "8K"}).code, 2);
   EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--param", "nope=1"}).code, 2);
-  EXPECT_EQ(Cmm({"nosuchcommand"}).code, 2);
+  const auto unknown = Cmm({"nosuchcommand"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_EQ(std::count(unknown.err.begin(), unknown.err.end(), '\n'), 1) << unknown.err;
+  const auto no_name = Cmm({"guest", "--simulate"});
+  EXPECT_EQ(no_name.code, 2);
+  EXPECT_NE(no_name.err.find("--name"), std::string::npos) << no_name.err;
   GuestProcess g(dir.path(), {"--simulate", "--name", "named", "--mem", "64M"});
   ASSERT_TRUE(Up("named"));
   const auto r = Cmm({"get"});
@@ -186,6 +191,23 @@ TEST_F(Cli, MalformedControlRequestsGetAnErrorReply) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ((*r)["error"], "EINVAL");
   EXPECT_EQ(Cmm({"status", "m"}).code, 0);  // still serving
+}
+
+}  // namespace cmm::testing
+
+namespace cmm::testing {
+
+TEST_F(Cli, S2_SixtyFourKPagesConvertKbToWholePages) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "big", "--mem", "64M", "--page-size", "64K", "--param",
+                              "min_mem_mb=0"});
+  ASSERT_TRUE(Up("big"));
+  ASSERT_EQ(Cmm({"set", "big", "simulate_loan_target_kb", "1100"}).code, 0);  // 17 pages and a bit
+  ASSERT_TRUE(WaitUntil([&] { return Cmm({"get", "big", "loaned_kb"}).out == "1088\n"; }));
+  const auto s = Status("big");
+  EXPECT_EQ(s["page_size"], 65536);
+  EXPECT_EQ(s["loaned_pages"], 17);
+  EXPECT_EQ(s["totalram_pages"], 1024 - 17);
+  EXPECT_EQ(g.Stop(), 0);
 }
 
 }  // namespace cmm::testing
