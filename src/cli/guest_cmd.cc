@@ -70,6 +70,12 @@ guest::PartitionOptions Options(const GuestFlags& f) {
 
 int RunGuest(const GuestFlags& f) {
   guest::PartitionOptions o = Options(f);
+  // S9: no hypervisor to talk to yet, so only simulate mode can start.
+  if (!o.params.simulate) {
+    throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}); run with --simulate to use "
+                                "simulate_loan_target_kb instead of a hypervisor",
+                                o.name, ErrnoName(EOPNOTSUPP)));
+  }
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -81,11 +87,6 @@ int RunGuest(const GuestFlags& f) {
   if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
   guest::Partition& p = **partition;
 
-  if (!o.params.simulate) {
-    throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}); run with --simulate to use "
-                                "simulate_loan_target_kb instead of a hypervisor",
-                                o.name, ErrnoName(EOPNOTSUPP)));
-  }
 
   const std::string path = f.socket.empty() ? ctl::SocketPathFor(o.name) : f.socket;
   if (f.socket.empty()) {
