@@ -2,16 +2,21 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "guest/kernel.h"
+
 namespace cmm::guest {
 
-PageAllocator::PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages)
-    : geometry_(geometry), span_(span), normal_pages_(std::min(normal_pages, span)), free_(span) {
+PageAllocator::PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages, KernelServices* kernel)
+    : geometry_(geometry), span_(span), normal_pages_(std::min(normal_pages, span)), free_(span), kernel_(kernel) {
   for (uint64_t i = 0; i < span; ++i) free_.Set(i);
   managed_[static_cast<int>(Zone::kNormal)].store(static_cast<int64_t>(normal_pages_));
   managed_[static_cast<int>(Zone::kMovable)].store(static_cast<int64_t>(span - normal_pages_));
 }
 
-std::optional<Pfn> PageAllocator::Alloc() {
+std::optional<Pfn> PageAllocator::TryAlloc() {
   std::lock_guard lock(mu_);
   const auto first = free_.FindFirst(0);
   if (!first) return std::nullopt;
@@ -20,9 +25,31 @@ std::optional<Pfn> PageAllocator::Alloc() {
 }
 
 std::optional<Pfn> PageAllocator::AllocBalloonPage() {
-  // The balloon's mode: no retry, no reserves, no OOM path. With no
-  // shrinkers registered yet, light reclaim has nothing to give.
-  return Alloc();
+  // The balloon's mode (S4): light reclaim once, never the OOM path, no
+  // retry beyond what that reclaim made possible.
+  if (auto p = TryAlloc()) return p;
+  if (kernel_ == nullptr || kernel_->RunShrinkers(1) == 0) return std::nullopt;
+  return TryAlloc();
+}
+
+tl::expected<Pfn, std::string> PageAllocator::Alloc() {
+  if (auto p = TryAlloc()) return *p;
+  uint64_t shrunk = 0;
+  int64_t oom_freed = 0;
+  if (kernel_ != nullptr) {
+    shrunk = kernel_->RunShrinkers(1);
+    if (shrunk > 0) {
+      if (auto p = TryAlloc()) return *p;
+    }
+    oom_freed = kernel_->NotifyOom().value();
+    if (auto p = TryAlloc()) return *p;  // the one retry
+  }
+  oom_events_.fetch_add(1);
+  const std::string what = fmt::format(
+      "out of memory: 1 page of {} bytes wanted, {} free of {} total; shrinkers freed {}, OOM notifiers freed {}",
+      geometry_.size(), FreePages(), Totalram().value(), shrunk, oom_freed);
+  spdlog::warn("{}", what);
+  return tl::unexpected(what);
 }
 
 void PageAllocator::FreePage(Pfn page) {

@@ -6,17 +6,23 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
+
+#include <tl/expected.hpp>
 
 #include "core/bitmap.h"
 #include "core/ports.h"
 
 namespace cmm::guest {
 
+class KernelServices;
+
 class PageAllocator final : public GuestMemory {
  public:
   // All `span` pages start online and free; the first `normal_pages` are in
-  // Zone Normal, the rest in Zone Movable.
-  PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages);
+  // Zone Normal, the rest in Zone Movable. `kernel` (may be null) provides
+  // the shrinkers and the OOM notifier chain of the reclaim path.
+  PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages, KernelServices* kernel = nullptr);
 
   // GuestMemory
   PageGeometry Geometry() const override { return geometry_; }
@@ -27,8 +33,14 @@ class PageAllocator final : public GuestMemory {
   Pages Totalram() const override;
   Zone ZoneOf(Pfn page) const override { return page.value < normal_pages_ ? Zone::kNormal : Zone::kMovable; }
 
-  // An ordinary allocation for the rest of the guest; lowest free page first.
-  std::optional<Pfn> Alloc();
+  // Lowest free page, or none; no reclaim.
+  std::optional<Pfn> TryAlloc();
+  // An ordinary allocation for the rest of the guest. When memory is short
+  // it runs the reclaim path: the shrinkers, then (if they freed nothing
+  // usable) the OOM notifier chain, then one retry. If that fails too an
+  // OOM event is recorded and the error says what was tried.
+  tl::expected<Pfn, std::string> Alloc();
+  uint64_t oom_events() const { return oom_events_.load(); }
   uint64_t FreePages() const;
   Pages ZoneTotal(Zone z) const { return Pages(managed_[static_cast<int>(z)].load()); }
   // Frees of pages that were not allocated: each one is a bug somewhere.
@@ -42,6 +54,8 @@ class PageAllocator final : public GuestMemory {
   PageBitmap free_;
   std::atomic<int64_t> managed_[2];
   std::atomic<uint64_t> integrity_errors_{0};
+  std::atomic<uint64_t> oom_events_{0};
+  KernelServices* kernel_;
 };
 
 }  // namespace cmm::guest

@@ -59,6 +59,29 @@ void KernelServices::UnregisterMemory(MemoryListener& l) {
   std::erase_if(memory_, [&](const MemoryEntry& e) { return e.listener == &l; });
 }
 
+int KernelServices::RegisterShrinker(Shrinker& s) {
+  std::lock_guard lock(mu_);
+  return AddOnce(shrinkers_, &s);
+}
+void KernelServices::UnregisterShrinker(Shrinker& s) {
+  std::lock_guard lock(mu_);
+  Remove(shrinkers_, &s);
+}
+
+uint64_t KernelServices::RunShrinkers(uint64_t wanted) {
+  std::vector<Shrinker*> list;
+  {
+    std::lock_guard lock(mu_);
+    list = shrinkers_;
+  }
+  uint64_t freed = 0;
+  for (auto* s : list) {
+    if (freed >= wanted) break;
+    freed += s->Shrink(wanted - freed);
+  }
+  return freed;
+}
+
 Pages KernelServices::NotifyOom() {
   std::vector<OomListener*> chain;
   {

@@ -9,6 +9,14 @@
 
 namespace cmm::guest {
 
+// A cache that can give pages back under memory pressure.
+class Shrinker {
+ public:
+  virtual ~Shrinker() = default;
+  // Frees up to `wanted` pages back to the allocator; returns how many.
+  virtual uint64_t Shrink(uint64_t wanted) = 0;
+};
+
 class KernelServices final : public GuestKernel {
  public:
   int RegisterOom(OomListener& l) override;
@@ -19,6 +27,11 @@ class KernelServices final : public GuestKernel {
   void UnregisterAttributes(ControlFiles& files) override;
   int RegisterMemory(MemoryListener& l, int priority) override;
   void UnregisterMemory(MemoryListener& l) override;
+
+  int RegisterShrinker(Shrinker& s);
+  void UnregisterShrinker(Shrinker& s);
+  // Asks each shrinker in turn until `wanted` pages are freed; returns the total.
+  uint64_t RunShrinkers(uint64_t wanted);
 
   // Calls the OOM chain; returns the pages its listeners freed.
   Pages NotifyOom();
@@ -37,6 +50,7 @@ class KernelServices final : public GuestKernel {
   std::vector<OomListener*> oom_;
   std::vector<RebootListener*> reboot_;
   std::vector<MemoryEntry> memory_;
+  std::vector<Shrinker*> shrinkers_;
   ControlFiles* files_ = nullptr;
 };
 

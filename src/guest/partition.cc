@@ -21,7 +21,7 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram)
     : name_(o.name),
       ram_(std::move(ram)),
       // Boot memory is Zone Normal; hot-added blocks will be Movable.
-      allocator_(PageGeometry(o.page_size), o.ram_bytes / o.page_size, o.ram_bytes / o.page_size),
+      allocator_(PageGeometry(o.page_size), o.ram_bytes / o.page_size, o.ram_bytes / o.page_size, &kernel_),
       runner_(clock_) {
   LogSink& log = o.log != nullptr ? *o.log : default_log_;
   controller_ = std::make_unique<Controller>(

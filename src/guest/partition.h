@@ -48,8 +48,8 @@ class Partition {
 
   std::string name_;
   GuestRam ram_;
+  KernelServices kernel_;  // before the allocator, which uses it
   PageAllocator allocator_;
-  KernelServices kernel_;
   SteadyClock clock_;
   SpdlogSink default_log_;
   PollRunner runner_;

@@ -37,11 +37,11 @@ TEST(GuestRam, RefusesZeroSizeAndOutOfRangeRelease) {
 
 TEST(PageAllocator, HandsOutLowestFreePageFirstAndCountsBadFrees) {
   PageAllocator a(PageGeometry(4096), 100, 100);
-  EXPECT_EQ(a.Alloc()->value, 0U);
+  EXPECT_EQ(a.TryAlloc()->value, 0U);
   EXPECT_EQ(a.AllocBalloonPage()->value, 1U);
-  EXPECT_EQ(a.Alloc()->value, 2U);
+  EXPECT_EQ(a.TryAlloc()->value, 2U);
   a.FreePage(Pfn{1});
-  EXPECT_EQ(a.Alloc()->value, 1U);
+  EXPECT_EQ(a.TryAlloc()->value, 1U);
   EXPECT_EQ(a.FreePages(), 97U);
   a.FreePage(Pfn{50});  // never allocated
   a.FreePage(Pfn{500});  // outside guest RAM
@@ -50,7 +50,7 @@ TEST(PageAllocator, HandsOutLowestFreePageFirstAndCountsBadFrees) {
 
 TEST(PageAllocator, RunsOutAndZonesCountTheirOwnPages) {
   PageAllocator a(PageGeometry(4096), 10, 6);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.Alloc().has_value());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
   EXPECT_FALSE(a.AllocBalloonPage().has_value());
   EXPECT_EQ(a.ZoneOf(Pfn{5}), Zone::kNormal);
   EXPECT_EQ(a.ZoneOf(Pfn{6}), Zone::kMovable);
