@@ -17,5 +17,6 @@ Runner AddParam(CLI::App& app);
 Runner AddStatus(CLI::App& app);
 Runner AddWatch(CLI::App& app);
 Runner AddList(CLI::App& app);
+Runner AddMem(CLI::App& app);
 
 }  // namespace cmm::cli

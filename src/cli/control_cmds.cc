@@ -125,6 +125,9 @@ void PrintStatus(const json& s) {
                                                  : "stopped";
   if (s["hotplug_in_progress"].get<bool>()) state += ", hot-remove in progress";
   fmt::print("  balloon        {}\n", state);
+  fmt::print("  memory blocks  {} of {} online, {} each\n", s["blocks_online"].get<uint64_t>(),
+             s["blocks_total"].get<uint64_t>(), FormatBytes(s["block_bytes"]));
+  fmt::print("  oom events     {}\n", s["oom_events"].get<uint64_t>());
   fmt::print("  integrity      {} errors\n", s["integrity_errors"].get<uint64_t>());
 }
 
@@ -284,8 +287,29 @@ Runner AddListImpl(CLI::App& app) {
   };
 }
 
+Runner AddMemImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto size = std::make_shared<std::string>();
+  auto* c = app.add_subcommand("mem", "Memory hotplug of a partition's guest RAM");
+  c->require_subcommand(1);
+  auto* add = c->add_subcommand("add", "Hot-add memory blocks (online in Zone Movable)");
+  add->add_option("name", t->name, "Partition name")->required();
+  add->add_option("size", *size, "How much: a multiple of the block size, e.g. 128M")->required();
+  add->add_option("--socket", t->socket, "Control socket path (default: <run dir>/<name>.sock)");
+  add->footer("Example (partition started with --mem 1G --max-mem 2G):\n  cmm mem add web1 256M");
+  return [t, size] {
+    const auto bytes = ParseSize(*size);
+    if (!bytes || *bytes == 0) throw UserError(fmt::format("{}: not a size; try 128M", *size), kExitUsage);
+    const json r = Request(*t, {{"op", "mem_add"}, {"bytes", *bytes}}, "adding " + *size);
+    fmt::print("partition {}: added {} from block {}; {} blocks online\n", t->name, FormatBytes(*bytes),
+               r["first_block"].get<uint64_t>(), r["blocks_online"].get<uint64_t>());
+    return 0;
+  };
+}
+
 }  // namespace
 
+Runner AddMem(CLI::App& app) { return AddMemImpl(app); }
 Runner AddGet(CLI::App& app) { return AddGetImpl(app); }
 Runner AddSet(CLI::App& app) { return AddSetImpl(app); }
 Runner AddParam(CLI::App& app) { return AddParamImpl(app); }

@@ -23,6 +23,8 @@ struct GuestFlags {
   std::string name;
   bool simulate = false;
   std::string mem = "1G";
+  std::string max_mem;
+  std::string block;
   std::string page_size = "4K";
   std::vector<std::string> params;
   std::string socket;
@@ -38,6 +40,18 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   const auto mem = ParseSize(f.mem);
   if (!mem || *mem == 0) throw UserError(fmt::format("--mem {}: not a size; try 512M or 2G", f.mem), kExitUsage);
   o.ram_bytes = *mem;
+  if (!f.max_mem.empty()) {
+    const auto max = ParseSize(f.max_mem);
+    if (!max || *max < *mem) {
+      throw UserError(fmt::format("--max-mem {}: not a size of at least --mem {}", f.max_mem, f.mem), kExitUsage);
+    }
+    o.max_bytes = *max;
+  }
+  if (!f.block.empty()) {
+    const auto block = ParseSize(f.block);
+    if (!block || *block == 0) throw UserError(fmt::format("--block {}: not a size; try 128M", f.block), kExitUsage);
+    o.block_bytes = *block;
+  }
   const auto page = ParseSize(f.page_size);
   if (!page || (*page != 4096 && *page != 65536)) {
     throw UserError(fmt::format("--page-size {}: must be 4K or 64K", f.page_size), kExitUsage);
@@ -128,6 +142,8 @@ Runner AddGuest(CLI::App& app) {
   c->add_flag("--simulate", f->simulate, "No hypervisor: the target comes from simulate_loan_target_kb");
   c->add_option("--mem", f->mem, "Guest RAM size, e.g. 512M, 2G")->capture_default_str();
   c->add_option("--page-size", f->page_size, "Guest page size: 4K or 64K")->capture_default_str();
+  c->add_option("--max-mem", f->max_mem, "Room for hot-add (cmm mem add); default: --mem");
+  c->add_option("--block", f->block, "Memory block size; default 128M, halved until it divides the RAM sizes");
   c->add_option("--param", f->params, "Module parameter at start, KEY=VALUE (repeatable)");
   c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
   c->footer(

@@ -36,6 +36,10 @@ nlohmann::json Status(guest::Partition& p) {
       {"delay_s", c.params().delay.load()},
       {"hotplug_in_progress", s.hotplug_held},
       {"integrity_errors", p.memory().integrity_errors()},
+      {"oom_events", p.memory().oom_events()},
+      {"block_bytes", p.block_bytes()},
+      {"blocks_online", p.blocks_online()},
+      {"blocks_total", p.blocks_total()},
   };
 }
 
@@ -80,6 +84,15 @@ std::string Explain(int err, const std::string& file) {
 nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer) {
   const std::string op = request.value("op", "");
   if (op == "status") return Status(p);
+  if (op == "mem_add") {
+    if (!request.contains("bytes") || !request["bytes"].is_number_unsigned()) {
+      return ErrorReply(EINVAL, "mem_add needs an unsigned \"bytes\"");
+    }
+    if (!peer.admin()) return ErrorReply(EPERM, "adding memory needs administrator rights (uid 0)");
+    const auto first = p.HotAdd(request["bytes"].get<uint64_t>());
+    if (!first) return ErrorReply(EINVAL, first.error());
+    return {{"ok", true}, {"first_block", *first}, {"blocks_online", p.blocks_online()}};
+  }
   ControlFiles* files = p.kernel().files();
   if (files == nullptr) return ErrorReply(ENODEV, "the CMM driver is not running in this partition");
   if (op == "files") return Files(*files);

@@ -14,6 +14,7 @@ namespace cmm::ctl {
 //   {"op":"files"}                                  -> names, groups, modes
 //   {"op":"read","group":G,"file":F}                -> {"text":...}
 //   {"op":"write","group":G,"file":F,"text":T}
+//   {"op":"mem_add","bytes":N}                      -> hot-add memory blocks
 // G is "device" (/sys/devices/system/cmm/cmm0) or "parameters"
 // (/sys/module/cmm/parameters).
 nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer);

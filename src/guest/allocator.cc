@@ -11,9 +11,17 @@ namespace cmm::guest {
 
 PageAllocator::PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages, KernelServices* kernel)
     : geometry_(geometry), span_(span), normal_pages_(std::min(normal_pages, span)), free_(span), kernel_(kernel) {
-  for (uint64_t i = 0; i < span; ++i) free_.Set(i);
+  for (uint64_t i = 0; i < normal_pages_; ++i) free_.Set(i);
   managed_[static_cast<int>(Zone::kNormal)].store(static_cast<int64_t>(normal_pages_));
-  managed_[static_cast<int>(Zone::kMovable)].store(static_cast<int64_t>(span - normal_pages_));
+  managed_[static_cast<int>(Zone::kMovable)].store(0);
+}
+
+void PageAllocator::Online(Pfn first, uint64_t count) {
+  {
+    std::lock_guard lock(mu_);
+    for (uint64_t i = first.value; i < first.value + count && i < span_; ++i) free_.Set(i);
+  }
+  managed_[static_cast<int>(ZoneOf(first))].fetch_add(static_cast<int64_t>(count));
 }
 
 std::optional<Pfn> PageAllocator::TryAlloc() {

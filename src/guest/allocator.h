@@ -19,10 +19,14 @@ class KernelServices;
 
 class PageAllocator final : public GuestMemory {
  public:
-  // All `span` pages start online and free; the first `normal_pages` are in
-  // Zone Normal, the rest in Zone Movable. `kernel` (may be null) provides
-  // the shrinkers and the OOM notifier chain of the reclaim path.
-  PageAllocator(PageGeometry geometry, uint64_t span, uint64_t normal_pages, KernelServices* kernel = nullptr);
+  // Guest RAM can hold `span` pages. The first `boot_pages` start online and
+  // free in Zone Normal; the rest are offline until Online() brings them in
+  // as Zone Movable (as Linux onlines hot-added memory). `kernel` (may be
+  // null) provides the shrinkers and the OOM notifier chain.
+  PageAllocator(PageGeometry geometry, uint64_t span, uint64_t boot_pages, KernelServices* kernel = nullptr);
+
+  // Hot-add: pages [first, first + count) become free and usable.
+  void Online(Pfn first, uint64_t count);
 
   // GuestMemory
   PageGeometry Geometry() const override { return geometry_; }

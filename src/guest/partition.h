@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <tl/expected.hpp>
@@ -19,7 +20,9 @@ namespace cmm::guest {
 
 struct PartitionOptions {
   std::string name;
-  uint64_t ram_bytes = uint64_t{1} << 30;
+  uint64_t ram_bytes = uint64_t{1} << 30;  // online at boot (Zone Normal)
+  uint64_t max_bytes = 0;    // the memfd's size, room for hot-add; 0: ram_bytes
+  uint64_t block_bytes = 0;  // memory block size; 0: 128 MiB, halved until it divides RAM
   uint64_t page_size = 4096;
   ParamValues params;
   Hypervisor* hypervisor = nullptr;  // null: no hypervisor (simulate only)
@@ -37,6 +40,13 @@ class Partition {
   // S10: every loaned page is given back. Safe to call twice.
   void Stop();
 
+  // Hot-add (`cmm mem add`): onlines the next `bytes` of offline memory
+  // blocks in Zone Movable. Returns the first block's index.
+  tl::expected<uint64_t, std::string> HotAdd(uint64_t bytes);
+  uint64_t block_bytes() const { return block_bytes_; }
+  uint64_t blocks_total() const { return ram_.size() / block_bytes_; }
+  uint64_t blocks_online() const;
+
   const std::string& name() const { return name_; }
   Controller& controller() { return *controller_; }
   PageAllocator& memory() { return allocator_; }
@@ -44,7 +54,7 @@ class Partition {
   GuestRam& ram() { return ram_; }
 
  private:
-  Partition(const PartitionOptions& options, GuestRam ram);
+  Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes);
 
   std::string name_;
   GuestRam ram_;
@@ -55,6 +65,9 @@ class Partition {
   PollRunner runner_;
   std::unique_ptr<Controller> controller_;
   bool started_ = false;
+  const uint64_t block_bytes_;
+  mutable std::mutex hotplug_mu_;  // serializes hot-add/remove
+  uint64_t blocks_online_;         // guarded by hotplug_mu_; blocks [0, n) are online
 };
 
 }  // namespace cmm::guest

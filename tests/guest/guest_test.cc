@@ -50,7 +50,12 @@ TEST(PageAllocator, HandsOutLowestFreePageFirstAndCountsBadFrees) {
 
 TEST(PageAllocator, RunsOutAndZonesCountTheirOwnPages) {
   PageAllocator a(PageGeometry(4096), 10, 6);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
+  EXPECT_FALSE(a.TryAlloc().has_value());  // pages 6..9 are offline
+  EXPECT_EQ(a.Totalram(), Pages(6));
+  a.Online(Pfn{6}, 4);
+  EXPECT_EQ(a.ZoneTotal(Zone::kMovable), Pages(4));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
   EXPECT_FALSE(a.AllocBalloonPage().has_value());
   EXPECT_EQ(a.ZoneOf(Pfn{5}), Zone::kNormal);
   EXPECT_EQ(a.ZoneOf(Pfn{6}), Zone::kMovable);
@@ -118,6 +123,69 @@ TEST(Partition, RejectsBadGeometry) {
   o.page_size = 65536;
   o.ram_bytes = 65536 * 3 + 4096;
   EXPECT_FALSE(Partition::Create(o).has_value());
+}
+
+}  // namespace cmm::guest
+
+namespace cmm::guest {
+
+struct ActionLog final : MemoryListener {
+  void OnMemoryEvent(MemoryAction a) override { actions.push_back(a); }
+  std::vector<MemoryAction> actions;
+};
+
+TEST(HotAdd, BlocksComeOnlineInZoneMovableAndTellTheMemoryChain) {
+  PartitionOptions o;
+  o.name = "hotadd";
+  o.ram_bytes = 64 << 20;
+  o.max_bytes = 256 << 20;
+  o.params.simulate = true;
+  o.params.disable = 1;
+  auto made = Partition::Create(o);
+  ASSERT_TRUE(made.has_value()) << made.error();
+  Partition& p = **made;
+  EXPECT_EQ(p.block_bytes(), uint64_t{64} << 20);  // 128M does not divide 64M: halved
+  EXPECT_EQ(p.blocks_total(), 4U);
+  EXPECT_EQ(p.blocks_online(), 1U);
+  EXPECT_EQ(p.memory().Totalram(), Pages(16384));
+  ActionLog log;
+  ASSERT_EQ(p.kernel().RegisterMemory(log, 0), 0);
+
+  const auto first = p.HotAdd(128 << 20);
+  ASSERT_TRUE(first.has_value()) << first.error();
+  EXPECT_EQ(*first, 1U);
+  EXPECT_EQ(p.blocks_online(), 3U);
+  EXPECT_EQ(p.memory().Totalram(), Pages(3 * 16384));
+  EXPECT_EQ(p.memory().ZoneTotal(Zone::kMovable), Pages(2 * 16384));
+  EXPECT_EQ(p.memory().FreePages(), 3U * 16384);
+  EXPECT_EQ(log.actions, (std::vector<MemoryAction>{MemoryAction::kGoingOnline, MemoryAction::kOnline,
+                                                    MemoryAction::kGoingOnline, MemoryAction::kOnline}));
+  // The balloon takes hot-added pages like any other.
+  ASSERT_EQ(p.Start(), 0);
+  EXPECT_EQ(p.controller().Inflate(Pages(20000)), Pages(0));
+  EXPECT_EQ(p.memory().ZoneOf(Pfn{19999}), Zone::kMovable);
+
+  const auto too_much = p.HotAdd(128 << 20);
+  ASSERT_FALSE(too_much.has_value());
+  EXPECT_NE(too_much.error().find("only 1 of 4 memory blocks are offline"), std::string::npos) << too_much.error();
+  EXPECT_FALSE(p.HotAdd(10 << 20).has_value());  // not whole blocks
+  EXPECT_EQ(p.blocks_online(), 3U);
+  p.Stop();
+  EXPECT_EQ(p.memory().FreePages(), 3U * 16384);
+  p.kernel().UnregisterMemory(log);
+}
+
+TEST(HotAdd, BlockSizeMustDivideTheRamSizes) {
+  PartitionOptions o;
+  o.name = "blk";
+  o.ram_bytes = 64 << 20;
+  o.max_bytes = 96 << 20;
+  o.block_bytes = 64 << 20;
+  const auto made = Partition::Create(o);
+  ASSERT_FALSE(made.has_value());
+  EXPECT_NE(made.error().find("divide"), std::string::npos) << made.error();
+  o.max_bytes = 32 << 20;
+  EXPECT_FALSE(Partition::Create(o).has_value());  // maximum below boot RAM
 }
 
 }  // namespace cmm::guest

@@ -211,3 +211,27 @@ TEST_F(Cli, S2_SixtyFourKPagesConvertKbToWholePages) {
 }
 
 }  // namespace cmm::testing
+
+namespace cmm::testing {
+
+TEST_F(Cli, MemAddHotAddsBlocksUpToTheMaximum) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "hp", "--mem", "64M", "--max-mem", "192M"});
+  ASSERT_TRUE(Up("hp"));
+  auto s = Status("hp");
+  EXPECT_EQ(s["blocks_online"], 1);
+  EXPECT_EQ(s["blocks_total"], 3);
+  const auto r = Cmm({"mem", "add", "hp", "64M"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "partition hp: added 64 MiB from block 1; 2 blocks online\n");
+  s = Status("hp");
+  EXPECT_EQ(s["totalram_pages"], 32768);
+  EXPECT_NE(Cmm({"status", "hp"}).out.find("2 of 3 online"), std::string::npos);
+  const auto over = Cmm({"mem", "add", "hp", "128M"});
+  EXPECT_EQ(over.code, 1);
+  EXPECT_NE(over.err.find("only 1 of 3 memory blocks are offline"), std::string::npos) << over.err;
+  EXPECT_EQ(Cmm({"mem", "add", "hp", "lots"}).code, 2);
+  EXPECT_EQ(Cmm({"mem"}).code, 2);
+  EXPECT_EQ(g.Stop(), 0);
+}
+
+}  // namespace cmm::testing
