@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/control_files.h"
 #include "core/params.h"
 #include "ctl/partition_service.h"
 #include "ctl/paths.h"
@@ -70,10 +71,9 @@ guest::PartitionOptions Options(const GuestFlags& f) {
     const std::string key = kv.substr(0, eq);
     const int rc = SetParamAtStart(o.params, key, kv.substr(eq + 1));
     if (rc == ENOENT) {
-      throw UserError(fmt::format("--param {}: no parameter named {}; known: delay, hotplug_delay, oom_kb, "
-                                  "min_mem_mb, debug, simulate, disable",
-                                  kv, key),
-                      kExitUsage);
+      throw UserError(
+          fmt::format("--param {}: no parameter named {}; known: {}", kv, key, fmt::join(ParamNames(), ", ")),
+          kExitUsage);
     }
     if (rc != 0) {
       throw UserError(fmt::format("--param {}: invalid value for {} ({})", kv, key, ErrnoName(rc)), kExitUsage);

@@ -39,6 +39,14 @@ tl::expected<size_t, int> StoreUnsigned(std::atomic<T>& field, std::string_view 
 
 }  // namespace
 
+std::vector<std::string_view> ParamNames() {
+  std::vector<std::string_view> names;
+  for (const auto& f : kFiles) {
+    if (f.group == FileGroup::kParameters) names.push_back(f.name);
+  }
+  return names;
+}
+
 std::vector<FileInfo> ControlFiles::List() const {
   std::vector<FileInfo> out;
   for (const auto& f : kFiles) {

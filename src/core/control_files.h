@@ -30,6 +30,10 @@ struct Writer {
   bool admin = false;
 };
 
+// The module parameters' names, in the kernel's order (what
+// SetParamAtStart accepts).
+std::vector<std::string_view> ParamNames();
+
 class ControlFiles {
  public:
   explicit ControlFiles(Controller& c) : c_(c) {}

@@ -33,10 +33,6 @@ int StoreBool(bool& field, std::string_view text) {
 
 }  // namespace
 
-std::vector<std::string_view> ParamNames() {
-  return {"delay", "hotplug_delay", "oom_kb", "min_mem_mb", "debug", "simulate", "disable"};
-}
-
 int SetParamAtStart(ParamValues& v, std::string_view key, std::string_view text) {
   if (key == "delay") return Store(v.delay, text);
   if (key == "hotplug_delay") return Store(v.hotplug_delay, text);

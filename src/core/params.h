@@ -37,7 +37,6 @@ struct Params {
 }  // namespace cmm
 
 #include <string_view>
-#include <vector>
 
 namespace cmm {
 
@@ -45,7 +44,5 @@ namespace cmm {
 // the rules of its file (S1; `disable` as S8; `simulate` as a kernel bool:
 // 1/y/Y/on or 0/n/N/off). Returns 0 or EINVAL/ENOENT.
 int SetParamAtStart(ParamValues& values, std::string_view key, std::string_view text);
-// The names SetParamAtStart knows.
-std::vector<std::string_view> ParamNames();
 
 }  // namespace cmm

@@ -126,7 +126,11 @@ TEST_F(Cli, S9_WithoutSimulateOrHypervisorRefusesWithEopnotsupp) {
 TEST_F(Cli, UsageErrorsExitTwoAndMissingNameListsPartitions) {
   EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--mem", "lots"}).code, 2);
   EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--page-size", "8K"}).code, 2);
-  EXPECT_EQ(Cmm({"guest", "--simulate", "--name", "x", "--param", "nope=1"}).code, 2);
+  const auto bad_param = Cmm({"guest", "--simulate", "--name", "x", "--param", "nope=1"});
+  EXPECT_EQ(bad_param.code, 2);
+  EXPECT_NE(bad_param.err.find("known: delay, hotplug_delay, oom_kb, min_mem_mb, debug, simulate, disable"),
+            std::string::npos)
+      << bad_param.err;
   const auto unknown = Cmm({"nosuchcommand"});
   EXPECT_EQ(unknown.code, 2);
   EXPECT_EQ(std::count(unknown.err.begin(), unknown.err.end(), '\n'), 1) << unknown.err;
