@@ -1,6 +1,6 @@
 #include "cli/common.h"
 
-#include <cstring>
+#include <cctype>
 
 #include <fmt/format.h>
 
@@ -49,11 +49,6 @@ std::string FormatBytes(uint64_t bytes) {
     return fmt::format("{} {}", static_cast<uint64_t>(v), kUnits[u]);
   }
   return fmt::format("{:.1f} {}", v, kUnits[u]);
-}
-
-std::string ErrnoName(int err) {
-  const char* n = strerrorname_np(err);
-  return n != nullptr ? n : fmt::format("errno {}", err);
 }
 
 }  // namespace cmm::cli

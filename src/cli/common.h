@@ -25,7 +25,5 @@ class UserError : public std::runtime_error {
 std::optional<uint64_t> ParseSize(const std::string& text);
 // "1.0 GiB", "256.0 MiB", "4 KiB", "512 B".
 std::string FormatBytes(uint64_t bytes);
-// "EINVAL" for EINVAL.
-std::string ErrnoName(int err);
 
 }  // namespace cmm::cli

@@ -76,7 +76,7 @@ guest::PartitionOptions Options(const GuestFlags& f) {
           kExitUsage);
     }
     if (rc != 0) {
-      throw UserError(fmt::format("--param {}: invalid value for {} ({})", kv, key, ErrnoName(rc)), kExitUsage);
+      throw UserError(fmt::format("--param {}: invalid value for {} ({})", kv, key, ctl::ErrnoName(rc)), kExitUsage);
     }
   }
   return o;
@@ -88,7 +88,7 @@ int RunGuest(const GuestFlags& f) {
   if (!o.params.simulate) {
     throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}); run with --simulate to use "
                                 "simulate_loan_target_kb instead of a hypervisor",
-                                o.name, ErrnoName(EOPNOTSUPP)));
+                                o.name, ctl::ErrnoName(EOPNOTSUPP)));
   }
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
@@ -116,7 +116,7 @@ int RunGuest(const GuestFlags& f) {
 
   if (const int rc = p.Start(); rc != 0) {
     throw UserError(fmt::format("partition {}: the CMM driver did not start: {} ({})", o.name, std::strerror(rc),
-                                ErrnoName(rc)));
+                                ctl::ErrnoName(rc)));
   }
   fmt::print("partition {}: {} of guest RAM ({} pages of {}), {} mode, control socket {}\n", o.name,
              FormatBytes(o.ram_bytes), o.ram_bytes / o.page_size, FormatBytes(o.page_size),

@@ -16,9 +16,13 @@ namespace {
 constexpr auto kIoTimeout = std::chrono::seconds(2);
 }
 
+std::string ErrnoName(int err) {
+  const char* n = strerrorname_np(err);
+  return n != nullptr ? n : fmt::format("errno {}", err);
+}
+
 nlohmann::json ErrorReply(int err, const std::string& message) {
-  const char* name = strerrorname_np(err);
-  return {{"ok", false}, {"errno", err}, {"error", name != nullptr ? name : "EUNKNOWN"}, {"message", message}};
+  return {{"ok", false}, {"errno", err}, {"error", ErrnoName(err)}, {"message", message}};
 }
 
 nlohmann::json OkReply() { return {{"ok", true}}; }

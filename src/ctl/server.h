@@ -43,6 +43,8 @@ class Server {
   std::thread thread_;
 };
 
+// "EINVAL" for EINVAL; "errno N" for a number without a name.
+std::string ErrnoName(int err);
 // {"ok":false,"errno":N,"error":"EINVAL","message":...}
 nlohmann::json ErrorReply(int err, const std::string& message);
 nlohmann::json OkReply();
