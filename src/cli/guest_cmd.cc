@@ -101,7 +101,6 @@ int RunGuest(const GuestFlags& f) {
   if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
   guest::Partition& p = **partition;
 
-
   const std::string path = f.socket.empty() ? ctl::SocketPathFor(o.name) : f.socket;
   if (f.socket.empty()) {
     if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());

@@ -23,8 +23,11 @@ std::string SocketPathFor(const std::string& partition) { return RunDir() + "/" 
 
 tl::expected<void, std::string> EnsureDir(const std::string& dir) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return tl::unexpected(fmt::format("cannot create {}: {}", dir, ec.message()));
+  // Sockets live here: a directory we create is for its owner only.
+  if (created) std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  if (ec) return tl::unexpected(fmt::format("cannot restrict {} to its owner: {}", dir, ec.message()));
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return tl::unexpected(fmt::format("{} is not a directory", dir));

@@ -13,8 +13,9 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
                                       o.page_size));
   }
   const uint64_t max = o.max_bytes == 0 ? o.ram_bytes : o.max_bytes;
-  if (max < o.ram_bytes) {
-    return tl::unexpected(fmt::format("maximum RAM {} is below the boot RAM {}", max, o.ram_bytes));
+  if (max < o.ram_bytes || max % o.page_size != 0) {
+    return tl::unexpected(fmt::format("maximum RAM {} must be whole {}-byte pages and at least the boot RAM {}", max,
+                                      o.page_size, o.ram_bytes));
   }
   uint64_t block = o.block_bytes;
   if (block == 0) {
@@ -57,9 +58,6 @@ void Partition::Stop() {
   controller_->Stop();
 }
 
-}  // namespace cmm::guest
-
-namespace cmm::guest {
 
 uint64_t Partition::blocks_online() const {
   std::lock_guard lock(hotplug_mu_);

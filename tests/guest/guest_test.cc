@@ -186,6 +186,9 @@ TEST(HotAdd, BlockSizeMustDivideTheRamSizes) {
   EXPECT_NE(made.error().find("divide"), std::string::npos) << made.error();
   o.max_bytes = 32 << 20;
   EXPECT_FALSE(Partition::Create(o).has_value());  // maximum below boot RAM
+  o.block_bytes = 0;
+  o.max_bytes = (64 << 20) + 100;
+  EXPECT_FALSE(Partition::Create(o).has_value());  // maximum not whole pages
 }
 
 }  // namespace cmm::guest

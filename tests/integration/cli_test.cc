@@ -239,3 +239,18 @@ TEST_F(Cli, MemAddHotAddsBlocksUpToTheMaximum) {
 }
 
 }  // namespace cmm::testing
+
+namespace cmm::testing {
+
+TEST_F(Cli, RunDirectoryItCreatesIsForItsOwnerOnly) {
+  const std::string run = dir.path() + "/run/cmm";
+  setenv("CMM_RUN_DIR", run.c_str(), 1);
+  GuestProcess g(dir.path(), {"--simulate", "--name", "own", "--mem", "64M"});
+  ASSERT_TRUE(Up("own")) << g.err();
+  struct stat st {};
+  ASSERT_EQ(stat(run.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  EXPECT_EQ(g.Stop(), 0);
+}
+
+}  // namespace cmm::testing
