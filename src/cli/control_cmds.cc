@@ -28,8 +28,12 @@ struct Target {
   std::string socket;  // overrides the run-dir path
 };
 
-void AddTargetFlags(CLI::App* c, Target& t) {
-  c->add_option("name", t.name, "Partition name (omit to list running partitions)");
+// The partition NAME positional and --socket. A command that must name its
+// partition (it takes more positionals after it) makes NAME required.
+void AddTargetFlags(CLI::App* c, Target& t, bool name_required = false) {
+  auto* name = c->add_option("name", t.name,
+                             name_required ? "Partition name" : "Partition name (omit to list running partitions)");
+  if (name_required) name->required();
   c->add_option("--socket", t.socket, "Control socket path (default: <run dir>/<name>.sock)");
 }
 
@@ -155,10 +159,9 @@ Runner AddSetImpl(CLI::App& app) {
   auto attr = std::make_shared<std::string>();
   auto value = std::make_shared<std::string>();
   auto* c = app.add_subcommand("set", "Write a CMM attribute, with the kernel's rules and errors");
-  c->add_option("name", t->name, "Partition name")->required();
+  AddTargetFlags(c, *t, /*name_required=*/true);
   c->add_option("attr", *attr, "Attribute: oom_freed_kb, simulate_loan_target_kb")->required();
   c->add_option("value", *value, "Text to write, as `echo -n VALUE >` would")->required();
-  c->add_option("--socket", t->socket, "Control socket path (default: <run dir>/<name>.sock)");
   c->footer("Examples:\n  cmm set web1 simulate_loan_target_kb 262144\n  cmm set web1 oom_freed_kb 0");
   return [t, attr, value] {
     WriteOne(*t, "device", *attr, *value);
@@ -293,9 +296,8 @@ Runner AddMemImpl(CLI::App& app) {
   auto* c = app.add_subcommand("mem", "Memory hotplug of a partition's guest RAM");
   c->require_subcommand(1);
   auto* add = c->add_subcommand("add", "Hot-add memory blocks (online in Zone Movable)");
-  add->add_option("name", t->name, "Partition name")->required();
+  AddTargetFlags(add, *t, /*name_required=*/true);
   add->add_option("size", *size, "How much: a multiple of the block size, e.g. 128M")->required();
-  add->add_option("--socket", t->socket, "Control socket path (default: <run dir>/<name>.sock)");
   add->footer("Example (partition started with --mem 1G --max-mem 2G):\n  cmm mem add web1 256M");
   return [t, size] {
     const auto bytes = ParseSize(*size);
