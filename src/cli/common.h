@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/size_text.h"
+
 namespace cmm::cli {
 
 inline constexpr int kExitError = 1;
@@ -21,9 +23,7 @@ class UserError : public std::runtime_error {
   int code_;
 };
 
-// "1G", "512M", "64K", "4096" (bytes); binary units. Empty on bad text.
-std::optional<uint64_t> ParseSize(const std::string& text);
-// "1.0 GiB", "256.0 MiB", "4 KiB", "512 B".
-std::string FormatBytes(uint64_t bytes);
+using cmm::FormatBytes;
+using cmm::ParseSize;
 
 }  // namespace cmm::cli

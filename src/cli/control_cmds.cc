@@ -290,21 +290,56 @@ Runner AddListImpl(CLI::App& app) {
   };
 }
 
+std::string BlockList(const json& blocks) {
+  std::vector<uint64_t> list = blocks.get<std::vector<uint64_t>>();
+  return fmt::format("{} {}", list.size() == 1 ? "block" : "blocks", fmt::join(list, ", "));
+}
+
+std::string Plural(uint64_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); }
+
 Runner AddMemImpl(CLI::App& app) {
   auto t = std::make_shared<Target>();
-  auto size = std::make_shared<std::string>();
+  auto what = std::make_shared<std::string>();
+  auto op = std::make_shared<std::string>();
   auto* c = app.add_subcommand("mem", "Memory hotplug of a partition's guest RAM");
   c->require_subcommand(1);
   auto* add = c->add_subcommand("add", "Hot-add memory blocks (online in Zone Movable)");
   AddTargetFlags(add, *t, /*name_required=*/true);
-  add->add_option("size", *size, "How much: a multiple of the block size, e.g. 128M")->required();
+  add->add_option("size", *what, "How much: a multiple of the block size, e.g. 128M")->required();
   add->footer("Example (partition started with --mem 1G --max-mem 2G):\n  cmm mem add web1 256M");
-  return [t, size] {
-    const auto bytes = ParseSize(*size);
-    if (!bytes || *bytes == 0) throw UserError(fmt::format("{}: not a size; try 128M", *size), kExitUsage);
-    const json r = Request(*t, {{"op", "mem_add"}, {"bytes", *bytes}}, "adding " + *size);
-    fmt::print("partition {}: added {} from block {}; {} blocks online\n", t->name, FormatBytes(*bytes),
-               r["first_block"].get<uint64_t>(), r["blocks_online"].get<uint64_t>());
+  add->final_callback([op] { *op = "add"; });
+  auto* remove = c->add_subcommand("remove", "Hot-remove memory blocks: migrate their pages out, return the memory");
+  AddTargetFlags(remove, *t, /*name_required=*/true);
+  remove->add_option("block|size", *what, "A block number (e.g. 3) or a size (e.g. 256M: the highest blocks that can go)")
+      ->required();
+  remove->footer("Examples:\n  cmm mem remove web1 3\n  cmm mem remove web1 256M");
+  remove->final_callback([op] { *op = "remove"; });
+  return [t, what, op] {
+    const bool is_block = !what->empty() && std::all_of(what->begin(), what->end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    const auto bytes = ParseSize(*what);
+    if (*op == "add" || !is_block) {
+      if (!bytes || *bytes == 0) {
+        throw UserError(fmt::format("{}: not a {}; try 128M", *what, *op == "add" ? "size" : "block number or size"),
+                        kExitUsage);
+      }
+    }
+    if (*op == "add") {
+      const json r = Request(*t, {{"op", "mem_add"}, {"bytes", *bytes}}, "adding " + *what);
+      fmt::print("partition {}: added {} ({}); {} online\n", t->name, FormatBytes(*bytes), BlockList(r["blocks"]),
+                 Plural(r["blocks_online"].get<uint64_t>(), "block"));
+      return 0;
+    }
+    json req = {{"op", "mem_remove"}};
+    if (is_block) {
+      req["block"] = std::stoull(*what);
+    } else {
+      req["bytes"] = *bytes;
+    }
+    const json r = Request(*t, req, "removing " + (is_block ? "block " + *what : *what));
+    fmt::print("partition {}: removed {}: migrated {} and {}, {} returned to the host; {} online\n", t->name,
+               BlockList(r["blocks"]), Plural(r["movable_migrated"].get<uint64_t>(), "movable page"),
+               Plural(r["balloon_migrated"].get<uint64_t>(), "balloon page"),
+               FormatBytes(r["bytes_released"].get<uint64_t>()), Plural(r["blocks_online"].get<uint64_t>(), "block"));
     return 0;
   };
 }

@@ -89,9 +89,24 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
       return ErrorReply(EINVAL, "mem_add needs an unsigned \"bytes\"");
     }
     if (!peer.admin()) return ErrorReply(EPERM, "adding memory needs administrator rights (uid 0)");
-    const auto first = p.HotAdd(request["bytes"].get<uint64_t>());
-    if (!first) return ErrorReply(EINVAL, first.error());
-    return {{"ok", true}, {"first_block", *first}, {"blocks_online", p.blocks_online()}};
+    const auto added = p.HotAdd(request["bytes"].get<uint64_t>());
+    if (!added) return ErrorReply(EINVAL, added.error());
+    return {{"ok", true}, {"blocks", *added}, {"blocks_online", p.blocks_online()}};
+  }
+  if (op == "mem_remove") {
+    const bool by_block = request.contains("block") && request["block"].is_number_unsigned();
+    const bool by_bytes = request.contains("bytes") && request["bytes"].is_number_unsigned();
+    if (by_block == by_bytes) return ErrorReply(EINVAL, "mem_remove needs an unsigned \"block\" or \"bytes\"");
+    if (!peer.admin()) return ErrorReply(EPERM, "removing memory needs administrator rights (uid 0)");
+    const auto removed = by_block ? p.HotRemove(request["block"].get<uint64_t>())
+                                  : p.HotRemoveBytes(request["bytes"].get<uint64_t>());
+    if (!removed) return ErrorReply(removed.error().code, removed.error().message);
+    return {{"ok", true},
+            {"blocks", removed->blocks},
+            {"movable_migrated", removed->movable_migrated},
+            {"balloon_migrated", removed->balloon_migrated},
+            {"bytes_released", removed->bytes_released},
+            {"blocks_online", p.blocks_online()}};
   }
   ControlFiles* files = p.kernel().files();
   if (files == nullptr) return ErrorReply(ENODEV, "the CMM driver is not running in this partition");

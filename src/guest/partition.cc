@@ -35,10 +35,12 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
     : name_(o.name),
       ram_(std::move(ram)),
       // Boot memory is Zone Normal; hot-added blocks are Movable.
-      allocator_(PageGeometry(o.page_size), ram_.size() / o.page_size, o.ram_bytes / o.page_size, &kernel_),
+      allocator_(PageGeometry(o.page_size), ram_.data(), block_bytes / o.page_size, ram_.size() / block_bytes,
+                 o.ram_bytes / block_bytes, &kernel_),
+      cache_(allocator_, kernel_),
       runner_(clock_),
-      block_bytes_(block_bytes),
-      blocks_online_(o.ram_bytes / block_bytes) {
+      workload_specs_(o.workloads),
+      block_bytes_(block_bytes) {
   LogSink& log = o.log != nullptr ? *o.log : default_log_;
   controller_ = std::make_unique<Controller>(
       o.params, ControllerPorts{o.hypervisor, allocator_, kernel_, runner_, clock_, log});
@@ -49,42 +51,61 @@ Partition::~Partition() { Stop(); }
 int Partition::Start() {
   const int rc = controller_->Start();
   started_ = rc == 0;
+  if (started_ && !workload_specs_.empty()) {
+    std::vector<std::unique_ptr<Workload>> list;
+    for (const auto& spec : workload_specs_) list.push_back(std::make_unique<Workload>(spec, allocator_, cache_));
+    std::lock_guard lock(workloads_mu_);
+    workloads_ = std::make_unique<WorkloadRunner>(std::move(list));
+  }
   return rc;
 }
 
 void Partition::Stop() {
   if (!started_) return;
   started_ = false;
+  std::unique_ptr<WorkloadRunner> stopping;
+  {
+    std::lock_guard lock(workloads_mu_);
+    stopping = std::move(workloads_);
+  }
+  stopping.reset();  // joins the thread and frees every page, checked
   controller_->Stop();
+}
+
+std::vector<WorkloadStats> Partition::workload_stats() const {
+  std::lock_guard lock(workloads_mu_);
+  return workloads_ ? workloads_->Stats() : std::vector<WorkloadStats>{};
 }
 
 
 uint64_t Partition::blocks_online() const {
-  std::lock_guard lock(hotplug_mu_);
-  return blocks_online_;
+  uint64_t n = 0;
+  for (uint64_t b = 0; b < allocator_.blocks(); ++b) n += allocator_.block_state(b) != BlockState::kOffline ? 1 : 0;
+  return n;
 }
 
-tl::expected<uint64_t, std::string> Partition::HotAdd(uint64_t bytes) {
+tl::expected<std::vector<uint64_t>, std::string> Partition::HotAdd(uint64_t bytes) {
   if (bytes == 0 || bytes % block_bytes_ != 0) {
     return tl::unexpected(fmt::format("hot-add size must be a positive multiple of the {}-byte block size", block_bytes_));
   }
   std::lock_guard lock(hotplug_mu_);
   const uint64_t count = bytes / block_bytes_;
-  const uint64_t offline = blocks_total() - blocks_online_;
-  if (count > offline) {
+  std::vector<uint64_t> offline;
+  for (uint64_t b = 0; b < allocator_.blocks(); ++b) {
+    if (allocator_.block_state(b) == BlockState::kOffline) offline.push_back(b);
+  }
+  if (count > offline.size()) {
     return tl::unexpected(fmt::format("only {} of {} memory blocks are offline ({} bytes); start the partition with "
                                       "a larger maximum RAM to add more",
-                                      offline, blocks_total(), offline * block_bytes_));
+                                      offline.size(), blocks_total(), offline.size() * block_bytes_));
   }
-  const uint64_t first = blocks_online_;
-  const uint64_t pages_per_block = block_bytes_ / allocator_.Geometry().size();
-  for (uint64_t b = first; b < first + count; ++b) {
+  offline.resize(count);
+  for (const uint64_t b : offline) {
     kernel_.NotifyMemory(MemoryAction::kGoingOnline);
-    allocator_.Online(Pfn{b * pages_per_block}, pages_per_block);
+    allocator_.OnlineBlock(b);
     kernel_.NotifyMemory(MemoryAction::kOnline);
   }
-  blocks_online_ += count;
-  return first;
+  return offline;
 }
 
 }  // namespace cmm::guest

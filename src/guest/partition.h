@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -14,7 +15,9 @@
 #include "guest/allocator.h"
 #include "guest/kernel.h"
 #include "guest/log_sink.h"
+#include "guest/page_cache.h"
 #include "guest/ram.h"
+#include "guest/workload.h"
 
 namespace cmm::guest {
 
@@ -27,6 +30,22 @@ struct PartitionOptions {
   ParamValues params;
   Hypervisor* hypervisor = nullptr;  // null: no hypervisor (simulate only)
   LogSink* log = nullptr;            // null: spdlog
+  std::vector<WorkloadSpec> workloads;  // started with the partition
+};
+
+struct HotRemoveReport {
+  std::vector<uint64_t> blocks;  // removed
+  uint64_t movable_migrated = 0;
+  uint64_t balloon_migrated = 0;
+  uint64_t bytes_released = 0;  // memfd backing given back to the host
+};
+
+// Why a hot-remove did not happen: EINVAL for a request that cannot be
+// done (no such block, not online, not whole blocks), EBUSY when pages in
+// the block could not be moved and the removal was cancelled.
+struct HotRemoveError {
+  int code;
+  std::string message;
 };
 
 class Partition {
@@ -35,14 +54,24 @@ class Partition {
   static tl::expected<std::unique_ptr<Partition>, std::string> Create(const PartitionOptions& options);
   ~Partition();
 
-  // S9: 0 or a positive errno.
+  // S9 (0 or a positive errno), then the workloads start.
   int Start();
-  // S10: every loaned page is given back. Safe to call twice.
+  // The workloads free their pages (each checked), then S10: every loaned
+  // page is given back. Safe to call twice.
   void Stop();
 
-  // Hot-add (`cmm mem add`): onlines the next `bytes` of offline memory
-  // blocks in Zone Movable. Returns the first block's index.
-  tl::expected<uint64_t, std::string> HotAdd(uint64_t bytes);
+  // Hot-add (`cmm mem add`): onlines `bytes` of offline memory blocks,
+  // lowest first, in Zone Movable. Returns the blocks onlined.
+  tl::expected<std::vector<uint64_t>, std::string> HotAdd(uint64_t bytes);
+  // Hot-remove of one block, the kernel's sequence: "going offline",
+  // isolate, migrate every movable and balloon page out (S13), then
+  // "offline" and the block's memory goes back to the host; or, if a page
+  // cannot move, "offline cancelled" with nothing lost. The error names the
+  // pages that blocked it.
+  tl::expected<HotRemoveReport, HotRemoveError> HotRemove(uint64_t block);
+  // Removes `bytes` worth of blocks, trying the highest online blocks first
+  // and skipping those that cannot be removed.
+  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveBytes(uint64_t bytes);
   uint64_t block_bytes() const { return block_bytes_; }
   uint64_t blocks_total() const { return ram_.size() / block_bytes_; }
   uint64_t blocks_online() const;
@@ -52,6 +81,8 @@ class Partition {
   PageAllocator& memory() { return allocator_; }
   KernelServices& kernel() { return kernel_; }
   GuestRam& ram() { return ram_; }
+  PageCache& cache() { return cache_; }
+  std::vector<WorkloadStats> workload_stats() const;
 
  private:
   Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes);
@@ -60,14 +91,18 @@ class Partition {
   GuestRam ram_;
   KernelServices kernel_;  // before the allocator, which uses it
   PageAllocator allocator_;
+  PageCache cache_;
   SteadyClock clock_;
   SpdlogSink default_log_;
   PollRunner runner_;
   std::unique_ptr<Controller> controller_;
   bool started_ = false;
+  std::vector<WorkloadSpec> workload_specs_;
+  mutable std::mutex workloads_mu_;  // guards the pointer below, not the workloads
+  std::unique_ptr<WorkloadRunner> workloads_;
   const uint64_t block_bytes_;
-  mutable std::mutex hotplug_mu_;  // serializes hot-add/remove
-  uint64_t blocks_online_;         // guarded by hotplug_mu_; blocks [0, n) are online
+  std::mutex hotplug_mu_;  // serializes hot-add/remove
+  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveLocked(uint64_t block);  // needs hotplug_mu_
 };
 
 }  // namespace cmm::guest

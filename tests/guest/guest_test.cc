@@ -35,33 +35,68 @@ TEST(GuestRam, RefusesZeroSizeAndOutOfRangeRelease) {
   EXPECT_FALSE(ram->Release(512 << 10, 1 << 20).has_value());
 }
 
+// Plain memory standing in for guest RAM, for allocator-only tests.
+struct Ram {
+  explicit Ram(uint64_t pages) : bytes(pages * 4096) {}
+  uint8_t* data() { return bytes.data(); }
+  std::vector<uint8_t> bytes;
+};
+
 TEST(PageAllocator, HandsOutLowestFreePageFirstAndCountsBadFrees) {
-  PageAllocator a(PageGeometry(4096), 100, 100);
-  EXPECT_EQ(a.TryAlloc()->value, 0U);
+  Ram ram(100);
+  PageAllocator a(PageGeometry(4096), ram.data(), 100, 1, 1);
+  const Handle h0 = *a.TryAlloc(PageKind::kMovable);
+  EXPECT_EQ(a.Locate(h0)->value, 0U);
   EXPECT_EQ(a.AllocBalloonPage()->value, 1U);
-  EXPECT_EQ(a.TryAlloc()->value, 2U);
+  EXPECT_EQ(a.Locate(*a.TryAlloc(PageKind::kUnmovable))->value, 2U);
   a.FreePage(Pfn{1});
-  EXPECT_EQ(a.TryAlloc()->value, 1U);
+  EXPECT_EQ(a.Locate(*a.TryAlloc(PageKind::kMovable))->value, 1U);
   EXPECT_EQ(a.FreePages(), 97U);
-  a.FreePage(Pfn{50});  // never allocated
+  EXPECT_EQ(a.integrity_errors(), 0U);
+  a.FreePage(Pfn{50});   // never given to the balloon
   a.FreePage(Pfn{500});  // outside guest RAM
-  EXPECT_EQ(a.integrity_errors(), 2U);
+  EXPECT_TRUE(a.Free(h0));
+  EXPECT_FALSE(a.Free(h0));  // stale: freed already
+  EXPECT_FALSE(a.Access(h0, [](std::span<uint8_t>, uint64_t&) {}));
+  EXPECT_EQ(a.integrity_errors(), 4U);
+  EXPECT_NE(a.last_integrity_error().find("stale"), std::string::npos);
+  // A reused slot gets a new handle: the old one stays stale.
+  const Handle again = *a.TryAlloc(PageKind::kMovable);
+  EXPECT_NE(again, h0);
+  EXPECT_FALSE(a.Locate(h0).has_value());
 }
 
 TEST(PageAllocator, RunsOutAndZonesCountTheirOwnPages) {
-  PageAllocator a(PageGeometry(4096), 10, 6);
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
-  EXPECT_FALSE(a.TryAlloc().has_value());  // pages 6..9 are offline
-  EXPECT_EQ(a.Totalram(), Pages(6));
-  a.Online(Pfn{6}, 4);
+  Ram ram(12);
+  PageAllocator a(PageGeometry(4096), ram.data(), 4, 3, 1);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a.TryAlloc(PageKind::kMovable).has_value());
+  EXPECT_FALSE(a.TryAlloc(PageKind::kMovable).has_value());  // blocks 1 and 2 are offline
+  EXPECT_EQ(a.Totalram(), Pages(4));
+  ASSERT_TRUE(a.OnlineBlock(1));
+  EXPECT_FALSE(a.OnlineBlock(1));
   EXPECT_EQ(a.ZoneTotal(Zone::kMovable), Pages(4));
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a.TryAlloc().has_value());
+  EXPECT_FALSE(a.TryAlloc(PageKind::kUnmovable).has_value());  // never from Zone Movable
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a.TryAlloc(PageKind::kMovable).has_value());
   EXPECT_FALSE(a.AllocBalloonPage().has_value());
-  EXPECT_EQ(a.ZoneOf(Pfn{5}), Zone::kNormal);
-  EXPECT_EQ(a.ZoneOf(Pfn{6}), Zone::kMovable);
+  EXPECT_EQ(a.ZoneOf(Pfn{3}), Zone::kNormal);
+  EXPECT_EQ(a.ZoneOf(Pfn{4}), Zone::kMovable);
   a.AdjustTotalram(Pfn{7}, Pages(-2));
   EXPECT_EQ(a.ZoneTotal(Zone::kMovable), Pages(2));
-  EXPECT_EQ(a.Totalram(), Pages(8));
+  EXPECT_EQ(a.Totalram(), Pages(6));
+}
+
+TEST(PageAllocator, MovableAllocationsPreferZoneMovable) {
+  Ram ram(8);
+  PageAllocator a(PageGeometry(4096), ram.data(), 4, 2, 1);
+  ASSERT_TRUE(a.OnlineBlock(1));
+  EXPECT_EQ(a.Locate(*a.TryAlloc(PageKind::kMovable))->value, 4U);
+  EXPECT_EQ(a.Locate(*a.TryAlloc(PageKind::kUnmovable))->value, 0U);
+  EXPECT_EQ(a.AllocBalloonPage()->value, 5U);
+  // The checker notices a balloon page whose usable total was not adjusted (S4).
+  EXPECT_FALSE(a.CheckInvariants().has_value());
+  a.AdjustTotalram(Pfn{5}, Pages(-1));
+  const auto ok = a.CheckInvariants();
+  EXPECT_TRUE(ok.has_value()) << ok.error();
 }
 
 struct Recorder final : MemoryListener {
@@ -153,7 +188,7 @@ TEST(HotAdd, BlocksComeOnlineInZoneMovableAndTellTheMemoryChain) {
 
   const auto first = p.HotAdd(128 << 20);
   ASSERT_TRUE(first.has_value()) << first.error();
-  EXPECT_EQ(*first, 1U);
+  EXPECT_EQ(*first, (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(p.blocks_online(), 3U);
   EXPECT_EQ(p.memory().Totalram(), Pages(3 * 16384));
   EXPECT_EQ(p.memory().ZoneTotal(Zone::kMovable), Pages(2 * 16384));

@@ -15,14 +15,14 @@ struct TestCache final : Shrinker {
     log.push_back("shrink");
     uint64_t n = 0;
     for (; n < wanted && !pages.empty(); ++n) {
-      alloc.FreePage(pages.back());
+      alloc.Free(pages.back());
       pages.pop_back();
     }
     return n;
   }
   PageAllocator& alloc;
   std::vector<std::string>& log;
-  std::vector<Pfn> pages;
+  std::vector<Handle> pages;
 };
 
 // Records when the OOM chain reaches it (after the balloon, registered earlier).
@@ -52,9 +52,9 @@ class Reclaim : public ::testing::Test {
     ASSERT_EQ(p->Start(), 0);
   }
   // Takes every free page for "the rest of the guest".
-  std::vector<Pfn> FillMemory() {
-    std::vector<Pfn> used;
-    while (auto page = p->memory().TryAlloc()) used.push_back(*page);
+  std::vector<Handle> FillMemory() {
+    std::vector<Handle> used;
+    while (auto page = p->memory().TryAlloc(PageKind::kMovable)) used.push_back(*page);
     return used;
   }
   std::unique_ptr<Partition> p;
@@ -72,7 +72,7 @@ TEST_F(Reclaim, S6_OrderIsShrinkersThenBalloonGiveBackThenRetry) {
   const auto used = FillMemory();
   ASSERT_EQ(used.size(), 924U);
 
-  const auto page = p->memory().Alloc();
+  const auto page = p->memory().Alloc(PageKind::kMovable);
   ASSERT_TRUE(page.has_value()) << page.error();
   EXPECT_EQ(log, (std::vector<std::string>{"shrink", "oom"}));
   EXPECT_EQ(seen, Pages(4));           // the balloon, earlier on the chain, gave 4 pages
@@ -88,10 +88,10 @@ TEST_F(Reclaim, ShrinkerThatFreesSparesTheBalloon) {
   Controller& c = p->controller();
   ASSERT_EQ(c.Inflate(Pages(100)), Pages(0));
   TestCache cache(p->memory(), log);
-  for (int i = 0; i < 10; ++i) cache.pages.push_back(*p->memory().TryAlloc());
+  for (int i = 0; i < 10; ++i) cache.pages.push_back(*p->memory().TryAlloc(PageKind::kMovable));
   ASSERT_EQ(p->kernel().RegisterShrinker(cache), 0);
   FillMemory();
-  ASSERT_TRUE(p->memory().Alloc().has_value());
+  ASSERT_TRUE(p->memory().Alloc(PageKind::kMovable).has_value());
   EXPECT_EQ(log, (std::vector<std::string>{"shrink"}));
   EXPECT_EQ(cache.pages.size(), 9U);
   EXPECT_EQ(c.oom_freed(), Pages(0));
@@ -101,7 +101,7 @@ TEST_F(Reclaim, ShrinkerThatFreesSparesTheBalloon) {
 
 TEST_F(Reclaim, NothingLeftRecordsAnOomEventAndSaysWhatWasTried) {
   FillMemory();
-  const auto page = p->memory().Alloc();
+  const auto page = p->memory().Alloc(PageKind::kMovable);
   ASSERT_FALSE(page.has_value());
   EXPECT_NE(page.error().find("out of memory"), std::string::npos) << page.error();
   EXPECT_NE(page.error().find("OOM notifiers freed 0"), std::string::npos) << page.error();
@@ -113,7 +113,7 @@ TEST_F(Reclaim, S4_BalloonModeRunsShrinkersOnceAndNeverTheOomChain) {
   Controller& c = p->controller();
   ASSERT_EQ(c.Inflate(Pages(50)), Pages(0));
   TestCache cache(p->memory(), log);
-  cache.pages.push_back(*p->memory().TryAlloc());
+  cache.pages.push_back(*p->memory().TryAlloc(PageKind::kMovable));
   ASSERT_EQ(p->kernel().RegisterShrinker(cache), 0);
   FillMemory();
   EXPECT_EQ(c.Inflate(Pages(5)), Pages(4));  // one page from the cache, then the round stops

@@ -226,7 +226,7 @@ TEST_F(Cli, MemAddHotAddsBlocksUpToTheMaximum) {
   EXPECT_EQ(s["blocks_total"], 3);
   const auto r = Cmm({"mem", "add", "hp", "64M"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "partition hp: added 64 MiB from block 1; 2 blocks online\n");
+  EXPECT_EQ(r.out, "partition hp: added 64 MiB (block 1); 2 blocks online\n");
   s = Status("hp");
   EXPECT_EQ(s["totalram_pages"], 32768);
   EXPECT_NE(Cmm({"status", "hp"}).out.find("2 of 3 online"), std::string::npos);

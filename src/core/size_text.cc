@@ -1,10 +1,10 @@
-#include "cli/common.h"
+#include "core/size_text.h"
 
 #include <cctype>
 
 #include <fmt/format.h>
 
-namespace cmm::cli {
+namespace cmm {
 
 std::optional<uint64_t> ParseSize(const std::string& text) {
   if (text.empty()) return std::nullopt;
@@ -51,4 +51,4 @@ std::string FormatBytes(uint64_t bytes) {
   return fmt::format("{:.1f} {}", v, kUnits[u]);
 }
 
-}  // namespace cmm::cli
+}  // namespace cmm

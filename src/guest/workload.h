@@ -1,0 +1,113 @@
+// Workloads that use a partition's memory the way applications do, and
+// check every byte they own: hog (movable pages), unmovable, cache (reads
+// through the page cache) and phases (a timeline of targets).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "core/ports.h"
+#include "guest/allocator.h"
+#include "guest/page_cache.h"
+
+namespace cmm::guest {
+
+enum class WorkloadKind : uint8_t { kHog, kUnmovable, kCache, kPhases };
+
+struct Phase {
+  double at_s = 0;     // seconds after the workload starts
+  uint64_t bytes = 0;  // what it holds from then on
+};
+
+struct WorkloadSpec {
+  WorkloadKind kind = WorkloadKind::kHog;
+  uint64_t bytes = 0;  // hog/unmovable: what to hold; cache: the source's size
+  uint64_t rate = 0;   // bytes per second; 0: as fast as it can
+  // phases: the timeline, sorted; after `repeat_after_s` (if > 0) it starts over.
+  std::vector<Phase> phases;
+  double repeat_after_s = 0;
+  PageKind page_kind = PageKind::kMovable;
+  std::string text;  // as the user wrote it
+};
+
+// "hog:SIZE[:RATE]", "unmovable:SIZE[:RATE]", "cache:SIZE[:RATE]",
+// "phases:FILE" (JSON). RATE is a size per second, e.g. 64M or 64M/s.
+tl::expected<WorkloadSpec, std::string> ParseWorkload(std::string_view text);
+// The JSON timeline: {"kind": "movable"|"unmovable", "repeat_after": SECONDS,
+//   "rate": SIZE, "phases": [{"at": SECONDS, "size": SIZE}, ...]}
+tl::expected<WorkloadSpec, std::string> ParsePhases(std::string_view json, std::string text);
+
+struct WorkloadStats {
+  std::string spec;
+  uint64_t target_pages = 0;
+  uint64_t held_pages = 0;
+  uint64_t allocated = 0;
+  uint64_t freed = 0;
+  uint64_t touched = 0;
+  uint64_t alloc_failures = 0;  // allocations that ended in an OOM event
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+};
+
+class Workload {
+ public:
+  Workload(WorkloadSpec spec, PageAllocator& memory, PageCache& cache);
+  ~Workload();
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
+
+  // Does what is due at `now`: allocate toward the target at the rate,
+  // free down to a lower target, touch (check, then rewrite) some pages.
+  void Step(TimePoint now);
+  // Frees every page it holds, each checked first.
+  void Release();
+  WorkloadStats Stats() const;
+  const WorkloadSpec& spec() const { return spec_; }
+
+ private:
+  uint64_t TargetPages(TimePoint now) const;
+  bool AllocOne();
+  void FreeOne();
+  void Touch(Handle h);
+
+  const WorkloadSpec spec_;
+  PageAllocator& memory_;
+  PageCache& cache_;
+  const uint64_t page_size_;
+  // Owned by the thread calling Step(); counters read by Stats().
+  std::vector<Handle> pages_;
+  size_t touch_cursor_ = 0;
+  uint64_t cache_cursor_ = 0;
+  bool started_ = false;
+  TimePoint start_{};
+  TimePoint last_{};
+  TimePoint backoff_until_{};
+  double credit_ = 0;  // pages the rate allows now
+  std::atomic<uint64_t> target_{0}, held_{0}, allocated_{0}, freed_{0}, touched_{0}, failures_{0}, hits_{0}, misses_{0};
+};
+
+// Runs workloads on one thread, a step every few milliseconds.
+class WorkloadRunner {
+ public:
+  explicit WorkloadRunner(std::vector<std::unique_ptr<Workload>> workloads);
+  ~WorkloadRunner();  // stops and releases every workload's pages
+  std::vector<WorkloadStats> Stats() const;
+
+ private:
+  std::vector<std::unique_ptr<Workload>> workloads_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace cmm::guest
