@@ -131,8 +131,22 @@ void PrintStatus(const json& s) {
   fmt::print("  balloon        {}\n", state);
   fmt::print("  memory blocks  {} of {} online, {} each\n", s["blocks_online"].get<uint64_t>(),
              s["blocks_total"].get<uint64_t>(), FormatBytes(s["block_bytes"]));
+  fmt::print("  in use         {} movable, {} unmovable, {} page cache\n", Pages(s, "movable_pages"),
+             Pages(s, "unmovable_pages"), Pages(s, "cache_pages"));
   fmt::print("  oom events     {}\n", s["oom_events"].get<uint64_t>());
-  fmt::print("  integrity      {} errors\n", s["integrity_errors"].get<uint64_t>());
+  const uint64_t errors = s["integrity_errors"].get<uint64_t>();
+  fmt::print("  integrity      {} errors{}\n", errors,
+             errors == 0 ? "" : fmt::format(" (last: {})", s["last_integrity_error"].get<std::string>()));
+  const uint64_t ps = s["page_size"];
+  for (const auto& w : s["workloads"]) {
+    fmt::print("  workload       {}: holds {} of {}, {} pages touched, {} failed allocations", w["spec"].get<std::string>(),
+               FormatBytes(w["held_pages"].get<uint64_t>() * ps), FormatBytes(w["target_pages"].get<uint64_t>() * ps),
+               w["touched"].get<uint64_t>(), w["alloc_failures"].get<uint64_t>());
+    if (w["cache_hits"].get<uint64_t>() + w["cache_misses"].get<uint64_t>() > 0) {
+      fmt::print(", cache {} hits / {} misses", w["cache_hits"].get<uint64_t>(), w["cache_misses"].get<uint64_t>());
+    }
+    fmt::print("\n");
+  }
 }
 
 // ---- get / set / param -------------------------------------------------

@@ -28,6 +28,7 @@ struct GuestFlags {
   std::string block;
   std::string page_size = "4K";
   std::vector<std::string> params;
+  std::vector<std::string> workloads;
   std::string socket;
 };
 
@@ -61,6 +62,11 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   if (o.ram_bytes % o.page_size != 0) {
     throw UserError(fmt::format("--mem {} is not a whole number of {} pages", f.mem, FormatBytes(o.page_size)),
                     kExitUsage);
+  }
+  for (const auto& text : f.workloads) {
+    auto spec = guest::ParseWorkload(text);
+    if (!spec) throw UserError(fmt::format("--workload {}", spec.error()), kExitUsage);
+    o.workloads.push_back(std::move(*spec));
   }
   o.params.simulate = f.simulate;
   for (const auto& kv : f.params) {
@@ -127,9 +133,11 @@ int RunGuest(const GuestFlags& f) {
   const int64_t loaned = p.controller().loaned().value();
   p.Stop();
   server->reset();
-  fmt::print("partition {}: {} received, {} loaned pages returned, {} still loaned; stopped\n", o.name,
-             sig == SIGINT ? "SIGINT" : "SIGTERM", loaned, p.controller().loaned().value());
-  return p.memory().integrity_errors() == 0 ? 0 : kExitError;
+  const uint64_t errors = p.memory().integrity_errors();
+  fmt::print("partition {}: {} received, {} loaned pages returned, {} still loaned, {} integrity errors; stopped\n",
+             o.name, sig == SIGINT ? "SIGINT" : "SIGTERM", loaned, p.controller().loaned().value(), errors);
+  if (errors != 0) spdlog::error("partition {}: last integrity error: {}", o.name, p.memory().last_integrity_error());
+  return errors == 0 ? 0 : kExitError;
 }
 
 }  // namespace
@@ -144,10 +152,14 @@ Runner AddGuest(CLI::App& app) {
   c->add_option("--max-mem", f->max_mem, "Room for hot-add (cmm mem add); default: --mem");
   c->add_option("--block", f->block, "Memory block size; default 128M, halved until it divides the RAM sizes");
   c->add_option("--param", f->params, "Module parameter at start, KEY=VALUE (repeatable)");
+  c->add_option("--workload", f->workloads,
+                 "Run a workload (repeatable): hog:SIZE[:RATE], unmovable:SIZE[:RATE], cache:SIZE[:RATE], "
+                 "phases:FILE.json");
   c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
   c->footer(
       "Example:\n  cmm guest --simulate --name web1 --mem 1G --param debug=1\n"
-      "  then, in another shell: cmm set web1 simulate_loan_target_kb 262144");
+      "  then, in another shell: cmm set web1 simulate_loan_target_kb 262144\n"
+      "  cmm guest --simulate --name db1 --mem 1G --workload hog:512M:128M --workload cache:256M");
   return [f] { return RunGuest(*f); };
 }
 

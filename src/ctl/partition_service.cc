@@ -17,6 +17,34 @@ const char* GroupName(FileGroup g) { return g == FileGroup::kDevice ? "device" :
 nlohmann::json Status(guest::Partition& p) {
   Controller& c = p.controller();
   const ControllerSnapshot s = c.Snapshot();
+  const guest::FrameCounts frames = p.memory().Counts();
+  nlohmann::json workloads = nlohmann::json::array();
+  for (const auto& w : p.workload_stats()) {
+    workloads.push_back({{"spec", w.spec},
+                         {"target_pages", w.target_pages},
+                         {"held_pages", w.held_pages},
+                         {"allocated", w.allocated},
+                         {"freed", w.freed},
+                         {"touched", w.touched},
+                         {"alloc_failures", w.alloc_failures},
+                         {"cache_hits", w.cache_hits},
+                         {"cache_misses", w.cache_misses}});
+  }
+  nlohmann::json blocks = nlohmann::json::array();
+  for (uint64_t b = 0; b < p.blocks_total(); ++b) {
+    const guest::BlockState state = p.memory().block_state(b);
+    const guest::FrameCounts c = p.memory().BlockCounts(b);
+    blocks.push_back({{"block", b},
+                      {"state", state == guest::BlockState::kOffline  ? "offline"
+                                : state == guest::BlockState::kOnline ? "online"
+                                                                      : "isolated"},
+                      {"zone", p.memory().ZoneOf(Pfn{b * p.memory().pages_per_block()}) == Zone::kNormal ? "Normal"
+                                                                                                    : "Movable"},
+                      {"free", c.free + c.isolated_free},
+                      {"movable", c.movable},
+                      {"unmovable", c.unmovable},
+                      {"balloon", c.balloon}});
+  }
   return {
       {"ok", true},
       {"name", p.name()},
@@ -36,6 +64,13 @@ nlohmann::json Status(guest::Partition& p) {
       {"delay_s", c.params().delay.load()},
       {"hotplug_in_progress", s.hotplug_held},
       {"integrity_errors", p.memory().integrity_errors()},
+      {"last_integrity_error", p.memory().last_integrity_error()},
+      {"movable_pages", frames.movable},
+      {"unmovable_pages", frames.unmovable},
+      {"balloon_pages", frames.balloon},
+      {"cache_pages", p.cache().pages()},
+      {"workloads", workloads},
+      {"blocks", blocks},
       {"oom_events", p.memory().oom_events()},
       {"block_bytes", p.block_bytes()},
       {"blocks_online", p.blocks_online()},

@@ -189,8 +189,17 @@ uint64_t PageAllocator::FreePages() const {
 
 FrameCounts PageAllocator::Counts() const {
   std::lock_guard lock(mu_);
+  return CountLocked(0, span_);
+}
+
+FrameCounts PageAllocator::BlockCounts(uint64_t block) const {
+  std::lock_guard lock(mu_);
+  return block < blocks_ ? CountLocked(block * pages_per_block_, pages_per_block_) : FrameCounts{};
+}
+
+FrameCounts PageAllocator::CountLocked(uint64_t first, uint64_t count) const {
   FrameCounts c;
-  for (uint64_t pfn = 0; pfn < span_; ++pfn) {
+  for (uint64_t pfn = first; pfn < first + count; ++pfn) {
     switch (frames_[pfn]) {
       case FrameState::kOffline: ++c.offline; break;
       case FrameState::kFree:

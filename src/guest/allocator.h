@@ -102,6 +102,8 @@ class PageAllocator final : public GuestMemory {
   uint64_t FreePages() const;
   Pages ZoneTotal(Zone z) const { return Pages(managed_[static_cast<int>(z)].load()); }
   FrameCounts Counts() const;
+  // The same, for one block's pages.
+  FrameCounts BlockCounts(uint64_t block) const;
   FrameState StateOf(Pfn page) const;
 
   // ---- Memory blocks and hot-remove ----
@@ -156,6 +158,7 @@ class PageAllocator final : public GuestMemory {
   void OnlineLocked(uint64_t block, Zone zone);
   void ReleaseFrameLocked(uint64_t pfn);
   void NoteErrorLocked(std::string_view what);
+  FrameCounts CountLocked(uint64_t first, uint64_t count) const;
 
   const PageGeometry geometry_;
   uint8_t* const ram_;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "ctl/client.h"
@@ -251,6 +252,76 @@ TEST_F(Cli, RunDirectoryItCreatesIsForItsOwnerOnly) {
   ASSERT_EQ(stat(run.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700U);
   EXPECT_EQ(g.Stop(), 0);
+}
+
+}  // namespace cmm::testing
+
+namespace cmm::testing {
+
+TEST_F(Cli, WorkloadsRunAndHotRemoveMigratesTheirPagesWithZeroIntegrityErrors) {
+  GuestProcess g(dir.path(), {"--simulate", "--name", "wl", "--mem", "64M", "--max-mem", "96M", "--block", "16M",
+                              "--workload", "hog:24M", "--workload", "unmovable:1M", "--workload", "cache:8M", "--param",
+                              "min_mem_mb=0"});
+  ASSERT_TRUE(Up("wl")) << g.err();
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto s = Status("wl");
+    return s["movable_pages"] == 6144 + 2048 && s["unmovable_pages"] == 256;
+  }));
+  ASSERT_EQ(Cmm({"mem", "add", "wl", "32M"}).code, 0);
+  ASSERT_EQ(Cmm({"set", "wl", "simulate_loan_target_kb", "8192"}).code, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Status("wl")["loaned_pages"] == 2048; }));
+
+  // Where the pages are depends on timing; the status shows each block.
+  int64_t pinned = -1, movable = -1;
+  const auto before = Status("wl");
+  for (const auto& b : before["blocks"]) {
+    if (b["unmovable"] > 0) pinned = b["block"];
+    if (b["unmovable"] == 0 && b["movable"] > 1000 && b["zone"] == "Normal") movable = b["block"];
+  }
+  ASSERT_GE(pinned, 0);
+  ASSERT_GE(movable, 0);
+  const uint64_t backing = before["backing_bytes"];
+
+  // A block of hog and cache pages: they move, the touched memory goes back.
+  auto r = Cmm({"mem", "remove", "wl", std::to_string(movable)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(fmt::format("partition wl: removed block {}: migrated ", movable)), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("migrated 0 movable"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MiB returned to the host"), std::string::npos) << r.out;
+  auto s = Status("wl");
+  EXPECT_LE(s["backing_bytes"], backing);  // moved, not duplicated
+  EXPECT_EQ(s["blocks_online"], 5);
+  EXPECT_EQ(s["blocks"][movable]["state"], "offline");
+  EXPECT_EQ(s["integrity_errors"], 0);
+  EXPECT_EQ(s["workloads"].size(), 3U);
+
+  // The block with the unmovable pages: cancelled, nothing lost.
+  r = Cmm({"mem", "remove", "wl", std::to_string(pinned)});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("removal cancelled, nothing lost: 256 unmovable page(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(EBUSY)"), std::string::npos) << r.err;
+  s = Status("wl");
+  EXPECT_EQ(s["blocks_online"], 5);
+  EXPECT_EQ(s["unmovable_pages"], 256);
+
+  r = Cmm({"mem", "remove", "wl", "32M"});  // the two hot-added blocks, balloon pages in them
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("removed blocks 5, 4"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("and 0 balloon pages"), std::string::npos) << r.out;
+  EXPECT_EQ(Status("wl")["loaned_pages"], 2048);
+  EXPECT_EQ(Cmm({"mem", "remove", "wl", "9"}).code, 1);
+  EXPECT_EQ(Cmm({"mem", "remove", "wl", "two"}).code, 2);
+  const auto text = Cmm({"status", "wl"}).out;
+  EXPECT_NE(text.find("integrity      0 errors"), std::string::npos) << text;
+  EXPECT_NE(text.find("workload       hog:24M: holds 24 MiB of 24 MiB"), std::string::npos) << text;
+  EXPECT_EQ(g.Stop(), 0);
+  EXPECT_NE(g.out().find("0 integrity errors; stopped"), std::string::npos) << g.out();
+}
+
+TEST_F(Cli, BadWorkloadIsAUsageError) {
+  const auto r = Cmm({"guest", "--simulate", "--name", "bad", "--workload", "hog:lots"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--workload workload \"hog:lots\": size \"lots\" is not a size"), std::string::npos) << r.err;
 }
 
 }  // namespace cmm::testing
