@@ -22,6 +22,7 @@ test: deps
 
 bench: build
 	@$(BUILD)/bench/cmm_bench_balloon
+	@$(BUILD)/bench/cmm_bench_migrate
 
 clean:
 	rm -rf build
