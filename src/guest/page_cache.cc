@@ -58,7 +58,8 @@ tl::expected<bool, std::string> PageCache::Read(uint64_t index) {
 }
 
 void PageCache::DropLocked(Lru::iterator it) {
-  const auto [index, h] = *it;
+  const uint64_t index = it->first;
+  const Handle h = it->second;
   bool good = false;
   memory_.Access(h, [&](std::span<uint8_t> bytes, uint64_t& generation) {
     good = CheckPattern(bytes, h.value, generation);

@@ -16,10 +16,13 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-std::unique_ptr<Partition> Make(uint64_t ram_bytes, uint32_t oom_kb = 1024) {
+std::unique_ptr<Partition> Make(uint64_t ram_bytes, uint32_t oom_kb = 1024, uint64_t max_bytes = 0,
+                                uint64_t block_bytes = 0) {
   PartitionOptions o;
   o.name = "work";
   o.ram_bytes = ram_bytes;
+  o.max_bytes = max_bytes;
+  o.block_bytes = block_bytes;
   o.params.simulate = true;
   o.params.min_mem_mb = 0;
   o.params.oom_kb = oom_kb;
@@ -115,14 +118,7 @@ TEST(Workload, PhasesFollowTheTimelineAndRepeat) {
 }
 
 TEST(Workload, UnmovablePagesStayInZoneNormal) {
-  PartitionOptions o;
-  o.name = "un";
-  o.ram_bytes = 8 << 20;
-  o.max_bytes = 16 << 20;
-  o.block_bytes = 8 << 20;
-  o.params.simulate = true;
-  o.params.disable = 1;
-  auto p = std::move(*Partition::Create(o));
+  auto p = Make(8 << 20, 1024, 16 << 20, 8 << 20);
   ASSERT_TRUE(p->HotAdd(8 << 20).has_value());
   Workload w(*ParseWorkload("unmovable:4M"), p->memory(), p->cache());
   w.Step(T(0));
