@@ -1,0 +1,27 @@
+// A partition's guest RAM as the hypervisor holds it: the memfd the
+// partition handed over. Behind an interface so page-state handling is
+// tested without the OS, and for real against a memfd.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+namespace cmm::hv {
+
+class Backing {
+ public:
+  virtual ~Backing() = default;
+  // Gives [offset, offset + length) back to the host; it reads as zeros after.
+  virtual tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) = 0;
+  // Host memory backing the RAM now.
+  virtual uint64_t BackingBytes() const = 0;
+};
+
+// Takes ownership of `fd`, a memfd of `size` bytes; checks the size and
+// that it is sealed against shrinking and growing.
+tl::expected<std::unique_ptr<Backing>, std::string> MemfdBacking(int fd, uint64_t size);
+
+}  // namespace cmm::hv

@@ -1,0 +1,106 @@
+#include "hv/hv_partition.h"
+
+#include <spdlog/spdlog.h>
+
+namespace cmm::hv {
+
+HvPartition::HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing)
+    : config_(std::move(config)),
+      cmo_page_size_(cmo_page_size),
+      backing_(std::move(backing)),
+      loaned_(config_.ram_bytes / cmo_page_size) {}
+
+papr::Rc HvPartition::Check(uint64_t flags, uint64_t address) const {
+  if (flags != papr::kPageSetLoaned && flags != papr::kPageSetActive) return papr::kParameter;
+  if (address % cmo_page_size_ != 0 || address >= config_.ram_bytes) return papr::kParameter;
+  return papr::kSuccess;
+}
+
+papr::Rc HvPartition::ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) {
+  if (flags == papr::kPageSetActive) {
+    for (uint64_t i = first; i < first + n; ++i) loaned_.Clear(i);
+    return papr::kSuccess;
+  }
+  ++counts_.releases;
+  if (auto r = backing_->Release(first * cmo_page_size_, n * cmo_page_size_); !r) {
+    spdlog::error("partition {}: {}", config_.name, r.error());
+    return papr::kHardware;
+  }
+  for (uint64_t i = first; i < first + n; ++i) loaned_.Set(i);
+  return papr::kSuccess;
+}
+
+papr::Rc HvPartition::PageInit(uint64_t flags, uint64_t address) {
+  std::lock_guard lock(mu_);
+  ++counts_.page_init;
+  papr::Rc rc = Check(flags, address);
+  if (rc == papr::kSuccess) rc = ApplyLocked(flags, address / cmo_page_size_, 1);
+  if (rc != papr::kSuccess) ++counts_.page_init_failed;
+  return rc;
+}
+
+proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
+  std::lock_guard lock(mu_);
+  ++counts_.batches;
+  proto::PageInitBatchRc out;
+  uint64_t run_first = 0, run_n = 0;  // the pending range of CMO pages
+  auto flush = [&]() -> papr::Rc {
+    if (run_n == 0) return papr::kSuccess;
+    const papr::Rc rc = ApplyLocked(flags, run_first, run_n);
+    run_n = 0;
+    return rc;
+  };
+  for (const uint64_t address : addresses) {
+    const papr::Rc rc = Check(flags, address);
+    if (rc != papr::kSuccess) {
+      out.rc = flush();
+      if (out.rc == papr::kSuccess) out.rc = rc;
+      break;
+    }
+    const uint64_t page = address / cmo_page_size_;
+    if (run_n > 0 && page != run_first + run_n) {
+      if (const papr::Rc frc = flush(); frc != papr::kSuccess) {
+        out.rc = frc;
+        break;
+      }
+    }
+    if (run_n == 0) run_first = page;
+    ++run_n;
+    ++out.done;
+  }
+  if (out.rc == papr::kSuccess) out.rc = flush();
+  // A range that failed to release is not done: count back to its start.
+  if (out.rc == papr::kHardware) {
+    out.done = 0;
+    for (const uint64_t address : addresses) {
+      if (!loaned_.Test(address / cmo_page_size_)) break;
+      ++out.done;
+    }
+  }
+  counts_.page_init += out.done + (out.rc != papr::kSuccess ? 1 : 0);
+  counts_.page_init_failed += out.rc != papr::kSuccess ? 1 : 0;
+  return out;
+}
+
+void HvPartition::Report(const proto::Stats& stats) {
+  std::lock_guard lock(mu_);
+  stats_ = stats;
+  ++counts_.get_mpp;
+}
+
+uint64_t HvPartition::loaned_bytes() const {
+  std::lock_guard lock(mu_);
+  return loaned_.count() * cmo_page_size_;
+}
+
+proto::Stats HvPartition::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+HcallCounts HvPartition::counts() const {
+  std::lock_guard lock(mu_);
+  return counts_;
+}
+
+}  // namespace cmm::hv

@@ -1,0 +1,63 @@
+// One registered partition as the hypervisor sees it: its configuration,
+// the state of each CMO page of its RAM, its last reported stats, and the
+// hcalls that change them. Setting a page loaned releases its memory for
+// real; setting it active copies nothing (it comes back zeroed on touch).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "core/bitmap.h"
+#include "hv/backing.h"
+#include "papr/papr.h"
+#include "proto/messages.h"
+
+namespace cmm::hv {
+
+struct HcallCounts {
+  uint64_t get_mpp = 0;
+  uint64_t page_init = 0;        // CMO pages, single or batched
+  uint64_t page_init_failed = 0;
+  uint64_t batches = 0;
+  uint64_t releases = 0;  // punch-hole calls (ranges)
+};
+
+class HvPartition {
+ public:
+  HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing);
+
+  // H_PAGE_INIT on one CMO page: H_PARAMETER for flags other than
+  // H_PAGE_SET_LOANED / H_PAGE_SET_ACTIVE, or an address that is not a
+  // CMO page inside guest RAM; H_HARDWARE if the memory cannot be released.
+  papr::Rc PageInit(uint64_t flags, uint64_t address);
+  // The same on several pages in order, stopping at the first failure;
+  // adjacent ascending pages are released as one range.
+  proto::PageInitBatchRc PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses);
+
+  void Report(const proto::Stats& stats);
+
+  const proto::Register& config() const { return config_; }
+  uint64_t cmo_page_size() const { return cmo_page_size_; }
+  uint64_t loaned_bytes() const;
+  uint64_t backing_bytes() const { return backing_->BackingBytes(); }
+  proto::Stats stats() const;
+  HcallCounts counts() const;
+
+ private:
+  papr::Rc Check(uint64_t flags, uint64_t address) const;
+  // Applies the state change to pages [first, first + n) of CMO pages; needs mu_.
+  papr::Rc ApplyLocked(uint64_t flags, uint64_t first, uint64_t n);
+
+  const proto::Register config_;
+  const uint64_t cmo_page_size_;
+  std::unique_ptr<Backing> backing_;
+  mutable std::mutex mu_;  // guards everything below
+  PageBitmap loaned_;      // one bit per CMO page
+  proto::Stats stats_;
+  HcallCounts counts_;
+};
+
+}  // namespace cmm::hv

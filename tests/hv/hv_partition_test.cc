@@ -1,0 +1,142 @@
+// The hypervisor's side of H_PAGE_INIT: validation with PAPR codes, real
+// release of loaned memory, batches coalesced into ranges and stopped at
+// the first failure; the memfd checks at registration.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "hv/hv_partition.h"
+
+namespace cmm::hv {
+namespace {
+
+constexpr uint64_t kCmo = 4096;
+
+struct FakeBacking final : Backing {
+  explicit FakeBacking(std::vector<std::pair<uint64_t, uint64_t>>& log) : log(log) {}
+  tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) override {
+    if (offset == fail_at) return tl::unexpected(std::string("injected"));
+    log.emplace_back(offset / kCmo, length / kCmo);
+    return {};
+  }
+  uint64_t BackingBytes() const override { return 0; }
+  std::vector<std::pair<uint64_t, uint64_t>>& log;
+  uint64_t fail_at = UINT64_MAX;
+};
+
+proto::Register Config(uint64_t ram = 64 * kCmo) { return proto::Register{"p1", 4096, ram, 0, 0, 0, true}; }
+
+TEST(HvPageInit, ChecksFlagsAndAddressesWithPaprCodes) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
+  EXPECT_EQ(p.PageInit(papr::kPageSetUnused, 0), papr::kParameter);  // not a flag CMM uses
+  EXPECT_EQ(p.PageInit(0, 0), papr::kParameter);
+  EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 100), papr::kParameter);        // unaligned
+  EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 64 * kCmo), papr::kParameter);  // past guest RAM
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(p.counts().page_init_failed, 4U);
+}
+
+TEST(HvPageInit, LoanedReleasesTheCmoPageActiveCopiesNothing) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
+  EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 3 * kCmo), papr::kSuccess);
+  EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{3, 1}}));
+  EXPECT_EQ(p.loaned_bytes(), kCmo);
+  EXPECT_EQ(p.PageInit(papr::kPageSetActive, 3 * kCmo), papr::kSuccess);
+  EXPECT_EQ(log.size(), 1U);  // nothing released or copied
+  EXPECT_EQ(p.loaned_bytes(), 0U);
+}
+
+TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
+  const std::vector<uint64_t> pages = {0, kCmo, 2 * kCmo, 5 * kCmo, 6 * kCmo, 3 * kCmo};
+  const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
+  EXPECT_EQ(r.rc, papr::kSuccess);
+  EXPECT_EQ(r.done, 6U);
+  EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 3}, {5, 2}, {3, 1}}));
+  EXPECT_EQ(p.loaned_bytes(), 6 * kCmo);
+  EXPECT_EQ(p.counts().releases, 3U);
+}
+
+TEST(HvPageInitBatch, StopsAtTheFirstFailureWithWhatWasDone) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
+  const std::vector<uint64_t> pages = {0, kCmo, 7, 3 * kCmo};
+  const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
+  EXPECT_EQ(r.rc, papr::kParameter);
+  EXPECT_EQ(r.done, 2U);
+  EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}}));
+  EXPECT_EQ(p.loaned_bytes(), 2 * kCmo);  // page 3 untouched
+}
+
+TEST(HvPageInitBatch, AReleaseThatFailsIsNotDone) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  auto backing = std::make_unique<FakeBacking>(log);
+  backing->fail_at = 10 * kCmo;
+  HvPartition p(Config(), kCmo, std::move(backing));
+  const std::vector<uint64_t> pages = {0, kCmo, 10 * kCmo, 11 * kCmo};
+  const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
+  EXPECT_EQ(r.rc, papr::kHardware);
+  EXPECT_EQ(r.done, 2U);
+  EXPECT_EQ(p.loaned_bytes(), 2 * kCmo);
+}
+
+// ---- the real memfd ----
+
+int Memfd(uint64_t size, bool seal) {
+  const int fd = memfd_create("hvtest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+  if (seal) {
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+  }
+  return fd;
+}
+
+TEST(MemfdBacking, RefusesUnsealedWrongSizeAndNonMemfd) {
+  auto unsealed = MemfdBacking(Memfd(1 << 20, false), 1 << 20);
+  ASSERT_FALSE(unsealed.has_value());
+  EXPECT_NE(unsealed.error().find("sealed"), std::string::npos);
+  auto size = MemfdBacking(Memfd(1 << 20, true), 2 << 20);
+  ASSERT_FALSE(size.has_value());
+  EXPECT_NE(size.error().find("is 1048576 bytes but the partition said 2097152"), std::string::npos);
+  int pipes[2];
+  ASSERT_EQ(pipe(pipes), 0);
+  close(pipes[1]);
+  EXPECT_FALSE(MemfdBacking(pipes[0], 0).has_value());
+}
+
+TEST(MemfdBacking, LoanedPagesGiveTheirMemoryBackForReal) {
+  constexpr uint64_t kRam = 8 << 20;
+  const int fd = Memfd(kRam, true);
+  auto* ram = static_cast<uint8_t*>(mmap(nullptr, kRam, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(ram, MAP_FAILED);
+  std::memset(ram, 0xCD, kRam);
+  auto backing = MemfdBacking(dup(fd), kRam);
+  ASSERT_TRUE(backing.has_value()) << backing.error();
+  HvPartition p(Config(kRam), kCmo, std::move(*backing));
+  const uint64_t before = p.backing_bytes();
+  EXPECT_GE(before, kRam);
+  std::vector<uint64_t> pages;
+  for (uint64_t a = 0; a < (4 << 20); a += kCmo) pages.push_back(a);  // 1024 CMO pages, one range
+  const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
+  ASSERT_EQ(r.rc, papr::kSuccess);
+  EXPECT_EQ(p.counts().releases, 1U);
+  EXPECT_LE(p.backing_bytes(), before - (4 << 20));
+  EXPECT_EQ(p.PageInit(papr::kPageSetActive, 0), papr::kSuccess);
+  EXPECT_EQ(ram[0], 0);  // a loaned page's contents are gone
+  EXPECT_EQ(ram[(4 << 20) + 1], 0xCD);
+  munmap(ram, kRam);
+  close(fd);
+}
+
+}  // namespace
+}  // namespace cmm::hv
