@@ -1,5 +1,8 @@
 #include "guest/partition.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include <fmt/format.h>
 
 namespace cmm::guest {
@@ -28,12 +31,27 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
   }
   auto ram = GuestRam::Create(o.name, max);
   if (!ram) return tl::unexpected(ram.error());
-  return std::unique_ptr<Partition>(new Partition(o, std::move(*ram), block));
+  std::unique_ptr<HvClient> hv;
+  if (!o.hv_socket.empty()) {
+    // The hypervisor releases pages of this memfd: its size must not change.
+    if (auto sealed = ram->Seal(); !sealed) return tl::unexpected(sealed.error());
+    proto::Register reg;
+    reg.name = o.name;
+    reg.page_size = o.page_size;
+    reg.ram_bytes = max;
+    reg.weight = o.weight;
+    reg.min_bytes = std::min<uint64_t>(max, o.params.min_mem_mb << 20);
+    auto client = HvClient::Connect(o.hv_socket, reg, ram->fd());
+    if (!client) return tl::unexpected(fmt::format("hypervisor at {}: {}", o.hv_socket, client.error()));
+    hv = std::move(*client);
+  }
+  return std::unique_ptr<Partition>(new Partition(o, std::move(*ram), block, std::move(hv)));
 }
 
-Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_bytes)
+Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv)
     : name_(o.name),
       ram_(std::move(ram)),
+      hv_(std::move(hv)),
       // Boot memory is Zone Normal; hot-added blocks are Movable.
       allocator_(PageGeometry(o.page_size), ram_.data(), block_bytes / o.page_size, ram_.size() / block_bytes,
                  o.ram_bytes / block_bytes, &kernel_),
@@ -42,8 +60,25 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
       workload_specs_(o.workloads),
       block_bytes_(block_bytes) {
   LogSink& log = o.log != nullptr ? *o.log : default_log_;
+  Hypervisor* hypervisor = hv_ ? hv_.get() : o.hypervisor;
   controller_ = std::make_unique<Controller>(
-      o.params, ControllerPorts{o.hypervisor, allocator_, kernel_, runner_, clock_, log});
+      o.params, ControllerPorts{hypervisor, allocator_, kernel_, runner_, clock_, log});
+  if (hv_) {
+    hv_->SetStatsSource([this] {
+      const uint64_t ps = allocator_.Geometry().size();
+      const FrameCounts c = allocator_.Counts();
+      proto::Stats s;
+      s.free_bytes = (c.free + c.isolated_free) * ps;
+      s.cache_bytes = cache_.pages() * ps;
+      s.used_bytes = (c.movable + c.unmovable) * ps - std::min((c.movable + c.unmovable) * ps, s.cache_bytes);
+      s.loaned_bytes = static_cast<uint64_t>(controller_->loaned().value()) * ps;
+      s.oom_events = allocator_.oom_events();
+      s.time_ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+              .count());
+      return s;
+    });
+  }
 }
 
 Partition::~Partition() { Stop(); }

@@ -13,6 +13,7 @@
 #include "core/runner.h"
 #include "core/steady_clock.h"
 #include "guest/allocator.h"
+#include "guest/hv_client.h"
 #include "guest/kernel.h"
 #include "guest/log_sink.h"
 #include "guest/page_cache.h"
@@ -31,6 +32,8 @@ struct PartitionOptions {
   Hypervisor* hypervisor = nullptr;  // null: no hypervisor (simulate only)
   LogSink* log = nullptr;            // null: spdlog
   std::vector<WorkloadSpec> workloads;  // started with the partition
+  std::string hv_socket;                // register with the hypervisor there
+  uint8_t weight = 128;                 // PAPR mem_weight, sent at registration
 };
 
 struct HotRemoveReport {
@@ -81,14 +84,16 @@ class Partition {
   PageAllocator& memory() { return allocator_; }
   KernelServices& kernel() { return kernel_; }
   GuestRam& ram() { return ram_; }
+  HvClient* hv() { return hv_.get(); }
   PageCache& cache() { return cache_; }
   std::vector<WorkloadStats> workload_stats() const;
 
  private:
-  Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes);
+  Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv);
 
   std::string name_;
   GuestRam ram_;
+  std::unique_ptr<HvClient> hv_;  // null: simulate, or a hypervisor given in the options
   KernelServices kernel_;  // before the allocator, which uses it
   PageAllocator allocator_;
   PageCache cache_;

@@ -31,6 +31,13 @@ tl::expected<GuestRam, std::string> GuestRam::Create(const std::string& name, ui
   return GuestRam(fd, bytes, static_cast<uint8_t*>(base));
 }
 
+tl::expected<void, std::string> GuestRam::Seal() {
+  if (fcntl(fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+    return tl::unexpected(fmt::format("sealing guest RAM: {}", std::strerror(errno)));
+  }
+  return {};
+}
+
 GuestRam::GuestRam(GuestRam&& o) noexcept
     : fd_(std::exchange(o.fd_, -1)), size_(std::exchange(o.size_, 0)), base_(std::exchange(o.base_, nullptr)) {}
 

@@ -24,6 +24,9 @@ class GuestRam {
   uint8_t* data() const { return base_; }
   // Host memory backing the memfd now (st_blocks * 512).
   uint64_t BackingBytes() const;
+  // Seals the memfd against shrinking and growing, as a hypervisor that
+  // releases its pages requires.
+  tl::expected<void, std::string> Seal();
   // Gives the range's memory back to the host; it reads as zeros afterwards.
   tl::expected<void, std::string> Release(uint64_t offset, uint64_t length);
 

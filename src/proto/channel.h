@@ -1,0 +1,30 @@
+// A SOCK_SEQPACKET unix socket carrying one message per packet, and a file
+// descriptor beside a message when one is passed (SCM_RIGHTS).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "proto/messages.h"
+
+namespace cmm::proto {
+
+// Binds and listens at `path` (mode 0600), replacing a stale socket file.
+tl::expected<int, std::string> ListenSeqpacket(const std::string& path);
+tl::expected<int, std::string> ConnectSeqpacket(const std::string& path);
+
+// Sends `m`, with `pass_fd` (if >= 0) as SCM_RIGHTS.
+tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd = -1);
+
+struct Received {
+  Message message;
+  int fd = -1;  // a passed descriptor, owned by the caller; -1 if none
+};
+// Waits up to `timeout`. An error says why: closed, timed out, malformed.
+tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout);
+
+}  // namespace cmm::proto
