@@ -18,5 +18,6 @@ Runner AddStatus(CLI::App& app);
 Runner AddWatch(CLI::App& app);
 Runner AddList(CLI::App& app);
 Runner AddMem(CLI::App& app);
+Runner AddHv(CLI::App& app);
 
 }  // namespace cmm::cli

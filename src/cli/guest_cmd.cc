@@ -30,6 +30,8 @@ struct GuestFlags {
   std::vector<std::string> params;
   std::vector<std::string> workloads;
   std::string socket;
+  std::string hv;
+  int weight = 128;
 };
 
 guest::PartitionOptions Options(const GuestFlags& f) {
@@ -69,6 +71,8 @@ guest::PartitionOptions Options(const GuestFlags& f) {
     o.workloads.push_back(std::move(*spec));
   }
   o.params.simulate = f.simulate;
+  if (f.simulate && !f.hv.empty()) throw UserError("--simulate and --hv exclude each other", kExitUsage);
+  o.weight = static_cast<uint8_t>(f.weight);
   for (const auto& kv : f.params) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos) {
@@ -90,12 +94,7 @@ guest::PartitionOptions Options(const GuestFlags& f) {
 
 int RunGuest(const GuestFlags& f) {
   guest::PartitionOptions o = Options(f);
-  // S9: no hypervisor to talk to yet, so only simulate mode can start.
-  if (!o.params.simulate) {
-    throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}); run with --simulate to use "
-                                "simulate_loan_target_kb instead of a hypervisor",
-                                o.name, ctl::ErrnoName(EOPNOTSUPP)));
-  }
+  if (!o.params.simulate) o.hv_socket = f.hv.empty() ? ctl::RunDir() + "/hv.hcall" : f.hv;
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -104,6 +103,12 @@ int RunGuest(const GuestFlags& f) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto partition = guest::Partition::Create(o);
+  if (!partition && !o.hv_socket.empty() && partition.error().find("connect to") != std::string::npos) {
+    // S9: no platform support for CMO is EOPNOTSUPP; here that is no hypervisor.
+    throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}): {}; start one with `cmm hv "
+                                "--pool SIZE`, or run with --simulate to use simulate_loan_target_kb instead",
+                                o.name, ctl::ErrnoName(EOPNOTSUPP), partition.error()));
+  }
   if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
   guest::Partition& p = **partition;
 
@@ -156,10 +161,14 @@ Runner AddGuest(CLI::App& app) {
                  "Run a workload (repeatable): hog:SIZE[:RATE], unmovable:SIZE[:RATE], cache:SIZE[:RATE], "
                  "phases:FILE.json");
   c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
+  c->add_option("--hv", f->hv, "The hypervisor's socket (default: <run dir>/hv.hcall)");
+  c->add_option("--weight", f->weight, "PAPR memory weight 0-255: higher loans less")->capture_default_str()->check(
+      CLI::Range(0, 255));
   c->footer(
       "Example:\n  cmm guest --simulate --name web1 --mem 1G --param debug=1\n"
       "  then, in another shell: cmm set web1 simulate_loan_target_kb 262144\n"
-      "  cmm guest --simulate --name db1 --mem 1G --workload hog:512M:128M --workload cache:256M");
+      "  cmm guest --simulate --name db1 --mem 1G --workload hog:512M:128M --workload cache:256M\n"
+      "  cmm guest --name web2 --mem 768M --workload cache:512M     (with `cmm hv --pool 1G` running)");
   return [f] { return RunGuest(*f); };
 }
 

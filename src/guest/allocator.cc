@@ -78,8 +78,12 @@ tl::expected<Handle, std::string> PageAllocator::Alloc(PageKind kind) {
   uint64_t shrunk = 0;
   int64_t oom_freed = 0;
   if (kernel_ != nullptr) {
-    shrunk = kernel_->RunShrinkers(1);
-    if (shrunk > 0) {
+    // Reclaim while the shrinkers free something: other threads may take
+    // what one pass freed before this one gets to it.
+    for (int pass = 0; pass < kReclaimPasses; ++pass) {
+      const uint64_t freed = kernel_->RunShrinkers(kReclaimBatch);
+      shrunk += freed;
+      if (freed == 0) break;
       if (auto h = TryAlloc(kind)) return *h;
     }
     oom_freed = kernel_->NotifyOom().value();
@@ -161,7 +165,9 @@ std::optional<Pfn> PageAllocator::AllocBalloonPage() {
     return std::nullopt;
   };
   if (auto p = take()) return p;
-  if (kernel_ == nullptr || kernel_->RunShrinkers(1) == 0) return std::nullopt;
+  // One reclaim pass of a batch, as the kernel's (SWAP_CLUSTER_MAX): the
+  // pages it frees serve this and the next allocations.
+  if (kernel_ == nullptr || kernel_->RunShrinkers(kReclaimBatch) == 0) return std::nullopt;
   return take();
 }
 

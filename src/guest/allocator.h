@@ -52,6 +52,11 @@ struct FrameCounts {
 
 class PageAllocator final : public GuestMemory {
  public:
+  // Pages the balloon's light reclaim asks the shrinkers for at once.
+  static constexpr uint64_t kReclaimBatch = 32;
+  // Reclaim passes an ordinary allocation makes before the OOM chain.
+  static constexpr int kReclaimPasses = 8;
+
   // Guest RAM at `ram` holds `blocks` memory blocks of `pages_per_block`
   // pages. The first `boot_blocks` start online in Zone Normal; the others
   // are offline until OnlineBlock() brings them in. `kernel` (may be null)
@@ -62,9 +67,10 @@ class PageAllocator final : public GuestMemory {
   // ---- Pages for the rest of the guest ----
   // No reclaim: lowest free page of the preferred zone, or none.
   std::optional<Handle> TryAlloc(PageKind kind);
-  // When memory is short, runs the reclaim path: the shrinkers, then (if
-  // they freed nothing usable) the OOM notifier chain, then one retry. If
-  // that fails too an OOM event is recorded and the error says what was tried.
+  // When memory is short, runs the reclaim path: the shrinkers (a batch a
+  // pass, while they free something), then the OOM notifier chain, then
+  // one retry. If that fails too an OOM event is recorded and the error
+  // says what was tried.
   tl::expected<Handle, std::string> Alloc(PageKind kind);
   // False (and an integrity error) for a stale handle.
   bool Free(Handle h);

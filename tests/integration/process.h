@@ -85,11 +85,14 @@ inline RunResult RunCmm(const std::string& dir, std::vector<std::string> args) {
   return r;
 }
 
-// A `cmm guest` running in the background.
+// A `cmm guest` (or `cmm hv`: `sub`) running in the background; its output
+// goes to DIR/TAG.out and DIR/TAG.out.err.
 class GuestProcess {
  public:
-  GuestProcess(const std::string& dir, std::vector<std::string> args) : out_(dir + "/guest.out") {
-    args.insert(args.begin(), {CMM_BINARY, "guest"});
+  GuestProcess(const std::string& dir, std::vector<std::string> args, const std::string& sub = "guest",
+               const std::string& tag = "guest")
+      : out_(dir + "/" + tag + ".out") {
+    args.insert(args.begin(), {CMM_BINARY, sub});
     pid_ = fork();
     if (pid_ == 0) {
       const int o = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

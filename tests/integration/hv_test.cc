@@ -1,0 +1,93 @@
+// One `cmm hv` and three `cmm guest` processes whose RAM is twice the pool
+// (issue: "overcommit works for real"): the partitions' page caches fill
+// their RAM, the policy asks them to loan, the hypervisor punches the
+// loaned pages out of their memfds, and the host memory they use (st_blocks
+// of each memfd, summed by the hypervisor) comes within the pool, with no
+// integrity error. A workload then grows in one; the others give up more.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ctl/client.h"
+#include "process.h"
+
+namespace cmm::testing {
+namespace {
+
+class Hv : public ::testing::Test {
+ protected:
+  void SetUp() override { setenv("CMM_RUN_DIR", dir.path().c_str(), 1); }
+  RunResult Cmm(std::vector<std::string> args) { return RunCmm(dir.path(), std::move(args)); }
+  nlohmann::json PoolStatus() {
+    const auto r = Cmm({"hv", "status", "--json"});
+    return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
+  }
+  nlohmann::json Status(const std::string& name) {
+    const auto r = Cmm({"status", name, "--json"});
+    return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
+  }
+  TempDir dir;
+};
+
+constexpr uint64_t MiB = 1 << 20;
+
+TEST_F(Hv, ThreePartitionsOnAPoolHalfTheirSizeStayWithinItWithZeroIntegrityErrors) {
+  GuestProcess hv(dir.path(), {"--pool", "48M", "--period-ms", "100"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  std::vector<std::unique_ptr<GuestProcess>> guests;
+  for (const char* name : {"a", "b", "c"}) {
+    guests.push_back(std::make_unique<GuestProcess>(
+        dir.path(),
+        std::vector<std::string>{"--name", name, "--mem", "32M", "--param", "min_mem_mb=0", "--workload", "cache:28M"},
+        "guest", name));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].size() == 3; })) << guests[0]->err();
+  EXPECT_EQ(PoolStatus()["ram_bytes"], 96 * MiB);
+
+  // The caches fill 84 MiB of RAM on a 48 MiB pool; the balloons bring it down.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const auto s = PoolStatus();
+        return s["backing_bytes"].get<uint64_t>() <= 50 * MiB;
+      },
+      std::chrono::seconds(60)))
+      << PoolStatus().dump(1);
+  uint64_t loaned = 0;
+  const auto pool = PoolStatus();
+  for (const auto& p : pool["partitions"]) loaned += p["loaned_bytes"].get<uint64_t>();
+  EXPECT_GE(loaned, 40 * MiB);
+
+  for (const char* name : {"a", "b", "c"}) {
+    const auto s = Status(name);
+    EXPECT_EQ(s["integrity_errors"], 0) << name;
+    EXPECT_EQ(s["simulate"], false);
+    EXPECT_GT(s["loaned_pages"], 0) << name;
+  }
+  const auto text = Cmm({"hv", "status"}).out;
+  EXPECT_NE(text.find("pool 48 MiB: backing"), std::string::npos) << text;
+  EXPECT_NE(text.find("3 partitions with 96 MiB of RAM (2.00x the pool)"), std::string::npos) << text;
+
+  // A partition that is killed gives its memory back to the host.
+  guests[2].reset();  // SIGKILL
+  ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].size() == 2; }));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(guests[i]->Stop(), 0) << guests[i]->err();
+  EXPECT_EQ(hv.Stop(), 0);
+  EXPECT_NE(hv.out().find("hypervisor: SIGTERM received"), std::string::npos) << hv.out();
+}
+
+TEST_F(Hv, WithoutAHypervisorAGuestRefusesWithEopnotsupp) {
+  const auto r = Cmm({"guest", "--name", "lonely", "--mem", "16M"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no hypervisor with CMO support (EOPNOTSUPP)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cmm hv --pool SIZE"), std::string::npos) << r.err;
+}
+
+TEST_F(Hv, StatusWithoutAHypervisorSaysHowToStartOne) {
+  const auto r = Cmm({"hv", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("start one with `cmm hv --pool SIZE`"), std::string::npos) << r.err;
+  EXPECT_EQ(Cmm({"hv"}).code, 2);  // --pool is needed to run one
+  EXPECT_EQ(Cmm({"hv", "--pool", "lots"}).code, 2);
+}
+
+}  // namespace
+}  // namespace cmm::testing
