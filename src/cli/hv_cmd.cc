@@ -138,7 +138,7 @@ Runner AddHv(CLI::App& app) {
   status->add_flag("--json", f->json_out, "Print JSON");
   c->footer(
       "Examples:\n  cmm hv --pool 1G\n  cmm guest --name web1 --mem 768M      (registers with it)\n  cmm hv status");
-  return [f, c, status] {
+  return [f, status] {
     if (status->parsed()) return HvStatus(*f);
     if (f->pool.empty()) throw UserError("--pool SIZE is required to run the hypervisor, e.g. --pool 4G", kExitUsage);
     return RunHv(*f);
