@@ -17,7 +17,6 @@ const char* GroupName(FileGroup g) { return g == FileGroup::kDevice ? "device" :
 nlohmann::json Status(guest::Partition& p) {
   Controller& c = p.controller();
   const ControllerSnapshot s = c.Snapshot();
-  const guest::FrameCounts frames = p.memory().Counts();
   nlohmann::json workloads = nlohmann::json::array();
   for (const auto& w : p.workload_stats()) {
     workloads.push_back({{"spec", w.spec},
@@ -30,10 +29,15 @@ nlohmann::json Status(guest::Partition& p) {
                          {"cache_hits", w.cache_hits},
                          {"cache_misses", w.cache_misses}});
   }
+  // One pass over the page frames: per block, summed for the totals.
   nlohmann::json blocks = nlohmann::json::array();
+  guest::FrameCounts frames;
   for (uint64_t b = 0; b < p.blocks_total(); ++b) {
     const guest::BlockState state = p.memory().block_state(b);
     const guest::FrameCounts c = p.memory().BlockCounts(b);
+    frames.movable += c.movable;
+    frames.unmovable += c.unmovable;
+    frames.balloon += c.balloon;
     blocks.push_back({{"block", b},
                       {"state", state == guest::BlockState::kOffline  ? "offline"
                                 : state == guest::BlockState::kOnline ? "online"

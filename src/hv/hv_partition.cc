@@ -44,39 +44,29 @@ proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<cons
   ++counts_.batches;
   proto::PageInitBatchRc out;
   uint64_t run_first = 0, run_n = 0;  // the pending range of CMO pages
+  // Applies the pending range; its pages count as done only if that worked.
   auto flush = [&]() -> papr::Rc {
     if (run_n == 0) return papr::kSuccess;
     const papr::Rc rc = ApplyLocked(flags, run_first, run_n);
+    if (rc == papr::kSuccess) out.done += static_cast<uint32_t>(run_n);
     run_n = 0;
     return rc;
   };
   for (const uint64_t address : addresses) {
-    const papr::Rc rc = Check(flags, address);
-    if (rc != papr::kSuccess) {
+    if (const papr::Rc rc = Check(flags, address); rc != papr::kSuccess) {
       out.rc = flush();
       if (out.rc == papr::kSuccess) out.rc = rc;
       break;
     }
     const uint64_t page = address / cmo_page_size_;
     if (run_n > 0 && page != run_first + run_n) {
-      if (const papr::Rc frc = flush(); frc != papr::kSuccess) {
-        out.rc = frc;
-        break;
-      }
+      out.rc = flush();
+      if (out.rc != papr::kSuccess) break;
     }
     if (run_n == 0) run_first = page;
     ++run_n;
-    ++out.done;
   }
   if (out.rc == papr::kSuccess) out.rc = flush();
-  // A range that failed to release is not done: count back to its start.
-  if (out.rc == papr::kHardware) {
-    out.done = 0;
-    for (const uint64_t address : addresses) {
-      if (!loaned_.Test(address / cmo_page_size_)) break;
-      ++out.done;
-    }
-  }
   counts_.page_init += out.done + (out.rc != papr::kSuccess ? 1 : 0);
   counts_.page_init_failed += out.rc != papr::kSuccess ? 1 : 0;
   return out;

@@ -18,7 +18,8 @@ namespace cmm::hv {
 
 namespace {
 
-constexpr auto kReplyTimeout = std::chrono::milliseconds(0);
+// poll() said the connection is readable: take the packet without waiting.
+constexpr auto kNoWait = std::chrono::milliseconds(0);
 
 struct Connection {
   std::shared_ptr<HvPartition> partition;  // null until registered
@@ -125,7 +126,7 @@ void HvServer::Run() {
     for (size_t i = 2; i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
-      auto in = proto::Receive(fd, kReplyTimeout);
+      auto in = proto::Receive(fd, kNoWait);
       if (!in) {
         if (in.error() != "the peer closed the connection") {
           (void)proto::Send(fd, proto::Error{EPROTO, in.error()});
