@@ -1,5 +1,6 @@
 #include "core/controller.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -185,11 +186,15 @@ void Controller::ComputeTarget() {
 
 // ---- S4 / S5: inflate and deflate ---------------------------------------
 
+uint64_t Controller::CmoPagesPerPage() const {
+  return geometry_.size() > cmo_page_size_ ? geometry_.size() / cmo_page_size_ : 1;
+}
+
 papr::Rc Controller::SetPageState(Pfn page, uint64_t flags, uint64_t undo) {
   if (params_.simulate) return papr::kSuccess;
   const uint64_t base = geometry_.Address(page);
   const uint64_t step = cmo_page_size_;
-  const uint64_t count = geometry_.size() > step ? geometry_.size() / step : 1;
+  const uint64_t count = CmoPagesPerPage();
   papr::Rc rc = papr::kSuccess;
   uint64_t done = 0;
   for (; done < count; ++done) {
@@ -202,8 +207,24 @@ papr::Rc Controller::SetPageState(Pfn page, uint64_t flags, uint64_t undo) {
   return rc;
 }
 
+uint64_t Controller::BatchPages() const {
+  if (params_.simulate || ports_.hypervisor == nullptr) return 0;
+  const uint64_t per_call = ports_.hypervisor->MaxBatch() / CmoPagesPerPage();
+  return per_call > 1 ? per_call : 0;
+}
+
+void Controller::AddressesOf(std::span<const Pfn> pages, std::vector<uint64_t>& out) const {
+  const uint64_t per_page = CmoPagesPerPage();
+  out.clear();
+  for (const Pfn p : pages) {
+    const uint64_t base = geometry_.Address(p);
+    for (uint64_t i = 0; i < per_page; ++i) out.push_back(base + i * cmo_page_size_);
+  }
+}
+
 Pages Controller::Inflate(Pages nr) {
   Debug("Begin request for {} pages", nr.value());
+  if (const uint64_t batch = BatchPages(); batch != 0) return InflateBatched(nr, batch);
   int64_t left = nr.value();
   GuestMemory& mem = ports_.memory;
   while (left > 0) {
@@ -227,6 +248,7 @@ Pages Controller::Inflate(Pages nr) {
 
 Pages Controller::Deflate(Pages nr) {
   Debug("Begin free of {} pages.", nr.value());
+  if (const uint64_t batch = BatchPages(); batch != 0) return DeflateBatched(nr, batch);
   int64_t left = nr.value();
   GuestMemory& mem = ports_.memory;
   while (left > 0) {
@@ -237,6 +259,92 @@ Pages Controller::Deflate(Pages nr) {
     mem.FreePage(*page);
     loaned_.fetch_sub(1);
     --left;
+  }
+  Debug("End request with {} pages unfulfilled", left);
+  return Pages(left);
+}
+
+// Takes up to `batch` pages (checking the hotplug lock before each, as the
+// single-call loop does), loans all their CMO pages in one call, and keeps
+// the pages fully loaned. On a failure the failed page's CMO pages done so
+// far are set active again in reverse, the failed page and every later one
+// go back to the allocator, and the round stops: the pages that end up
+// loaned are exactly those the one-call-per-CMO-page loop would loan.
+Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
+  int64_t left = nr.value();
+  GuestMemory& mem = ports_.memory;
+  Hypervisor& hv = *ports_.hypervisor;
+  const uint64_t per_page = CmoPagesPerPage();
+  std::vector<Pfn> pages;
+  std::vector<uint64_t> addresses;
+  bool last = false;
+  while (left > 0 && !last) {
+    pages.clear();
+    while (pages.size() < batch && static_cast<int64_t>(pages.size()) < left) {
+      if (!hotplug_.Quiet()) break;
+      const auto page = mem.AllocBalloonPage();
+      if (!page) break;
+      pages.push_back(*page);
+    }
+    last = pages.size() < batch && static_cast<int64_t>(pages.size()) < left;
+    if (pages.empty()) break;
+    AddressesOf(pages, addresses);
+    const Hypervisor::BatchResult r = hv.PageInitBatch(papr::kPageSetLoaned, addresses);
+    const uint64_t whole = std::min<uint64_t>(r.rc == papr::kSuccess ? pages.size() : r.done / per_page, pages.size());
+    for (uint64_t i = 0; i < whole; ++i) {
+      balloon_.Enqueue(pages[i]);
+      loaned_.fetch_add(1);
+      mem.AdjustTotalram(pages[i], Pages(-1));
+      --left;
+    }
+    if (r.rc == papr::kSuccess) continue;
+    ports_.log.Error(fmt::format("cmm: Can not set page to loaned. rc={}", r.rc));
+    if (whole < pages.size()) {
+      const uint64_t base = geometry_.Address(pages[whole]);
+      for (uint64_t i = r.done % per_page; i-- > 0;) hv.PageInit(papr::kPageSetActive, base + i * cmo_page_size_);
+    }
+    for (uint64_t i = pages.size(); i-- > whole;) mem.FreePage(pages[i]);
+    break;
+  }
+  Debug("End request with {} pages unfulfilled", left);
+  return Pages(left);
+}
+
+// Gives back up to `batch` pages per call. A failure does not stop a
+// deflate: as in the single-call loop, the failed page's CMO pages done so
+// far are set loaned again, the page is freed anyway, and the call goes on
+// from the next page.
+Pages Controller::DeflateBatched(Pages nr, uint64_t batch) {
+  int64_t left = nr.value();
+  GuestMemory& mem = ports_.memory;
+  Hypervisor& hv = *ports_.hypervisor;
+  const uint64_t per_page = CmoPagesPerPage();
+  std::vector<Pfn> pages;
+  std::vector<uint64_t> addresses;
+  while (left > 0) {
+    pages.clear();
+    while (pages.size() < batch && static_cast<int64_t>(pages.size()) < left) {
+      const auto page = balloon_.Dequeue();
+      if (!page) break;
+      pages.push_back(*page);
+    }
+    if (pages.empty()) break;
+    AddressesOf(pages, addresses);
+    for (uint64_t from = 0; from < addresses.size();) {
+      const std::span<const uint64_t> rest(addresses.data() + from, addresses.size() - from);
+      const Hypervisor::BatchResult r = hv.PageInitBatch(papr::kPageSetActive, rest);
+      if (r.rc == papr::kSuccess) break;
+      const uint64_t failed = from + std::min<uint64_t>(r.done, rest.size() - 1);
+      const uint64_t page_start = failed - failed % per_page;
+      for (uint64_t i = failed; i-- > page_start;) hv.PageInit(papr::kPageSetLoaned, addresses[i]);
+      from = page_start + per_page;
+    }
+    for (const Pfn p : pages) {
+      mem.AdjustTotalram(p, Pages(1));
+      mem.FreePage(p);
+      loaned_.fetch_sub(1);
+      --left;
+    }
   }
   Debug("End request with {} pages unfulfilled", left);
   return Pages(left);
@@ -318,6 +426,12 @@ int Controller::WriteDisable(std::string_view text) {
   }
   disabled_.store(disable);
   return 0;
+}
+
+std::vector<uint64_t> Controller::LoanedCmoAddresses() const {
+  std::vector<uint64_t> out;
+  if (!params_.simulate) AddressesOf(balloon_.Snapshot(), out);
+  return out;
 }
 
 ControllerSnapshot Controller::Snapshot() const {

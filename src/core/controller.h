@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "core/balloon.h"
 #include "core/hotplug_lock.h"
@@ -90,6 +92,9 @@ class Controller final : public Pollable, public OomListener, public RebootListe
   // Administrator write of oom_freed_kb (S7): reset to 0.
   void ResetOomFreed() { oom_freed_.store(0); }
   ControllerSnapshot Snapshot() const;
+  // The address of every CMO page the balloon holds loaned, for a
+  // hypervisor that has to learn them again.
+  std::vector<uint64_t> LoanedCmoAddresses() const;
 
  private:
   enum class Phase { kStopped, kStarting, kSleeping, kHotplugPause };
@@ -99,6 +104,13 @@ class Controller final : public Pollable, public OomListener, public RebootListe
   papr::Rc SetPageState(Pfn page, uint64_t flags, uint64_t undo);
   papr::Rc SetLoaned(Pfn page) { return SetPageState(page, papr::kPageSetLoaned, papr::kPageSetActive); }
   papr::Rc SetActive(Pfn page) { return SetPageState(page, papr::kPageSetActive, papr::kPageSetLoaned); }
+  // The batched paths (cmm's extension): many pages per hcall, with the
+  // same end state as one SetPageState per page.
+  uint64_t CmoPagesPerPage() const;
+  uint64_t BatchPages() const;  // pages per batched call; 0: one call per CMO page
+  void AddressesOf(std::span<const Pfn> pages, std::vector<uint64_t>& out) const;
+  Pages InflateBatched(Pages nr, uint64_t batch);
+  Pages DeflateBatched(Pages nr, uint64_t batch);
   void Round();
   int StartThread();  // needs admin_mu_
   void StopThread();  // needs admin_mu_

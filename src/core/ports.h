@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "core/units.h"
@@ -31,6 +32,23 @@ class Hypervisor {
   virtual uint64_t CmoPageSize() const = 0;
   virtual papr::Rc GetMpp(papr::MppData& out) = 0;
   virtual papr::Rc PageInit(uint64_t flags, uint64_t address) = 0;
+
+  // cmm's batched H_PAGE_INIT: `flags` applied to each address in order,
+  // stopping at the first failure. `done` counts the pages that succeeded.
+  struct BatchResult {
+    uint64_t done = 0;
+    papr::Rc rc = papr::kSuccess;
+  };
+  // How many CMO pages one batched call may carry; 0: not offered.
+  virtual uint64_t MaxBatch() const { return 0; }
+  virtual BatchResult PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
+    BatchResult r;
+    for (const uint64_t a : addresses) {
+      if ((r.rc = PageInit(flags, a)) != papr::kSuccess) break;
+      ++r.done;
+    }
+    return r;
+  }
 };
 
 // Memory zones, as Linux has them; hot-added memory goes to Movable.

@@ -44,8 +44,18 @@ class FakeHypervisor final : public Hypervisor {
   // Return a non-success code to fail this PageInit (nothing changes then).
   std::function<papr::Rc(uint64_t flags, uint64_t address)> fail;
   std::set<uint64_t> loaned;  // CMO page addresses
+  // Offer the batched call for this many CMO pages (0: not offered).
+  uint64_t max_batch = 0;
+  int batch_calls = 0;
 
   bool HasCmo() const override { return has_cmo; }
+  uint64_t MaxBatch() const override { return max_batch; }
+  // Each address goes through PageInit, so `fail` sees batched pages too.
+  BatchResult PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) override {
+    ++batch_calls;
+    if (addresses.size() > max_batch) return {0, papr::kParameter};
+    return Hypervisor::PageInitBatch(flags, addresses);
+  }
   uint64_t CmoPageSize() const override { return cmo_page_size; }
   papr::Rc GetMpp(papr::MppData& out) override {
     ++get_mpp_calls;

@@ -135,7 +135,8 @@ TEST(Randomized, AllItems_HundredThousandOperationsKeepInvariants) {
           ASSERT_TRUE(r.ctrl.files().Write("disable", "1", Writer{true}).has_value());
         }
         break;
-      case 11:  // parameters change
+      case 11:  // parameters change; the hypervisor offers batches or not
+        r.hv.max_batch = pick(3) == 0 ? 0 : 4 * (2 + pick(64));
         ASSERT_TRUE(r.ctrl.files().Write("min_mem_mb", std::to_string(pick(4)), Writer{}).has_value());
         break;
     }
@@ -147,6 +148,7 @@ TEST(Randomized, AllItems_HundredThousandOperationsKeepInvariants) {
   EXPECT_GT(migrated, 100);
   EXPECT_GT(busy, 10);
   EXPECT_GT(oom_gave, 100);
+  EXPECT_GT(r.hv.batch_calls, 1000);
   if (removing) r.ctrl.OnMemoryEvent(MemoryAction::kOffline);
   r.hv.fail = nullptr;
   r.ctrl.Stop();
