@@ -32,6 +32,7 @@ struct GuestFlags {
   std::string socket;
   std::string hv;
   int weight = 128;
+  bool no_batch = false;
 };
 
 guest::PartitionOptions Options(const GuestFlags& f) {
@@ -73,6 +74,7 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   o.params.simulate = f.simulate;
   if (f.simulate && !f.hv.empty()) throw UserError("--simulate and --hv exclude each other", kExitUsage);
   o.weight = static_cast<uint8_t>(f.weight);
+  o.batch = !f.no_batch;
   for (const auto& kv : f.params) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos) {
@@ -162,6 +164,7 @@ Runner AddGuest(CLI::App& app) {
                  "phases:FILE.json");
   c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
   c->add_option("--hv", f->hv, "The hypervisor's socket (default: <run dir>/hv.hcall)");
+  c->add_flag("--no-batch", f->no_batch, "One hcall per CMO page, as the seed driver does, even if batches are offered");
   c->add_option("--weight", f->weight, "PAPR memory weight 0-255: higher loans less")->capture_default_str()->check(
       CLI::Range(0, 255));
   c->footer(

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,10 +14,11 @@ namespace cmm::guest {
 namespace {
 
 constexpr auto kTimeout = std::chrono::seconds(5);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(250);
+constexpr auto kMaxBackoff = std::chrono::seconds(8);
 
-}  // namespace
-
-tl::expected<std::unique_ptr<HvClient>, std::string> HvClient::Connect(const std::string& path,
+// Connects and registers; the fd and the hypervisor's terms.
+tl::expected<std::pair<int, proto::Registered>, std::string> Register(const std::string& path,
                                                                       const proto::Register& registration, int memfd) {
   auto fd = proto::ConnectSeqpacket(path);
   if (!fd) return tl::unexpected(fd.error());
@@ -32,12 +35,30 @@ tl::expected<std::unique_ptr<HvClient>, std::string> HvClient::Connect(const std
   }
   const auto* terms = std::get_if<proto::Registered>(&reply->message);
   if (terms == nullptr) return fail("registration: unexpected reply");
-  if (registration.page_size % terms->cmo_page_size != 0) {
+  if (terms->cmo_page_size == 0 || registration.page_size % terms->cmo_page_size != 0) {
     return fail(fmt::format("CMO page size {} does not divide the page size {}", terms->cmo_page_size,
                             registration.page_size));
   }
-  return std::unique_ptr<HvClient>(new HvClient(*fd, *terms));
+  return std::make_pair(*fd, *terms);
 }
+
+}  // namespace
+
+tl::expected<std::unique_ptr<HvClient>, std::string> HvClient::Connect(const std::string& path,
+                                                                      const proto::Register& registration, int memfd) {
+  auto r = Register(path, registration, memfd);
+  if (!r) return tl::unexpected(r.error());
+  return std::unique_ptr<HvClient>(new HvClient(path, registration, memfd, r->first, r->second));
+}
+
+HvClient::HvClient(std::string path, proto::Register registration, int memfd, int fd, proto::Registered terms)
+    : path_(std::move(path)),
+      registration_(std::move(registration)),
+      memfd_(memfd),
+      terms_(terms),
+      fd_(fd),
+      caps_(terms.caps),
+      max_batch_(terms.max_batch) {}
 
 HvClient::~HvClient() {
   std::lock_guard lock(mu_);
@@ -46,7 +67,12 @@ HvClient::~HvClient() {
 
 void HvClient::SetStatsSource(std::function<proto::Stats()> source) {
   std::lock_guard lock(mu_);
-  source_ = std::move(source);
+  stats_source_ = std::move(source);
+}
+
+void HvClient::SetLoanedSource(std::function<std::vector<uint64_t>()> source) {
+  std::lock_guard lock(mu_);
+  loaned_source_ = std::move(source);
 }
 
 bool HvClient::connected() const {
@@ -54,12 +80,28 @@ bool HvClient::connected() const {
   return fd_ >= 0;
 }
 
+uint64_t HvClient::reconnects() const {
+  std::lock_guard lock(mu_);
+  return reconnects_;
+}
+
+uint64_t HvClient::MaxBatch() const {
+  std::lock_guard lock(mu_);
+  return (caps_ & proto::kCapBatch) != 0 ? max_batch_ : 0;
+}
+
+void HvClient::DropLocked(const std::string& why) {
+  spdlog::error("hypervisor connection lost: {}", why);
+  close(fd_);
+  fd_ = -1;
+  backoff_ = kFirstBackoff;
+  next_attempt_ = SteadyClock::now() + backoff_;
+}
+
 tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Message& m) {
   if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
   auto fail = [this](std::string why) {
-    spdlog::error("hypervisor connection lost: {}", why);
-    close(fd_);
-    fd_ = -1;
+    DropLocked(why);
     return tl::unexpected(std::move(why));
   };
   if (auto sent = proto::Send(fd_, m); !sent) return fail(sent.error());
@@ -70,10 +112,52 @@ tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Mess
   return std::move(reply->message);
 }
 
+void HvClient::ReconnectLocked() {
+  if (SteadyClock::now() < next_attempt_) return;
+  auto retry_later = [this](const std::string& why) {
+    spdlog::warn("hypervisor at {}: {}; next attempt in {} ms", path_, why,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count());
+    next_attempt_ = SteadyClock::now() + backoff_;
+    backoff_ = std::min<SteadyClock::duration>(backoff_ * 2, kMaxBackoff);
+  };
+  auto r = Register(path_, registration_, memfd_);
+  if (!r) return retry_later(r.error());
+  if (r->second.cmo_page_size != terms_.cmo_page_size) {
+    close(r->first);
+    return retry_later(fmt::format("the CMO page size changed from {} to {}", terms_.cmo_page_size,
+                                   r->second.cmo_page_size));
+  }
+  fd_ = r->first;
+  caps_ = r->second.caps;
+  max_batch_ = r->second.max_batch;
+  // The restarted hypervisor knows nothing of our balloon: loan its pages again.
+  const std::vector<uint64_t> loaned = loaned_source_ ? loaned_source_() : std::vector<uint64_t>{};
+  const size_t step = (caps_ & proto::kCapBatch) != 0 ? max_batch_ : 1;
+  for (size_t i = 0; i < loaned.size(); i += step) {
+    const size_t n = std::min(step, loaned.size() - i);
+    proto::Message m = proto::PageInit{papr::kPageSetLoaned, loaned[i]};
+    if (step > 1) m = proto::PageInitBatch{papr::kPageSetLoaned, {loaned.begin() + i, loaned.begin() + i + n}};
+    auto reply = CallLocked(m);
+    if (!reply) return retry_later("re-loaning the balloon's pages failed");
+    papr::Rc rc = papr::kHardware;
+    if (const auto* b = std::get_if<proto::PageInitBatchRc>(&*reply)) rc = b->done == n ? b->rc : papr::kHardware;
+    if (const auto* s = std::get_if<proto::PageInitRc>(&*reply)) rc = s->rc;
+    if (rc != papr::kSuccess) {
+      DropLocked(fmt::format("the hypervisor refused a page of the balloon (rc={})", rc));
+      return retry_later("re-loaning the balloon's pages failed");
+    }
+  }
+  ++reconnects_;
+  backoff_ = kFirstBackoff;
+  spdlog::info("registered again with the hypervisor at {}; {} loaned CMO pages handed back to it", path_,
+               loaned.size());
+}
+
 papr::Rc HvClient::GetMpp(papr::MppData& out) {
   std::lock_guard lock(mu_);
+  if (fd_ < 0) ReconnectLocked();
   proto::GetMpp request;
-  if (source_) request.stats = source_();
+  if (stats_source_) request.stats = stats_source_();
   auto reply = CallLocked(request);
   if (!reply) return papr::kHardware;
   const auto* mpp = std::get_if<proto::Mpp>(&*reply);
@@ -88,6 +172,31 @@ papr::Rc HvClient::PageInit(uint64_t flags, uint64_t address) {
   if (!reply) return papr::kHardware;
   const auto* rc = std::get_if<proto::PageInitRc>(&*reply);
   return rc != nullptr ? rc->rc : papr::kHardware;
+}
+
+Hypervisor::BatchResult HvClient::PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
+  std::lock_guard lock(mu_);
+  BatchResult out{0, papr::kHardware};
+  if ((caps_ & proto::kCapBatch) == 0 || addresses.empty() || addresses.size() > max_batch_) {
+    // Not offered (any more): one call per page, same semantics.
+    for (const uint64_t a : addresses) {
+      auto reply = CallLocked(proto::PageInit{flags, a});
+      const auto* rc = reply ? std::get_if<proto::PageInitRc>(&*reply) : nullptr;
+      out.rc = rc != nullptr ? rc->rc : papr::kHardware;
+      if (out.rc != papr::kSuccess) return out;
+      ++out.done;
+    }
+    return out;
+  }
+  auto reply = CallLocked(proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}});
+  if (!reply) return out;
+  const auto* r = std::get_if<proto::PageInitBatchRc>(&*reply);
+  if (r == nullptr) return out;
+  // The hypervisor is not trusted to count past what it was sent.
+  out.done = std::min<uint64_t>(r->done, addresses.size());
+  out.rc = r->rc;
+  if (out.rc == papr::kSuccess && out.done != addresses.size()) out.rc = papr::kHardware;
+  return out;
 }
 
 }  // namespace cmm::guest

@@ -1,13 +1,19 @@
 // The partition's side of the hypervisor: registration with the guest RAM
-// memfd, then H_GET_MPP (carrying this partition's stats) and H_PAGE_INIT
-// as request/reply packets. If the connection is lost every call fails
-// with H_HARDWARE, so the controller keeps its last target (S2).
+// memfd, then H_GET_MPP (carrying this partition's stats), H_PAGE_INIT and
+// the batched page-state call as request/reply packets.
+//
+// If the connection is lost every call fails with H_HARDWARE, so the
+// controller keeps its last target (S2). The next H_GET_MPP after a backoff
+// connects again, registers again and re-loans every CMO page the balloon
+// holds, so a restarted hypervisor punches them again and counts each once.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -18,31 +24,52 @@ namespace cmm::guest {
 
 class HvClient final : public Hypervisor {
  public:
-  // Connects to `path` and registers; `memfd` is passed, not given away.
+  using SteadyClock = std::chrono::steady_clock;
+
+  // Connects to `path` and registers; `memfd` is passed, not given away,
+  // and must stay open while the client lives (for re-registration).
   static tl::expected<std::unique_ptr<HvClient>, std::string> Connect(const std::string& path,
                                                                       const proto::Register& registration, int memfd);
   ~HvClient() override;
 
   // Where GetMpp() takes the stats it reports.
   void SetStatsSource(std::function<proto::Stats()> source);
+  // Where a re-registration takes the CMO pages this partition has loaned.
+  void SetLoanedSource(std::function<std::vector<uint64_t>()> source);
 
   bool HasCmo() const override { return true; }
   uint64_t CmoPageSize() const override { return terms_.cmo_page_size; }
   papr::Rc GetMpp(papr::MppData& out) override;
   papr::Rc PageInit(uint64_t flags, uint64_t address) override;
+  uint64_t MaxBatch() const override;
+  BatchResult PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) override;
 
   bool connected() const;
+  uint64_t reconnects() const;
   const proto::Registered& terms() const { return terms_; }
 
  private:
-  HvClient(int fd, proto::Registered terms) : fd_(fd), terms_(terms) {}
+  HvClient(std::string path, proto::Register registration, int memfd, int fd, proto::Registered terms);
   // Sends and waits for the reply; on any failure the connection is closed.
   tl::expected<proto::Message, std::string> CallLocked(const proto::Message& m);  // needs mu_
+  void DropLocked(const std::string& why);                                       // needs mu_
+  // After the backoff: connect, register, re-loan the balloon's pages.
+  void ReconnectLocked();  // needs mu_
 
-  mutable std::mutex mu_;  // one call at a time; guards fd_ and source_
+  const std::string path_;
+  const proto::Register registration_;
+  const int memfd_;
+  const proto::Registered terms_;  // a re-registration must get the same CMO page size
+
+  mutable std::mutex mu_;  // one call at a time; guards everything below
   int fd_;
-  const proto::Registered terms_;
-  std::function<proto::Stats()> source_;
+  uint32_t caps_;
+  uint32_t max_batch_;
+  std::function<proto::Stats()> stats_source_;
+  std::function<std::vector<uint64_t>()> loaned_source_;
+  SteadyClock::duration backoff_{};
+  SteadyClock::time_point next_attempt_{};
+  uint64_t reconnects_ = 0;
 };
 
 }  // namespace cmm::guest

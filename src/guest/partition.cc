@@ -40,6 +40,7 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
     reg.page_size = o.page_size;
     reg.ram_bytes = max;
     reg.weight = o.weight;
+    reg.want_batch = o.batch;
     reg.min_bytes = std::min<uint64_t>(max, o.params.min_mem_mb << 20);
     auto client = HvClient::Connect(o.hv_socket, reg, ram->fd());
     if (!client) return tl::unexpected(fmt::format("hypervisor at {}: {}", o.hv_socket, client.error()));
@@ -78,6 +79,7 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
               .count());
       return s;
     });
+    hv_->SetLoanedSource([this] { return controller_->LoanedCmoAddresses(); });
   }
 }
 

@@ -34,6 +34,7 @@ struct PartitionOptions {
   std::vector<WorkloadSpec> workloads;  // started with the partition
   std::string hv_socket;                // register with the hypervisor there
   uint8_t weight = 128;                 // PAPR mem_weight, sent at registration
+  bool batch = true;                    // use the batched page-state call when offered
 };
 
 struct HotRemoveReport {
