@@ -23,6 +23,7 @@ test: deps
 bench: build
 	@$(BUILD)/bench/cmm_bench_balloon
 	@$(BUILD)/bench/cmm_bench_migrate
+	@$(BUILD)/bench/cmm_bench_hv
 
 clean:
 	rm -rf build

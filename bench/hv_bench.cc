@@ -1,0 +1,275 @@
+// End to end: a real partition inflates then deflates 1 GiB through a real
+// `cmm hv` process (a SOCK_SEQPACKET socket, the memfd passed over it), once with one hcall per CMO page and once batched. Beside each
+// figure, measured in the same run, the raw limit of the same work done
+// directly: punching the same pages, in the same order and the same ranges,
+// on a memfd; one raw socket round trip per call; faulting the pages back in.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guest/partition.h"
+#include "proto/messages.h"
+
+namespace {
+
+using namespace cmm;
+using Timer = std::chrono::steady_clock;
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kLoan = uint64_t{1} << 30;
+constexpr uint64_t kPages = kLoan / kPage;
+constexpr uint64_t kRam = kLoan + (uint64_t{64} << 20);
+constexpr uint64_t kRoundTrips = 50000;
+
+double Seconds(Timer::duration d) { return std::chrono::duration<double>(d).count(); }
+
+[[noreturn]] void Die(const std::string& why) {
+  std::fprintf(stderr, "bench: %s\n", why.c_str());
+  std::exit(1);
+}
+
+struct Run {
+  double inflate = 0;
+  double deflate_touch = 0;  // deflate, then a write to each page given back
+  double hcall_rt = 0;       // one H_PAGE_INIT on an active page, seconds
+  std::vector<uint64_t> addresses;  // loaned, in the order they were loaned
+};
+
+Run EndToEnd(const std::string& socket, bool batch) {
+  guest::PartitionOptions o;
+  o.name = batch ? "batched" : "single";
+  o.ram_bytes = kRam;
+  o.block_bytes = uint64_t{64} << 20;
+  o.params.min_mem_mb = 0;
+  o.params.disable = 1;
+  o.hv_socket = socket;
+  o.batch = batch;
+  auto made = guest::Partition::Create(o);
+  if (!made) Die(made.error());
+  guest::Partition& p = **made;
+  std::memset(p.ram().data(), 1, p.ram().size());  // every page backed, so each punch frees memory
+  Controller& c = p.controller();
+  Run r;
+  const auto t0 = Timer::now();
+  if (c.Inflate(Pages(kPages)) != Pages(0)) Die("inflate fell short");
+  r.inflate = Seconds(Timer::now() - t0);
+  r.addresses = c.LoanedCmoAddresses();
+  if (p.ram().BackingBytes() > kRam - kLoan + (uint64_t{1} << 20)) Die("loaned pages are still backed");
+
+  // Round trip of one hcall that changes nothing: H_PAGE_INIT(active) on an active page.
+  const uint64_t active = kRam - kPage;
+  const auto t1 = Timer::now();
+  for (uint64_t i = 0; i < kRoundTrips; ++i) {
+    if (p.hv()->PageInit(papr::kPageSetActive, active) != papr::kSuccess) Die("hcall failed");
+  }
+  r.hcall_rt = Seconds(Timer::now() - t1) / kRoundTrips;
+
+  uint8_t* ram = p.ram().data();
+  const auto t2 = Timer::now();
+  if (c.Deflate(Pages(kPages)) != Pages(0)) Die("deflate fell short");
+  for (const uint64_t a : r.addresses) ram[a] = 2;
+  r.deflate_touch = Seconds(Timer::now() - t2);
+  return r;
+}
+
+// A memfd of the partition's size, mapped and with every page touched, as
+// guest RAM is.
+struct Memfd {
+  Memfd() {
+    fd = memfd_create("raw", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, kRam) != 0) Die("memfd");
+    void* m = mmap(nullptr, kRam, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) Die("mmap");
+    map = static_cast<uint8_t*>(m);
+    std::memset(map, 1, kRam);
+  }
+  ~Memfd() {
+    munmap(map, kRam);
+    close(fd);
+  }
+  int fd = -1;
+  uint8_t* map = nullptr;
+};
+
+struct Range {
+  uint64_t offset;
+  uint64_t length;
+};
+
+// The least a hypervisor can be: another process that receives ranges over
+// a SOCK_SEQPACKET socket, punches them out of the memfd this process has
+// mapped, and answers. Same pages, same ranges, same process boundary as
+// `cmm hv`, none of its code.
+class RawHypervisor {
+ public:
+  explicit RawHypervisor(int memfd) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) Die("socketpair");
+    pid_ = fork();
+    if (pid_ < 0) Die("fork");
+    if (pid_ == 0) {
+      close(sv[0]);
+      Serve(sv[1], memfd);
+    }
+    close(sv[1]);
+    fd_ = sv[0];
+  }
+  ~RawHypervisor() {
+    close(fd_);
+    waitpid(pid_, nullptr, 0);
+  }
+  // One packet carrying `n` ranges (0: a round trip with no work), one reply.
+  void Call(const Range* ranges, size_t n) {
+    static const Range kNothing{0, 0};
+    const void* data = n == 0 ? &kNothing : ranges;
+    const size_t bytes = n == 0 ? sizeof kNothing : n * sizeof(Range);
+    uint8_t reply[16];
+    if (send(fd_, data, bytes, MSG_NOSIGNAL) < 0 || recv(fd_, reply, sizeof reply, 0) <= 0) Die("raw round trip");
+  }
+
+ private:
+  [[noreturn]] static void Serve(int fd, int memfd) {
+    std::vector<Range> in(proto::kMaxBatch);
+    for (;;) {
+      const ssize_t got = recv(fd, in.data(), in.size() * sizeof(Range), 0);
+      if (got <= 0) _exit(0);
+      for (size_t i = 0; i < static_cast<size_t>(got) / sizeof(Range); ++i) {
+        if (in[i].length != 0 && fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                           static_cast<off_t>(in[i].offset), static_cast<off_t>(in[i].length)) != 0) {
+          _exit(1);
+        }
+      }
+      const uint8_t reply[16] = {};
+      if (send(fd, reply, sizeof reply, MSG_NOSIGNAL) < 0) _exit(0);
+    }
+  }
+  pid_t pid_ = -1;
+  int fd_ = -1;
+};
+
+// Each run of adjacent ascending pages inside a batch of `batch` pages.
+std::vector<std::vector<Range>> Batches(const std::vector<uint64_t>& addresses, size_t batch) {
+  std::vector<std::vector<Range>> out;
+  for (size_t i = 0; i < addresses.size(); i += batch) {
+    const size_t end = std::min(addresses.size(), i + batch);
+    auto& ranges = out.emplace_back();
+    for (size_t j = i; j < end;) {
+      size_t k = j + 1;
+      while (k < end && addresses[k] == addresses[k - 1] + kPage) ++k;
+      ranges.push_back({addresses[j], (k - j) * kPage});
+      j = k;
+    }
+  }
+  return out;
+}
+
+struct RawRun {
+  double inflate = 0;        // every page loaned, as the partition's calls would
+  double deflate_touch = 0;  // every page given back, then written
+};
+
+// The raw limit of a run: `batch` pages per call (1: one call each).
+RawRun RawLimit(const std::vector<uint64_t>& addresses, size_t batch) {
+  Memfd m;
+  RawHypervisor hv(m.fd);
+  const auto calls = Batches(addresses, batch);
+  RawRun r;
+  const auto t0 = Timer::now();
+  for (const auto& ranges : calls) hv.Call(ranges.data(), ranges.size());
+  r.inflate = Seconds(Timer::now() - t0);
+  const auto t1 = Timer::now();
+  for (size_t i = 0; i < calls.size(); ++i) hv.Call(nullptr, 0);  // set active: a round trip, no work
+  for (const uint64_t a : addresses) m.map[a] = 2;
+  r.deflate_touch = Seconds(Timer::now() - t1);
+  return r;
+}
+
+// A plain round trip on the same kind of socket, nothing done on the far side.
+double RawRoundTrip(uint64_t n) {
+  Memfd m;
+  RawHypervisor hv(m.fd);
+  const auto t0 = Timer::now();
+  for (uint64_t i = 0; i < n; ++i) hv.Call(nullptr, 0);
+  return Seconds(Timer::now() - t0) / static_cast<double>(n);
+}
+
+void Row(const char* figure, double cmm_s, double raw_s, const char* goal, bool higher_better = true) {
+  const double gib = static_cast<double>(kLoan) / double(1 << 30);
+  const double ratio = higher_better ? raw_s / cmm_s : cmm_s / raw_s;
+  std::printf("%-34s %7.2f GiB/s %8.0f k/s %7.2f GiB/s %8.2f %8s\n", figure, gib / cmm_s, kPages / cmm_s / 1e3,
+              gib / raw_s, ratio, goal);
+}
+
+// `cmm hv` in its own process, its log in `dir`; the pool is large enough
+// that the policy never asks for anything: the bench drives the balloon.
+pid_t StartHypervisor(const std::string& dir) {
+  const std::string socket = dir + "/hv.hcall";
+  const std::string control = dir + "/hv.ctl";
+  const std::string log = dir + "/hv.log";
+  std::vector<std::string> args = {CMM_BINARY, "hv", "--pool", "64G", "--socket", socket, "--control", control};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, CMM_BINARY, &fa, nullptr, argv.data(), environ) != 0) Die("cannot start " CMM_BINARY);
+  posix_spawn_file_actions_destroy(&fa);
+  for (int i = 0; i < 500 && !std::filesystem::exists(control); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!std::filesystem::exists(control)) Die("cmm hv did not start; see " + log);
+  return pid;
+}
+
+}  // namespace
+
+int main() {
+  char dir_template[] = "/tmp/cmm-hv-bench-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) Die("mkdtemp");
+  const std::string dir = dir_template;
+  const pid_t hv = StartHypervisor(dir);
+  const Run batched = EndToEnd(dir + "/hv.hcall", true);
+  const Run single = EndToEnd(dir + "/hv.hcall", false);
+  kill(hv, SIGTERM);
+  waitpid(hv, nullptr, 0);
+  std::filesystem::remove_all(dir);
+
+  const double raw_rt = RawRoundTrip(kRoundTrips);
+  const RawRun raw_batched = RawLimit(batched.addresses, proto::kMaxBatch);
+  const RawRun raw_single = RawLimit(single.addresses, 1);
+
+  std::printf("cmm hypervisor benchmark: inflate then deflate 1 GiB (%lu CMO pages of 4 KiB) through cmm hv\n",
+              kPages);
+  std::printf("%-34s %13s %12s %13s %8s %8s\n", "figure", "cmm", "pages", "raw limit", "ratio", "goal");
+  Row("inflate, batched", batched.inflate, raw_batched.inflate, ">= 0.8");
+  Row("inflate, one call per page", single.inflate, raw_single.inflate, ">= 0.7");
+  Row("deflate + re-touch, batched", batched.deflate_touch, raw_batched.deflate_touch, ">= 0.7");
+  Row("deflate + re-touch, one call each", single.deflate_touch, raw_single.deflate_touch, "");
+  std::printf("%-34s %10.1f us %12s %10.1f us %8.2f %8s\n", "hcall round trip", single.hcall_rt * 1e6, "",
+              raw_rt * 1e6, single.hcall_rt / raw_rt, "<= 1.5");
+  std::printf("  raw limit: another process punches the same pages, in the same order and the same ranges\n"
+              "  (runs of adjacent pages within a batch of %u, or one page per call), out of a mapped memfd,\n"
+              "  answering each call over a SOCK_SEQPACKET socket; deflate = one empty round trip per call,\n"
+              "  then a write fault on each page\n",
+              proto::kMaxBatch);
+  const bool met = raw_batched.inflate / batched.inflate >= 0.8 && raw_single.inflate / single.inflate >= 0.7 &&
+                   raw_batched.deflate_touch / batched.deflate_touch >= 0.7 && single.hcall_rt / raw_rt <= 1.5;
+  std::printf("goals %s\n", met ? "met" : "NOT met");
+  return 0;
+}
