@@ -223,6 +223,18 @@ Runner AddStatusImpl(CLI::App& app) {
   };
 }
 
+Runner AddLparcfgImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto* c = app.add_subcommand("lparcfg", "Print a partition's /proc/ppc64/lparcfg memory view (from H_GET_MPP)");
+  AddTargetFlags(c, *t);
+  c->footer("Example:\n  cmm lparcfg web1");
+  return [t] {
+    const json s = Request(*t, {{"op", "lparcfg"}}, "lparcfg");
+    fmt::print("{}", s["text"].get<std::string>());
+    return 0;
+  };
+}
+
 volatile sig_atomic_t g_interrupted = 0;
 
 Runner AddWatchImpl(CLI::App& app) {
@@ -367,5 +379,6 @@ Runner AddParam(CLI::App& app) { return AddParamImpl(app); }
 Runner AddStatus(CLI::App& app) { return AddStatusImpl(app); }
 Runner AddWatch(CLI::App& app) { return AddWatchImpl(app); }
 Runner AddList(CLI::App& app) { return AddListImpl(app); }
+Runner AddLparcfg(CLI::App& app) { return AddLparcfgImpl(app); }
 
 }  // namespace cmm::cli

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/control_files.h"
+#include "core/lparcfg.h"
 
 namespace cmm::ctl {
 
@@ -123,6 +124,16 @@ std::string Explain(int err, const std::string& file) {
 nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer) {
   const std::string op = request.value("op", "");
   if (op == "status") return Status(p);
+  if (op == "lparcfg") {
+    std::optional<papr::MppData> mpp;
+    std::optional<CmoView> cmo;
+    if (guest::HvClient* hv = p.hv(); hv != nullptr) {
+      papr::MppData m;
+      if (hv->GetMpp(m) == papr::kSuccess) mpp = m;
+      cmo = CmoView{.page_size = hv->CmoPageSize()};
+    }
+    return {{"ok", true}, {"text", FormatLparcfg(mpp, cmo)}};
+  }
   if (op == "mem_add") {
     if (!request.contains("bytes") || !request["bytes"].is_number_unsigned()) {
       return ErrorReply(EINVAL, "mem_add needs an unsigned \"bytes\"");

@@ -44,6 +44,8 @@ TEST_F(Cli, S1_GuestSimulateFollowsTheTargetAndStopsCleanly) {
   // Asking for more than min_mem allows: clamped to 256M - 64M.
   ASSERT_EQ(Cmm({"set", "web1", "simulate_loan_target_kb", "0x100000"}).code, 0);
   ASSERT_TRUE(WaitUntil([&] { return Cmm({"get", "web1", "loaned_kb"}).out == "196608\n"; }));
+  // No hypervisor: lparcfg says CMO is off.
+  EXPECT_EQ(Cmm({"lparcfg", "web1"}).out, "lparcfg 1.9\ncmo_enabled=0\n");
 
   EXPECT_EQ(g.Stop(SIGTERM), 0);
   EXPECT_NE(g.out().find("0 still loaned"), std::string::npos) << g.out();

@@ -62,6 +62,14 @@ TEST_F(Hv, ThreePartitionsOnAPoolHalfTheirSizeStayWithinItWithZeroIntegrityError
     EXPECT_EQ(s["simulate"], false);
     EXPECT_GT(s["loaned_pages"], 0) << name;
   }
+  // The partition's lparcfg view comes from its H_GET_MPP.
+  const auto lparcfg = Cmm({"lparcfg", "a"});
+  ASSERT_EQ(lparcfg.code, 0) << lparcfg.err;
+  for (const char* line : {"lparcfg 1.9\nentitled_memory=33554432\n", "entitled_memory_weight=128\n",
+                           "entitled_memory_pool_size=50331648 bytes\n", "entitled_memory_loan_request=",
+                           "backing_memory=", "cmo_enabled=1\n", "cmo_page_size=4096\n"}) {
+    EXPECT_NE(lparcfg.out.find(line), std::string::npos) << line << " in\n" << lparcfg.out;
+  }
   const auto text = Cmm({"hv", "status"}).out;
   EXPECT_NE(text.find("pool 48 MiB: backing"), std::string::npos) << text;
   EXPECT_NE(text.find("3 partitions with 96 MiB of RAM (2.00x the pool)"), std::string::npos) << text;
