@@ -2,6 +2,9 @@
 #include <signal.h>
 
 #include <memory>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,6 +31,11 @@ struct HvFlags {
   int period_ms = 1000;
   bool no_batch = false;
   bool json_out = false;
+  // cmm hv set
+  std::string name;
+  std::optional<int> weight;
+  std::string min;
+  std::string max;
 };
 
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
@@ -44,7 +52,9 @@ json StatusOf(hv::Pool& pool) {
                      {"backing_bytes", v.backing_bytes},
                      {"loaned_bytes", v.loaned_bytes},
                      {"target_loaned_bytes", v.target_loaned_bytes},
-                     {"weight", v.weight},
+                     {"weight", v.settings.weight},
+                     {"min_bytes", v.settings.min_bytes},
+                     {"max_bytes", v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes},
                      {"free_bytes", v.stats.free_bytes},
                      {"used_bytes", v.stats.used_bytes},
                      {"cache_bytes", v.stats.cache_bytes},
@@ -58,6 +68,27 @@ json StatusOf(hv::Pool& pool) {
   }
   return {{"ok", true}, {"pool_bytes", pool.pool_bytes()}, {"backing_bytes", backing}, {"ram_bytes", ram},
           {"partitions", parts}};
+}
+
+json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
+  if (!req.contains("name") || !req["name"].is_string()) return ctl::ErrorReply(EINVAL, "set needs a string \"name\"");
+  if (!peer.admin()) return ctl::ErrorReply(EPERM, "changing a partition's weight, min or max needs uid 0");
+  hv::SettingsChange change;
+  auto field = [&](const char* key, uint64_t limit) -> std::optional<uint64_t> {
+    if (!req.contains(key)) return std::nullopt;
+    if (!req[key].is_number_unsigned() || req[key].get<uint64_t>() > limit) throw std::invalid_argument(key);
+    return req[key].get<uint64_t>();
+  };
+  try {
+    if (auto w = field("weight", 255)) change.weight = static_cast<uint8_t>(*w);
+    change.min_bytes = field("min_bytes", UINT64_MAX);
+    change.max_bytes = field("max_bytes", UINT64_MAX);
+  } catch (const std::invalid_argument& e) {
+    return ctl::ErrorReply(EINVAL, fmt::format("\"{}\" is out of range", e.what()));
+  }
+  auto s = pool.Configure(req["name"], change);
+  if (!s) return ctl::ErrorReply(static_cast<int>(s.error().code), s.error().message);
+  return {{"ok", true}, {"weight", s->weight}, {"min_bytes", s->min_bytes}, {"max_bytes", s->max_bytes}};
 }
 
 int RunHv(const HvFlags& f) {
@@ -78,9 +109,11 @@ int RunHv(const HvFlags& f) {
   hv::Pool pool(o);
   auto server = hv::HvServer::Start(HcallPath(f), pool, std::chrono::milliseconds(f.period_ms));
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
-  auto control = ctl::Server::Start(ControlPath(f), [&pool](const json& req, const ctl::Peer&) {
-    if (req.value("op", "") == "status") return StatusOf(pool);
-    return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", req.value("op", "")));
+  auto control = ctl::Server::Start(ControlPath(f), [&pool](const json& req, const ctl::Peer& peer) {
+    const std::string op = req.value("op", "");
+    if (op == "status") return StatusOf(pool);
+    if (op == "set") return Configure(pool, req, peer);
+    return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
   });
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(*pool_bytes), HcallPath(f),
@@ -92,6 +125,31 @@ int RunHv(const HvFlags& f) {
   control->reset();
   server->reset();
   fmt::print("hypervisor: {} received, {} partitions dropped; stopped\n", sig == SIGINT ? "SIGINT" : "SIGTERM", n);
+  return 0;
+}
+
+int HvSet(const HvFlags& f) {
+  json req = {{"op", "set"}, {"name", f.name}};
+  if (f.weight) req["weight"] = *f.weight;
+  for (const auto& [flag, text, key] : {std::tuple{"--min", f.min, "min_bytes"}, {"--max", f.max, "max_bytes"}}) {
+    if (text.empty()) continue;
+    const auto bytes = ParseSize(text);
+    if (!bytes) throw UserError(fmt::format("{} {}: not a size; try 512M", flag, text), kExitUsage);
+    req[key] = *bytes;
+  }
+  if (req.size() == 2) throw UserError("say what to change: --weight, --min or --max", kExitUsage);
+  auto reply = ctl::Call(ControlPath(f), req);
+  if (!reply) {
+    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", ControlPath(f),
+                                reply.error().message));
+  }
+  if (!(*reply).value("ok", false)) {
+    throw UserError(fmt::format("cmm hv set {}: {} ({})", f.name, (*reply).value("message", "refused"),
+                                ctl::ErrnoName((*reply).value("errno", 0))));
+  }
+  fmt::print("{}: weight {}, min {}, max {}\n", f.name, (*reply)["weight"].get<int>(),
+             FormatBytes((*reply)["min_bytes"]),
+             (*reply)["max_bytes"].get<uint64_t>() == 0 ? "its RAM" : FormatBytes((*reply)["max_bytes"]));
   return 0;
 }
 
@@ -136,10 +194,18 @@ Runner AddHv(CLI::App& app) {
   auto* status = c->add_subcommand("status", "Show the pool and each partition");
   status->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
   status->add_flag("--json", f->json_out, "Print JSON");
+  auto* set = c->add_subcommand("set", "Change a partition's weight, min or max for the pool policy (uid 0)");
+  set->add_option("name", f->name, "The partition")->required();
+  set->add_option("--weight", f->weight, "PAPR memory weight 0-255: higher loans less")->check(CLI::Range(0, 255));
+  set->add_option("--min", f->min, "Never ask it below this much usable memory, e.g. 256M");
+  set->add_option("--max", f->max, "Usable memory above this is always loaned, e.g. 1G");
+  set->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
   c->footer(
-      "Examples:\n  cmm hv --pool 1G\n  cmm guest --name web1 --mem 768M      (registers with it)\n  cmm hv status");
-  return [f, status] {
+      "Examples:\n  cmm hv --pool 1G\n  cmm guest --name web1 --mem 768M      (registers with it)\n  cmm hv status\n"
+      "  cmm hv set web1 --weight 200 --min 256M");
+  return [f, status, set] {
     if (status->parsed()) return HvStatus(*f);
+    if (set->parsed()) return HvSet(*f);
     if (f->pool.empty()) throw UserError("--pool SIZE is required to run the hypervisor, e.g. --pool 4G", kExitUsage);
     return RunHv(*f);
   };

@@ -29,7 +29,8 @@ tl::expected<std::shared_ptr<HvPartition>, proto::Error> Pool::Register(const pr
   if (!backing) return tl::unexpected(proto::Error{EINVAL, backing.error()});
   auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing));
   std::lock_guard lock(mu_);
-  if (!entries_.emplace(r.name, Entry{p, 0, 0}).second) {
+  const PartitionSettings settings{r.weight, std::min(r.min_bytes, r.ram_bytes), r.max_bytes};
+  if (!entries_.emplace(r.name, Entry{p, settings, 0, 0}).second) {
     return tl::unexpected(proto::Error{EEXIST, fmt::format("a partition named {} is already registered", r.name)});
   }
   spdlog::info("partition {} registered: {} bytes of RAM, weight {}", r.name, r.ram_bytes, r.weight);
@@ -54,13 +55,16 @@ papr::MppData Pool::Mpp(const HvPartition& p) const {
   papr::MppData d;
   d.entitled_mem = static_cast<int64_t>(p.config().ram_bytes);
   d.mapped_entitled_mem = -1;
-  d.mem_weight = p.config().weight;
   d.pool_size = static_cast<int64_t>(options_.pool_bytes);
   d.backing_mem = static_cast<int64_t>(p.backing_bytes());
   uint64_t target = 0;
+  d.mem_weight = p.config().weight;
   {
     std::lock_guard lock(mu_);
-    if (auto it = entries_.find(p.config().name); it != entries_.end()) target = it->second.target_loaned;
+    if (auto it = entries_.find(p.config().name); it != entries_.end()) {
+      target = it->second.target_loaned;
+      d.mem_weight = it->second.settings.weight;
+    }
   }
   d.loan_request = static_cast<int64_t>(target) - static_cast<int64_t>(p.loaned_bytes());
   return d;
@@ -75,9 +79,9 @@ void Pool::Rebalance() {
     const proto::Register& c = e.partition->config();
     PolicyInput i;
     i.ram_bytes = c.ram_bytes;
-    i.min_bytes = c.min_bytes;
-    i.max_bytes = c.max_bytes;
-    i.weight = c.weight;
+    i.min_bytes = e.settings.min_bytes;
+    i.max_bytes = e.settings.max_bytes;
+    i.weight = e.settings.weight;
     i.loaned_bytes = e.partition->loaned_bytes();
     i.free_bytes = s.free_bytes;
     i.cache_bytes = s.cache_bytes;
@@ -98,10 +102,32 @@ std::vector<PartitionView> Pool::Snapshot() const {
   std::vector<PartitionView> out;
   for (const auto& [name, e] : entries_) {
     const HvPartition& p = *e.partition;
-    out.push_back({name, p.config().ram_bytes, p.backing_bytes(), p.loaned_bytes(), e.target_loaned, p.config().weight,
+    out.push_back({name, p.config().ram_bytes, p.backing_bytes(), p.loaned_bytes(), e.target_loaned, e.settings,
                    p.stats(), p.counts()});
   }
   return out;
+}
+
+tl::expected<PartitionSettings, proto::Error> Pool::Configure(const std::string& name, const SettingsChange& change) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return tl::unexpected(proto::Error{ENOENT, fmt::format("no partition named {}", name)});
+  PartitionSettings s = it->second.settings;
+  const uint64_t ram = it->second.partition->config().ram_bytes;
+  if (change.weight) s.weight = *change.weight;
+  if (change.min_bytes) s.min_bytes = *change.min_bytes;
+  if (change.max_bytes) s.max_bytes = *change.max_bytes;
+  const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
+  if (s.min_bytes > ram || max > ram) {
+    return tl::unexpected(proto::Error{
+        EINVAL, fmt::format("min and max must be within the partition's RAM ({} bytes)", ram)});
+  }
+  if (s.min_bytes > max) {
+    return tl::unexpected(proto::Error{EINVAL, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max)});
+  }
+  it->second.settings = s;
+  spdlog::info("partition {}: weight {}, min {} bytes, max {} bytes", name, s.weight, s.min_bytes, max);
+  return s;
 }
 
 }  // namespace cmm::hv

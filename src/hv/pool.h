@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,13 +25,28 @@ struct PoolOptions {
   PolicyConfig policy;  // pool_bytes is taken from above
 };
 
+// What the policy is told about a partition: from its registration, then
+// from `cmm hv set`.
+struct PartitionSettings {
+  uint8_t weight = 0;      // PAPR mem_weight 0-255
+  uint64_t min_bytes = 0;  // never asked to go below this much usable memory
+  uint64_t max_bytes = 0;  // 0: the RAM size; it always loans what is above
+};
+
+// A change asked by the operator; absent fields stay as they are.
+struct SettingsChange {
+  std::optional<uint8_t> weight;
+  std::optional<uint64_t> min_bytes;
+  std::optional<uint64_t> max_bytes;
+};
+
 struct PartitionView {
   std::string name;
   uint64_t ram_bytes = 0;
   uint64_t backing_bytes = 0;
   uint64_t loaned_bytes = 0;
   uint64_t target_loaned_bytes = 0;
-  uint8_t weight = 0;
+  PartitionSettings settings;
   proto::Stats stats;
   HcallCounts counts;
 };
@@ -48,6 +64,9 @@ class Pool {
   papr::MppData Mpp(const HvPartition& p) const;
   // Runs the policy over every partition's last stats.
   void Rebalance();
+  // `cmm hv set`: ENOENT for an unknown name, EINVAL for values that do not
+  // fit the partition's RAM or each other.
+  tl::expected<PartitionSettings, proto::Error> Configure(const std::string& name, const SettingsChange& change);
 
   uint64_t pool_bytes() const { return options_.pool_bytes; }
   std::vector<PartitionView> Snapshot() const;
@@ -55,6 +74,7 @@ class Pool {
  private:
   struct Entry {
     std::shared_ptr<HvPartition> partition;
+    PartitionSettings settings;
     uint64_t target_loaned = 0;
     uint64_t oom_seen = 0;
   };

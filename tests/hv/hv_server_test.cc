@@ -165,5 +165,90 @@ TEST_F(HvServerTest, LostHypervisorFailsCallsWithHardwareAndKeepsTheTarget) {
   EXPECT_FALSE(g->hv()->connected());
 }
 
+TEST_F(HvServerTest, BatchedCallsArriveAsBatchesAndNoBatchAsSingleCalls) {
+  auto g = Guest("batched", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->hv()->MaxBatch(), proto::kMaxBatch);
+  ASSERT_EQ(g->controller().Inflate(Pages(1000)), Pages(0));
+  HcallCounts c = pool_->Snapshot()[0].counts;
+  EXPECT_EQ(c.batches, 1U);
+  EXPECT_EQ(c.page_init, 1000U);
+  EXPECT_LE(c.releases, 2U);  // ascending pages of one run: one or two punch calls
+  g.reset();
+  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot().empty(); }));
+
+  guest::PartitionOptions o;
+  o.name = "single";
+  o.ram_bytes = 16 << 20;
+  o.hv_socket = path_;
+  o.params.disable = 1;
+  o.batch = false;  // --no-batch
+  auto s = guest::Partition::Create(o);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  EXPECT_EQ((*s)->hv()->MaxBatch(), 0U);
+  ASSERT_EQ((*s)->controller().Inflate(Pages(100)), Pages(0));
+  c = pool_->Snapshot()[0].counts;
+  EXPECT_EQ(c.batches, 0U);
+  EXPECT_EQ(c.page_init, 100U);
+  EXPECT_EQ(c.releases, 100U);
+}
+
+TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
+  auto g = Guest("survivor", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(g->controller().Inflate(Pages(500)), Pages(0));
+  server_.reset();
+  PoolOptions o;
+  o.pool_bytes = 32 << 20;
+  pool_ = std::make_unique<Pool>(o);
+  auto s = HvServer::Start(path_, *pool_, 20ms);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  server_ = std::move(*s);
+
+  papr::MppData mpp;
+  EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kHardware);  // the old connection is found dead
+  EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kHardware);  // too soon: backing off
+  EXPECT_TRUE(pool_->Snapshot().empty());
+  ASSERT_TRUE(WaitFor([&] { return g->hv()->GetMpp(mpp) == papr::kSuccess; }));
+  EXPECT_EQ(g->hv()->reconnects(), 1U);
+  const auto v = pool_->Snapshot();
+  ASSERT_EQ(v.size(), 1U);
+  EXPECT_EQ(v[0].loaned_bytes, 500U * 4096);
+  EXPECT_EQ(v[0].counts.page_init, 500U);
+  // A deflate after the restart gives them back at the new hypervisor.
+  EXPECT_EQ(g->controller().Deflate(Pages(500)), Pages(0));
+  EXPECT_EQ(pool_->Snapshot()[0].loaned_bytes, 0U);
+}
+
+TEST_F(HvServerTest, OperatorSettingsChangeWhatThePolicyAsks) {
+  auto g = Guest("tuned", 64 << 20);
+  ASSERT_NE(g, nullptr);
+  g->controller().ComputeTarget();  // reports stats
+  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes >= (32U << 20); }));
+  SettingsChange change;
+  change.weight = 200;
+  change.min_bytes = 60U << 20;
+  auto set = pool_->Configure("tuned", change);
+  ASSERT_TRUE(set.has_value()) << set.error().message;
+  EXPECT_EQ(set->weight, 200);
+  // min 60 MiB of 64: it is never asked for more than 4 MiB.
+  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes <= (4U << 20); }));
+  papr::MppData mpp;
+  ASSERT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
+  EXPECT_EQ(mpp.mem_weight, 200);
+
+  EXPECT_EQ(pool_->Configure("nobody", change).error().code, static_cast<uint32_t>(ENOENT));
+  SettingsChange too_big;
+  too_big.min_bytes = 65U << 20;
+  EXPECT_EQ(pool_->Configure("tuned", too_big).error().code, static_cast<uint32_t>(EINVAL));
+  SettingsChange crossing;
+  crossing.min_bytes = 40U << 20;
+  crossing.max_bytes = 30U << 20;
+  const auto crossed = pool_->Configure("tuned", crossing);
+  ASSERT_FALSE(crossed.has_value());
+  EXPECT_NE(crossed.error().message.find("above max"), std::string::npos);
+  EXPECT_EQ(pool_->Snapshot()[0].settings.min_bytes, 60U << 20);  // a refused change changes nothing
+}
+
 }  // namespace
 }  // namespace cmm::hv

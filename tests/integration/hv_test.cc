@@ -74,6 +74,20 @@ TEST_F(Hv, ThreePartitionsOnAPoolHalfTheirSizeStayWithinItWithZeroIntegrityError
   EXPECT_NE(text.find("pool 48 MiB: backing"), std::string::npos) << text;
   EXPECT_NE(text.find("3 partitions with 96 MiB of RAM (2.00x the pool)"), std::string::npos) << text;
 
+  // The operator changes a partition's weight and min at run time.
+  const auto set = Cmm({"hv", "set", "a", "--weight", "200", "--min", "16M"});
+  EXPECT_EQ(set.code, 0) << set.err;
+  EXPECT_EQ(set.out, "a: weight 200, min 16 MiB, max its RAM\n");
+  const auto after = PoolStatus()["partitions"][0];
+  EXPECT_EQ(after["weight"], 200);
+  EXPECT_EQ(after["min_bytes"], 16 * MiB);
+  const auto unknown = Cmm({"hv", "set", "nobody", "--weight", "1"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("no partition named nobody (ENOENT)"), std::string::npos) << unknown.err;
+  EXPECT_EQ(Cmm({"hv", "set", "a"}).code, 2);
+  EXPECT_EQ(Cmm({"hv", "set", "a", "--min", "lots"}).code, 2);
+  EXPECT_EQ(Cmm({"hv", "set", "a", "--weight", "300"}).code, 2);
+
   // A partition that is killed gives its memory back to the host.
   guests[2].reset();  // SIGKILL
   ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].size() == 2; }));
