@@ -13,8 +13,10 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "ctl/client.h"
+#include "ctl/http_server.h"
 #include "ctl/paths.h"
 #include "ctl/server.h"
+#include "hv/metrics.h"
 #include "hv/pool.h"
 #include "hv/server.h"
 
@@ -31,6 +33,8 @@ struct HvFlags {
   int period_ms = 1000;
   bool no_batch = false;
   bool json_out = false;
+  std::string http;
+  uint32_t fail_loan_percent = 0;
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -106,6 +110,7 @@ int RunHv(const HvFlags& f) {
   hv::PoolOptions o;
   o.pool_bytes = *pool_bytes;
   o.batch = !f.no_batch;
+  o.faults.fail_loan_percent = f.fail_loan_percent;
   hv::Pool pool(o);
   auto server = hv::HvServer::Start(HcallPath(f), pool, std::chrono::milliseconds(f.period_ms));
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
@@ -116,12 +121,31 @@ int RunHv(const HvFlags& f) {
     return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
   });
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
+  std::unique_ptr<ctl::HttpServer> http;
+  if (!f.http.empty()) {
+    auto started = ctl::HttpServer::Start(
+        f.http, {{"/metrics",
+                  [&pool] {
+                    return ctl::HttpBody{"text/plain; version=0.0.4",
+                                         hv::PrometheusText(pool.pool_bytes(), pool.Snapshot(), pool.hcall_stats().Read())};
+                  }},
+                 {"/status", [&pool] {
+                    json s = StatusOf(pool);
+                    s.erase("ok");
+                    return ctl::HttpBody{"application/json", s.dump(2) + "\n"};
+                  }}});
+    if (!started) throw UserError(started.error(), kExitUsage);
+    http = std::move(*started);
+  }
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(*pool_bytes), HcallPath(f),
              ControlPath(f));
+  if (http) fmt::print("hypervisor: metrics at http://127.0.0.1:{}/metrics, status at /status\n", http->port());
+  if (f.fail_loan_percent != 0) fmt::print("hypervisor: failing {}% of page loans on purpose\n", f.fail_loan_percent);
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);
   const size_t n = pool.Snapshot().size();
+  http.reset();
   control->reset();
   server->reset();
   fmt::print("hypervisor: {} received, {} partitions dropped; stopped\n", sig == SIGINT ? "SIGINT" : "SIGTERM", n);
@@ -191,6 +215,10 @@ Runner AddHv(CLI::App& app) {
   c->add_option("--period-ms", f->period_ms, "How often the pool policy runs")->capture_default_str()->check(
       CLI::Range(10, 60000));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
+  c->add_option("--http", f->http, "Serve /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
+  c->add_option("--inject-loan-failures", f->fail_loan_percent,
+                "Testing aid: answer this percent of page loans with H_HARDWARE")
+      ->check(CLI::Range(0, 100));
   auto* status = c->add_subcommand("status", "Show the pool and each partition");
   status->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
   status->add_flag("--json", f->json_out, "Print JSON");

@@ -4,11 +4,19 @@
 
 namespace cmm::hv {
 
-HvPartition::HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing)
+HvPartition::HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing,
+                         FaultPlan faults)
     : config_(std::move(config)),
       cmo_page_size_(cmo_page_size),
       backing_(std::move(backing)),
-      loaned_(config_.ram_bytes / cmo_page_size) {}
+      loaned_(config_.ram_bytes / cmo_page_size),
+      fail_loan_percent_(faults.fail_loan_percent),
+      rng_(faults.seed ^ std::hash<std::string>{}(config_.name)) {}
+
+uint64_t HvPartition::InjectedFailureLocked(uint64_t flags, uint64_t n) {
+  if (fail_loan_percent_ == 0 || flags != papr::kPageSetLoaned || n == 0 || rng_() % 100 >= fail_loan_percent_) return n;
+  return rng_() % n;
+}
 
 papr::Rc HvPartition::Check(uint64_t flags, uint64_t address) const {
   if (flags != papr::kPageSetLoaned && flags != papr::kPageSetActive) return papr::kParameter;
@@ -34,6 +42,7 @@ papr::Rc HvPartition::PageInit(uint64_t flags, uint64_t address) {
   std::lock_guard lock(mu_);
   ++counts_.page_init;
   papr::Rc rc = Check(flags, address);
+  if (rc == papr::kSuccess && InjectedFailureLocked(flags, 1) == 0) rc = papr::kHardware;
   if (rc == papr::kSuccess) rc = ApplyLocked(flags, address / cmo_page_size_, 1);
   if (rc != papr::kSuccess) ++counts_.page_init_failed;
   return rc;
@@ -52,8 +61,11 @@ proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<cons
     run_n = 0;
     return rc;
   };
-  for (const uint64_t address : addresses) {
-    if (const papr::Rc rc = Check(flags, address); rc != papr::kSuccess) {
+  const uint64_t fail_at = InjectedFailureLocked(flags, addresses.size());
+  for (uint64_t i = 0; i < addresses.size(); ++i) {
+    const uint64_t address = addresses[i];
+    papr::Rc rc = i == fail_at ? papr::kHardware : Check(flags, address);
+    if (rc != papr::kSuccess) {
       out.rc = flush();
       if (out.rc == papr::kSuccess) out.rc = rc;
       break;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <span>
 #include <string>
 
@@ -25,9 +26,18 @@ struct HcallCounts {
   uint64_t releases = 0;  // punch-hole calls (ranges)
 };
 
+// Faults the hypervisor injects, for testing the partitions' error paths.
+struct FaultPlan {
+  // Of the calls that loan pages, this percent fails with H_HARDWARE: a
+  // single call outright, a batch at a random page of it.
+  uint32_t fail_loan_percent = 0;
+  uint64_t seed = 1;
+};
+
 class HvPartition {
  public:
-  HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing);
+  HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing,
+              FaultPlan faults = {});
 
   // H_PAGE_INIT on one CMO page: H_PARAMETER for flags other than
   // H_PAGE_SET_LOANED / H_PAGE_SET_ACTIVE, or an address that is not a
@@ -48,6 +58,8 @@ class HvPartition {
 
  private:
   papr::Rc Check(uint64_t flags, uint64_t address) const;
+  // Where this call fails on purpose: a page index below n, or n for nowhere.
+  uint64_t InjectedFailureLocked(uint64_t flags, uint64_t n);  // needs mu_
   // Applies the state change to pages [first, first + n) of CMO pages; needs mu_.
   papr::Rc ApplyLocked(uint64_t flags, uint64_t first, uint64_t n);
 
@@ -58,6 +70,8 @@ class HvPartition {
   PageBitmap loaned_;      // one bit per CMO page
   proto::Stats stats_;
   HcallCounts counts_;
+  const uint32_t fail_loan_percent_;
+  std::mt19937_64 rng_;
 };
 
 }  // namespace cmm::hv

@@ -27,7 +27,7 @@ tl::expected<std::shared_ptr<HvPartition>, proto::Error> Pool::Register(const pr
   }
   auto backing = MemfdBacking(memfd, r.ram_bytes);
   if (!backing) return tl::unexpected(proto::Error{EINVAL, backing.error()});
-  auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing));
+  auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing), options_.faults);
   std::lock_guard lock(mu_);
   const PartitionSettings settings{r.weight, std::min(r.min_bytes, r.ram_bytes), r.max_bytes};
   if (!entries_.emplace(r.name, Entry{p, settings, 0, 0}).second) {

@@ -12,6 +12,7 @@
 
 #include <tl/expected.hpp>
 
+#include "hv/hcall_stats.h"
 #include "hv/hv_partition.h"
 #include "hv/policy.h"
 #include "proto/messages.h"
@@ -22,6 +23,7 @@ struct PoolOptions {
   uint64_t pool_bytes = 0;
   uint64_t cmo_page_size = 4096;
   bool batch = true;  // offer the batched page-state call
+  FaultPlan faults;
   PolicyConfig policy;  // pool_bytes is taken from above
 };
 
@@ -69,6 +71,7 @@ class Pool {
   tl::expected<PartitionSettings, proto::Error> Configure(const std::string& name, const SettingsChange& change);
 
   uint64_t pool_bytes() const { return options_.pool_bytes; }
+  HcallStats& hcall_stats() { return hcall_stats_; }
   std::vector<PartitionView> Snapshot() const;
 
  private:
@@ -79,6 +82,7 @@ class Pool {
     uint64_t oom_seen = 0;
   };
   PoolOptions options_;
+  HcallStats hcall_stats_;
   mutable std::mutex mu_;  // guards entries_
   std::map<std::string, Entry> entries_;
 };

@@ -27,7 +27,7 @@ struct Connection {
 };
 
 // Handles one message; false: drop the connection.
-bool Handle(Pool& pool, int fd, Connection& c, proto::Received in) {
+bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::steady_clock::time_point arrived) {
   auto refuse = [&](uint32_t code, const std::string& why) {
     spdlog::warn("partition {}: {}", c.partition ? c.partition->config().name : "(unregistered)", why);
     (void)proto::Send(fd, proto::Error{code, why});
@@ -52,16 +52,24 @@ bool Handle(Pool& pool, int fd, Connection& c, proto::Received in) {
     return refuse(EPROTO, "unexpected file descriptor");
   }
   HvPartition& p = *c.partition;
+  // Each answered hcall is counted with its code and the time to its reply.
+  auto reply = [&](Hcall call, papr::Rc rc, const proto::Message& m) {
+    const bool sent = proto::Send(fd, m).has_value();
+    pool.hcall_stats().Record(call, rc, std::chrono::steady_clock::now() - arrived);
+    return sent;
+  };
   if (const auto* m = std::get_if<proto::GetMpp>(&in.message)) {
     p.Report(m->stats);
-    return proto::Send(fd, proto::Mpp{papr::kSuccess, pool.Mpp(p)}).has_value();
+    return reply(Hcall::kGetMpp, papr::kSuccess, proto::Mpp{papr::kSuccess, pool.Mpp(p)});
   }
   if (const auto* m = std::get_if<proto::PageInit>(&in.message)) {
-    return proto::Send(fd, proto::PageInitRc{p.PageInit(m->flags, m->address)}).has_value();
+    const papr::Rc rc = p.PageInit(m->flags, m->address);
+    return reply(Hcall::kPageInit, rc, proto::PageInitRc{rc});
   }
   if (const auto* m = std::get_if<proto::PageInitBatch>(&in.message)) {
     if (!c.batch) return refuse(EPROTO, "batched page-state call without the capability");
-    return proto::Send(fd, p.PageInitBatch(m->flags, m->addresses)).has_value();
+    const proto::PageInitBatchRc r = p.PageInitBatch(m->flags, m->addresses);
+    return reply(Hcall::kPageInitBatch, r.rc, r);
   }
   return refuse(EPROTO, "unexpected message from a partition");
 }
@@ -126,6 +134,7 @@ void HvServer::Run() {
     for (size_t i = 2; i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
+      const auto arrived = std::chrono::steady_clock::now();
       auto in = proto::Receive(fd, kNoWait);
       if (!in) {
         if (in.error() != "the peer closed the connection") {
@@ -135,7 +144,7 @@ void HvServer::Run() {
         drop(fd);
         continue;
       }
-      if (!Handle(pool_, fd, conns[fd], std::move(*in))) drop(fd);
+      if (!Handle(pool_, fd, conns[fd], std::move(*in), arrived)) drop(fd);
     }
   }
   for (auto& [fd, c] : conns) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,35 @@ TEST(HvPageInit, ChecksFlagsAndAddressesWithPaprCodes) {
   EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 64 * kCmo), papr::kParameter);  // past guest RAM
   EXPECT_TRUE(log.empty());
   EXPECT_EQ(p.counts().page_init_failed, 4U);
+}
+
+// The words: hcall failures injected.
+TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(4096 * kCmo), kCmo, std::make_unique<FakeBacking>(log), FaultPlan{.fail_loan_percent = 30, .seed = 7});
+  int failed = 0;
+  for (uint64_t i = 0; i < 1000; ++i) failed += p.PageInit(papr::kPageSetLoaned, i * kCmo) == papr::kHardware;
+  EXPECT_GT(failed, 200);
+  EXPECT_LT(failed, 400);
+  EXPECT_EQ(p.loaned_bytes(), (1000 - failed) * kCmo);
+  EXPECT_EQ(log.size(), static_cast<size_t>(1000 - failed));  // a failed page is not released
+  for (uint64_t i = 0; i < 1000; ++i) EXPECT_EQ(p.PageInit(papr::kPageSetActive, i * kCmo), papr::kSuccess);
+
+  // A batch fails at a random page, with the pages before it done.
+  std::vector<std::pair<uint64_t, uint64_t>> log2;
+  HvPartition q(Config(4096 * kCmo), kCmo, std::make_unique<FakeBacking>(log2), FaultPlan{.fail_loan_percent = 100, .seed = 7});
+  std::vector<uint64_t> batch;
+  for (uint64_t i = 0; i < 100; ++i) batch.push_back(i * kCmo);
+  std::set<uint64_t> positions;
+  for (int round = 0; round < 20; ++round) {
+    const auto r = q.PageInitBatch(papr::kPageSetLoaned, batch);
+    EXPECT_EQ(r.rc, papr::kHardware);
+    EXPECT_LT(r.done, 100U);
+    EXPECT_EQ(q.loaned_bytes(), r.done * kCmo);
+    positions.insert(r.done);
+    for (const uint64_t a : batch) q.PageInit(papr::kPageSetActive, a);
+  }
+  EXPECT_GT(positions.size(), 5U);  // not always the same page
 }
 
 TEST(HvPageInit, LoanedReleasesTheCmoPageActiveCopiesNothing) {

@@ -5,7 +5,10 @@
 // of each memfd, summed by the hypervisor) comes within the pool, with no
 // integrity error. A workload then grows in one; the others give up more.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include <regex>
 
 #include "ctl/client.h"
 #include "process.h"
@@ -144,6 +147,104 @@ TEST_F(Hv, KilledMidInflateARestartedHypervisorLearnsEveryLoanedPageOnce) {
   EXPECT_EQ(guest["integrity_errors"], 0);
   EXPECT_NE(g.err().find("registered again with the hypervisor"), std::string::npos) << g.err();
   EXPECT_EQ(g.Stop(), 0) << g.err();
+}
+
+// Sums the samples of `metric` whose labels contain `labels`.
+double Sample(const std::string& text, const std::string& metric, const std::string& labels = "") {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(metric, 0) != 0 || line.find(labels) == std::string::npos) continue;
+    const char after = line[metric.size()];
+    if (after != ' ' && after != '{') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// The words: hcall failures injected; /metrics and /status over
+// HTTP on 127.0.0.1. Loans fail at random; each failure is rolled back, so
+// the pool is still respected and the hypervisor's count of loaned pages
+// is each partition's own.
+TEST_F(Hv, InjectedLoanFailuresAreRolledBackAndShowInTheMetrics) {
+  GuestProcess hv(dir.path(),
+                  {"--pool", "40M", "--period-ms", "100", "--http", "127.0.0.1:0", "--inject-loan-failures", "50"}, "hv",
+                  "hv");
+  std::smatch m;
+  std::string out;  // m points into it
+  ASSERT_TRUE(WaitUntil([&] {
+    out = hv.out();
+    return std::regex_search(out, m, std::regex("metrics at http://127.0.0.1:([0-9]+)/metrics"));
+  })) << hv.out() << hv.err();
+  httplib::Client http("127.0.0.1", std::stoi(m[1]));
+  std::vector<std::unique_ptr<GuestProcess>> guests;
+  for (const char* name : {"x", "y"}) {
+    guests.push_back(std::make_unique<GuestProcess>(
+        dir.path(),
+        std::vector<std::string>{"--name", name, "--mem", "32M", "--param", "min_mem_mb=0", "--workload", "cache:28M"},
+        "guest", name));
+  }
+  // The caches fill 56 MiB of RAM on a 40 MiB pool: loans must happen.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const auto s = PoolStatus();
+        if (s["partitions"].size() != 2) return false;
+        uint64_t loaned = 0;
+        for (const auto& p : s["partitions"]) loaned += p["loaned_bytes"].get<uint64_t>();
+        return loaned >= 16 * MiB && s["backing_bytes"].get<uint64_t>() <= 42 * MiB;
+      },
+      std::chrono::seconds(60)))
+      << PoolStatus().dump(1);
+
+  const auto first = http.Get("/metrics");
+  ASSERT_TRUE(first) << "no answer from /metrics";
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(first->get_header_value("Content-Type"), "text/plain; version=0.0.4");
+  const std::string& t = first->body;
+  EXPECT_EQ(Sample(t, "cmm_pool_bytes"), 40.0 * MiB);
+  EXPECT_EQ(Sample(t, "cmm_partitions"), 2);
+  EXPECT_GT(Sample(t, "cmm_partition_backing_bytes", "partition=\"x\""), 0);
+  EXPECT_GT(Sample(t, "cmm_hcalls_total", "rc=\"H_HARDWARE\""), 0) << t;
+  EXPECT_GT(Sample(t, "cmm_hcalls_total", "call=\"H_PAGE_INIT_BATCH\",rc=\"H_SUCCESS\""), 0) << t;
+  EXPECT_GT(Sample(t, "cmm_hcall_duration_seconds_count", "call=\"H_GET_MPP\""), 0) << t;
+  // Metrics move: every poll is another H_GET_MPP.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto again = http.Get("/metrics");
+    return again && Sample(again->body, "cmm_hcalls_total", "call=\"H_GET_MPP\"") >
+                        Sample(t, "cmm_hcalls_total", "call=\"H_GET_MPP\"");
+  }));
+
+  const auto status = http.Get("/status");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->get_header_value("Content-Type"), "application/json");
+  const auto j = nlohmann::json::parse(status->body);
+  EXPECT_EQ(j["pool_bytes"], 40 * MiB);
+  ASSERT_EQ(j["partitions"].size(), 2U);
+  EXPECT_EQ(http.Get("/nothing")->status, 404);
+
+  const auto pool = PoolStatus();
+  for (const auto& p : pool["partitions"]) {
+    const auto name = p["name"].get<std::string>();
+    const auto s = Status(name);
+    EXPECT_EQ(s["integrity_errors"], 0) << name;
+    // Same count on both sides once the numbers settle between two polls.
+    EXPECT_TRUE(WaitUntil([&] {
+      const auto now = PoolStatus();
+      for (const auto& q : now["partitions"]) {
+        if (q["name"] == name) return Status(name)["loaned_pages"].get<uint64_t>() * 4096 == q["loaned_bytes"];
+      }
+      return false;
+    })) << name;
+  }
+  const std::string log = guests[0]->out() + guests[0]->err();
+  EXPECT_NE(log.find("cmm: Can not set page to loaned. rc=-1"), std::string::npos) << log;
+}
+
+TEST_F(Hv, HttpOnlyOnLoopback) {
+  const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("only 127.0.0.1 is served"), std::string::npos) << r.err;
+  EXPECT_EQ(Cmm({"hv", "--pool", "16M", "--http", "127.0.0.1:http"}).code, 2);
 }
 
 TEST_F(Hv, WithoutAHypervisorAGuestRefusesWithEopnotsupp) {

@@ -1,0 +1,93 @@
+#include "hv/metrics.h"
+
+#include <fmt/format.h>
+
+namespace cmm::hv {
+
+namespace {
+
+// Label values may hold any character but '\', '"' and newline need escapes.
+std::string Escape(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void Header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+std::string PrometheusText(uint64_t pool_bytes, const std::vector<PartitionView>& partitions,
+                           const HcallStats::Snapshot& hcalls) {
+  std::string out;
+  uint64_t backing = 0, ram = 0;
+  for (const auto& p : partitions) {
+    backing += p.backing_bytes;
+    ram += p.ram_bytes;
+  }
+  Header(out, "cmm_pool_bytes", "gauge", "Host memory the partitions share.");
+  out += fmt::format("cmm_pool_bytes {}\n", pool_bytes);
+  Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all partitions' RAM now (sum of st_blocks).");
+  out += fmt::format("cmm_pool_backing_bytes {}\n", backing);
+  Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the registered partitions' RAM.");
+  out += fmt::format("cmm_pool_partition_ram_bytes {}\n", ram);
+  Header(out, "cmm_partitions", "gauge", "Registered partitions.");
+  out += fmt::format("cmm_partitions {}\n", partitions.size());
+
+  struct Gauge {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t (*value)(const PartitionView&);
+  };
+  static constexpr Gauge kGauges[] = {
+      {"cmm_partition_ram_bytes", "gauge", "The partition's RAM (entitled memory).",
+       [](const PartitionView& p) { return p.ram_bytes; }},
+      {"cmm_partition_backing_bytes", "gauge", "Host memory backing the partition's RAM now.",
+       [](const PartitionView& p) { return p.backing_bytes; }},
+      {"cmm_partition_loaned_bytes", "gauge", "Memory the partition has loaned to the pool.",
+       [](const PartitionView& p) { return p.loaned_bytes; }},
+      {"cmm_partition_target_loaned_bytes", "gauge", "What the policy wants the partition to have loaned.",
+       [](const PartitionView& p) { return p.target_loaned_bytes; }},
+      {"cmm_partition_weight", "gauge", "The partition's memory weight (0-255).",
+       [](const PartitionView& p) { return uint64_t{p.settings.weight}; }},
+      {"cmm_partition_free_bytes", "gauge", "Free memory the partition reported last.",
+       [](const PartitionView& p) { return p.stats.free_bytes; }},
+      {"cmm_partition_oom_events_total", "counter", "OOM events the partition reported.",
+       [](const PartitionView& p) { return p.stats.oom_events; }},
+  };
+  for (const Gauge& g : kGauges) {
+    Header(out, g.name, g.type, g.help);
+    for (const auto& p : partitions) out += fmt::format("{}{{partition=\"{}\"}} {}\n", g.name, Escape(p.name), g.value(p));
+  }
+
+  Header(out, "cmm_hcalls_total", "counter", "Hcalls answered, by call and PAPR return code.");
+  for (const auto& [key, n] : hcalls.calls) {
+    out += fmt::format("cmm_hcalls_total{{call=\"{}\",rc=\"{}\"}} {}\n", HcallName(key.first),
+                       papr::RcName(key.second), n);
+  }
+  Header(out, "cmm_hcall_duration_seconds", "histogram", "Time from an hcall's packet in to its reply out.");
+  for (const auto& [call, h] : hcalls.latency) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+      cumulative += h.counts[i];
+      out += fmt::format("cmm_hcall_duration_seconds_bucket{{call=\"{}\",le=\"{}\"}} {}\n", HcallName(call),
+                         kLatencyBuckets[i], cumulative);
+    }
+    out += fmt::format("cmm_hcall_duration_seconds_bucket{{call=\"{}\",le=\"+Inf\"}} {}\n", HcallName(call), h.total);
+    out += fmt::format("cmm_hcall_duration_seconds_sum{{call=\"{}\"}} {}\n", HcallName(call), h.sum_seconds);
+    out += fmt::format("cmm_hcall_duration_seconds_count{{call=\"{}\"}} {}\n", HcallName(call), h.total);
+  }
+  return out;
+}
+
+}  // namespace cmm::hv

@@ -1,0 +1,62 @@
+// The Prometheus text the hypervisor serves: names, labels, escaping, and
+// a histogram whose buckets are cumulative.
+#include <gtest/gtest.h>
+
+#include "hv/metrics.h"
+
+namespace cmm::hv {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(HcallStats, CountsByCallAndCodeAndBucketsTheLatency) {
+  HcallStats s;
+  s.Record(Hcall::kPageInit, papr::kSuccess, 3us);     // first bucket (<= 5 us)
+  s.Record(Hcall::kPageInit, papr::kSuccess, 30us);    // <= 50 us
+  s.Record(Hcall::kPageInit, papr::kHardware, 2s);     // +Inf
+  const auto r = s.Read();
+  EXPECT_EQ((r.calls.at({Hcall::kPageInit, papr::kSuccess})), 2U);
+  EXPECT_EQ((r.calls.at({Hcall::kPageInit, papr::kHardware})), 1U);
+  const LatencyHistogram& h = r.latency.at(Hcall::kPageInit);
+  EXPECT_EQ(h.counts[0], 1U);
+  EXPECT_EQ(h.counts[3], 1U);
+  EXPECT_EQ(h.counts.back(), 1U);
+  EXPECT_EQ(h.total, 3U);
+  EXPECT_NEAR(h.sum_seconds, 2.000033, 1e-9);
+}
+
+TEST(Metrics, PoolPartitionsAndHcallsInPrometheusText) {
+  PartitionView a;
+  a.name = "web\"1";
+  a.ram_bytes = 1 << 20;
+  a.backing_bytes = 4096;
+  a.loaned_bytes = 8192;
+  a.settings.weight = 7;
+  a.stats.oom_events = 2;
+  HcallStats s;
+  s.Record(Hcall::kGetMpp, papr::kSuccess, 20us);
+  s.Record(Hcall::kPageInitBatch, papr::kHardware, 20us);
+  s.Record(Hcall::kGetMpp, papr::kSuccess, 200us);
+  const std::string t = PrometheusText(64 << 20, {a}, s.Read());
+  for (const char* line : {
+           "# TYPE cmm_pool_bytes gauge\ncmm_pool_bytes 67108864\n",
+           "cmm_pool_backing_bytes 4096\n",
+           "cmm_partitions 1\n",
+           "cmm_partition_backing_bytes{partition=\"web\\\"1\"} 4096\n",
+           "cmm_partition_loaned_bytes{partition=\"web\\\"1\"} 8192\n",
+           "cmm_partition_weight{partition=\"web\\\"1\"} 7\n",
+           "# TYPE cmm_partition_oom_events_total counter\n",
+           "cmm_hcalls_total{call=\"H_GET_MPP\",rc=\"H_SUCCESS\"} 2\n",
+           "cmm_hcalls_total{call=\"H_PAGE_INIT_BATCH\",rc=\"H_HARDWARE\"} 1\n",
+           "# TYPE cmm_hcall_duration_seconds histogram\n",
+           "cmm_hcall_duration_seconds_bucket{call=\"H_GET_MPP\",le=\"2.5e-05\"} 1\n",
+           "cmm_hcall_duration_seconds_bucket{call=\"H_GET_MPP\",le=\"0.00025\"} 2\n",  // cumulative
+           "cmm_hcall_duration_seconds_bucket{call=\"H_GET_MPP\",le=\"+Inf\"} 2\n",
+           "cmm_hcall_duration_seconds_count{call=\"H_GET_MPP\"} 2\n",
+       }) {
+    EXPECT_NE(t.find(line), std::string::npos) << line << "\nin:\n" << t;
+  }
+}
+
+}  // namespace
+}  // namespace cmm::hv
