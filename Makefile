@@ -1,9 +1,11 @@
 # The commands a newcomer uses. Each first installs what is missing.
 BUILD      ?= build/release
 TEST_BUILD ?= build/asan
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench fuzz clean
 
 deps:
 	@bash scripts/install-deps
@@ -24,6 +26,16 @@ bench: build
 	@$(BUILD)/bench/cmm_bench_balloon
 	@$(BUILD)/bench/cmm_bench_migrate
 	@$(BUILD)/bench/cmm_bench_hv
+
+# The wire decoder under libFuzzer (clang, ASan, UBSan), from the seed
+# corpus in fuzz/corpus; what it finds new stays in $(FUZZ_BUILD)/corpus.
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMM_FUZZ=ON \
+	  -DCMM_TESTS=OFF -DCMM_BENCH=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target cmm_fuzz_messages
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	@$(FUZZ_BUILD)/fuzz/cmm_fuzz_messages -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(FUZZ_BUILD)/corpus fuzz/corpus/messages
 
 clean:
 	rm -rf build
