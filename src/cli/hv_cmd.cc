@@ -16,6 +16,7 @@
 #include "ctl/http_server.h"
 #include "ctl/paths.h"
 #include "ctl/server.h"
+#include "hv/host_memory.h"
 #include "hv/metrics.h"
 #include "hv/pool.h"
 #include "hv/server.h"
@@ -35,6 +36,7 @@ struct HvFlags {
   bool json_out = false;
   std::string http;
   uint32_t fail_loan_percent = 0;
+  std::string reserve = "512M";
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -96,8 +98,29 @@ json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
 }
 
 int RunHv(const HvFlags& f) {
-  const auto pool_bytes = ParseSize(f.pool);
-  if (!pool_bytes || *pool_bytes == 0) throw UserError(fmt::format("--pool {}: not a size; try 4G", f.pool), kExitUsage);
+  hv::PoolOptions o;
+  if (f.pool == "auto") {
+    const auto reserve = ParseSize(f.reserve);
+    if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
+    const auto host = hv::ReadHostMemory();
+    if (!host) throw UserError(fmt::format("--pool auto: {}", host.error()));
+    o.pool_bytes = hv::AutoPoolBytes(*host, 0, *reserve);
+    if (o.pool_bytes == 0) {
+      throw UserError(fmt::format("--pool auto: the host has {} available, not more than the {} reserve; lower "
+                                  "--reserve or give a size",
+                                  FormatBytes(host->available_bytes), FormatBytes(*reserve)));
+    }
+    o.sizer = [reserve = *reserve, last = o.pool_bytes](uint64_t backing) mutable {
+      if (const auto h = hv::ReadHostMemory()) last = hv::AutoPoolBytes(*h, backing, reserve);
+      return last;  // a failed read keeps the last size
+    };
+  } else {
+    const auto pool_bytes = ParseSize(f.pool);
+    if (!pool_bytes || *pool_bytes == 0) {
+      throw UserError(fmt::format("--pool {}: not a size; try 4G, or auto", f.pool), kExitUsage);
+    }
+    o.pool_bytes = *pool_bytes;
+  }
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
@@ -107,8 +130,6 @@ int RunHv(const HvFlags& f) {
   if (f.socket.empty() || f.control.empty()) {
     if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
   }
-  hv::PoolOptions o;
-  o.pool_bytes = *pool_bytes;
   o.batch = !f.no_batch;
   o.faults.fail_loan_percent = f.fail_loan_percent;
   hv::Pool pool(o);
@@ -137,8 +158,10 @@ int RunHv(const HvFlags& f) {
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
   }
-  fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(*pool_bytes), HcallPath(f),
+  fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));
+  if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
+                          f.reserve);
   if (http) fmt::print("hypervisor: metrics at http://127.0.0.1:{}/metrics, status at /status\n", http->port());
   if (f.fail_loan_percent != 0) fmt::print("hypervisor: failing {}% of page loans on purpose\n", f.fail_loan_percent);
   std::fflush(stdout);
@@ -209,7 +232,10 @@ int HvStatus(const HvFlags& f) {
 Runner AddHv(CLI::App& app) {
   auto f = std::make_shared<HvFlags>();
   auto* c = app.add_subcommand("hv", "Run the hypervisor: a shared pool that partitions loan memory to");
-  c->add_option("--pool", f->pool, "Host memory the partitions share, e.g. 4G");
+  c->add_option("--pool", f->pool,
+                "Host memory the partitions share, e.g. 4G; auto: what the host has available, less --reserve, "
+                "shrunk under memory pressure (/proc/pressure/memory), followed as it changes");
+  c->add_option("--reserve", f->reserve, "With --pool auto: host memory kept out of the pool")->capture_default_str();
   c->add_option("--socket", f->socket, "Where partitions register (default: <run dir>/hv.hcall)");
   c->add_option("--control", f->control, "Control socket for `cmm hv status` (default: <run dir>/hv.ctl)");
   c->add_option("--period-ms", f->period_ms, "How often the pool policy runs")->capture_default_str()->check(

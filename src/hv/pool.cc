@@ -10,7 +10,7 @@
 
 namespace cmm::hv {
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)) { options_.policy.pool_bytes = options_.pool_bytes; }
+Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes) {}
 
 tl::expected<std::shared_ptr<HvPartition>, proto::Error> Pool::Register(const proto::Register& r, int memfd) {
   if (r.page_size % options_.cmo_page_size != 0) {
@@ -55,7 +55,7 @@ papr::MppData Pool::Mpp(const HvPartition& p) const {
   papr::MppData d;
   d.entitled_mem = static_cast<int64_t>(p.config().ram_bytes);
   d.mapped_entitled_mem = -1;
-  d.pool_size = static_cast<int64_t>(options_.pool_bytes);
+  d.pool_size = static_cast<int64_t>(pool_bytes_.load());
   d.backing_mem = static_cast<int64_t>(p.backing_bytes());
   uint64_t target = 0;
   d.mem_weight = p.config().weight;
@@ -72,6 +72,13 @@ papr::MppData Pool::Mpp(const HvPartition& p) const {
 
 void Pool::Rebalance() {
   std::lock_guard lock(mu_);
+  if (options_.sizer) {
+    uint64_t backing = 0;
+    for (const auto& [name, e] : entries_) backing += e.partition->backing_bytes();
+    pool_bytes_.store(options_.sizer(backing));
+  }
+  PolicyConfig policy = options_.policy;
+  policy.pool_bytes = pool_bytes_.load();
   std::vector<PolicyInput> in;
   std::vector<Entry*> order;
   for (auto& [name, e] : entries_) {
@@ -90,7 +97,7 @@ void Pool::Rebalance() {
     in.push_back(i);
     order.push_back(&e);
   }
-  const auto requests = LoanRequests(options_.policy, in);
+  const auto requests = LoanRequests(policy, in);
   for (size_t i = 0; i < order.size(); ++i) {
     const int64_t target = static_cast<int64_t>(in[i].loaned_bytes) + requests[i];
     order[i]->target_loaned = static_cast<uint64_t>(std::max<int64_t>(0, target));

@@ -2,7 +2,9 @@
 // and the H_GET_MPP answer for each.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +23,9 @@ namespace cmm::hv {
 
 struct PoolOptions {
   uint64_t pool_bytes = 0;
+  // When set, the pool is resized before each rebalance from the sum of
+  // the partitions' backing (`--pool auto`).
+  std::function<uint64_t(uint64_t partitions_backing)> sizer;
   uint64_t cmo_page_size = 4096;
   bool batch = true;  // offer the batched page-state call
   FaultPlan faults;
@@ -70,7 +75,7 @@ class Pool {
   // fit the partition's RAM or each other.
   tl::expected<PartitionSettings, proto::Error> Configure(const std::string& name, const SettingsChange& change);
 
-  uint64_t pool_bytes() const { return options_.pool_bytes; }
+  uint64_t pool_bytes() const { return pool_bytes_.load(); }
   HcallStats& hcall_stats() { return hcall_stats_; }
   std::vector<PartitionView> Snapshot() const;
 
@@ -82,6 +87,7 @@ class Pool {
     uint64_t oom_seen = 0;
   };
   PoolOptions options_;
+  std::atomic<uint64_t> pool_bytes_;
   HcallStats hcall_stats_;
   mutable std::mutex mu_;  // guards entries_
   std::map<std::string, Entry> entries_;

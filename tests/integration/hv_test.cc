@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <regex>
 
 #include "ctl/client.h"
@@ -238,6 +239,24 @@ TEST_F(Hv, InjectedLoanFailuresAreRolledBackAndShowInTheMetrics) {
   }
   const std::string log = guests[0]->out() + guests[0]->err();
   EXPECT_NE(log.find("cmm: Can not set page to loaned. rc=-1"), std::string::npos) << log;
+}
+
+TEST_F(Hv, PoolAutoFollowsWhatTheHostHasAvailable) {
+  GuestProcess hv(dir.path(), {"--pool", "auto", "--reserve", "256M", "--period-ms", "100"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  const uint64_t pool = PoolStatus()["pool_bytes"];
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t total_kb = 0;
+  while (meminfo >> key >> total_kb && key != "MemTotal:") meminfo.ignore(1 << 10, '\n');
+  EXPECT_GT(pool, 0U);
+  EXPECT_LE(pool, total_kb * 1024 - 256 * MiB);
+  EXPECT_NE(hv.out().find("--pool auto: 256M reserved for the host"), std::string::npos) << hv.out();
+
+  const auto r = Cmm({"hv", "--pool", "auto", "--reserve", "1000T", "--socket", dir.path() + "/x.hcall", "--control",
+                      dir.path() + "/x.ctl"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("lower --reserve or give a size"), std::string::npos) << r.err;
 }
 
 TEST_F(Hv, HttpOnlyOnLoopback) {
