@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -33,6 +34,8 @@ struct GuestFlags {
   std::string hv;
   int weight = 128;
   bool no_batch = false;
+  std::string pool_min;
+  std::string pool_max;
 };
 
 guest::PartitionOptions Options(const GuestFlags& f) {
@@ -75,6 +78,16 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   if (f.simulate && !f.hv.empty()) throw UserError("--simulate and --hv exclude each other", kExitUsage);
   o.weight = static_cast<uint8_t>(f.weight);
   o.batch = !f.no_batch;
+  for (const auto& [flag, text, out] : {std::tuple{"--pool-min", &f.pool_min, &o.pool_min_bytes},
+                                        std::tuple{"--pool-max", &f.pool_max, &o.pool_max_bytes}}) {
+    if (text->empty()) continue;
+    const auto bytes = ParseSize(*text);
+    if (!bytes || *bytes > o.ram_bytes) {
+      throw UserError(fmt::format("{} {}: not a size within --mem {}", flag, *text, f.mem), kExitUsage);
+    }
+    if (f.simulate) throw UserError(fmt::format("{} is for the hypervisor's policy; not with --simulate", flag), kExitUsage);
+    *out = *bytes;
+  }
   for (const auto& kv : f.params) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos) {
@@ -164,6 +177,9 @@ Runner AddGuest(CLI::App& app) {
                  "phases:FILE.json");
   c->add_option("--socket", f->socket, "Control socket path (default: <run dir>/<name>.sock)");
   c->add_option("--hv", f->hv, "The hypervisor's socket (default: <run dir>/hv.hcall)");
+  c->add_option("--pool-min", f->pool_min, "The pool policy never asks it below this much usable memory "
+                                          "(default: min_mem_mb)");
+  c->add_option("--pool-max", f->pool_max, "The pool policy always has it loan what is above this (default: --mem)");
   c->add_flag("--no-batch", f->no_batch, "One hcall per CMO page, as the seed driver does, even if batches are offered");
   c->add_option("--weight", f->weight, "PAPR memory weight 0-255: higher loans less")->capture_default_str()->check(
       CLI::Range(0, 255));

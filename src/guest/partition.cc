@@ -41,7 +41,8 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
     reg.ram_bytes = max;
     reg.weight = o.weight;
     reg.want_batch = o.batch;
-    reg.min_bytes = std::min<uint64_t>(max, o.params.min_mem_mb << 20);
+    reg.min_bytes = std::min<uint64_t>(max, o.pool_min_bytes.value_or(o.params.min_mem_mb << 20));
+    reg.max_bytes = o.pool_max_bytes.value_or(0);
     auto client = HvClient::Connect(o.hv_socket, reg, ram->fd());
     if (!client) return tl::unexpected(fmt::format("hypervisor at {}: {}", o.hv_socket, client.error()));
     hv = std::move(*client);

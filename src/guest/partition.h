@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct PartitionOptions {
   std::string hv_socket;                // register with the hypervisor there
   uint8_t weight = 128;                 // PAPR mem_weight, sent at registration
   bool batch = true;                    // use the batched page-state call when offered
+  std::optional<uint64_t> pool_min_bytes;  // for the pool policy; default min_mem_mb
+  std::optional<uint64_t> pool_max_bytes;  // for the pool policy; default: all of RAM
 };
 
 struct HotRemoveReport {

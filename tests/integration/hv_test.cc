@@ -279,6 +279,25 @@ TEST_F(Hv, PoolAutoFollowsWhatTheHostHasAvailable) {
   EXPECT_NE(r.err.find("lower --reserve or give a size"), std::string::npos) << r.err;
 }
 
+TEST_F(Hv, MinAndMaxGivenAtRegistrationReachThePolicy) {
+  GuestProcess hv(dir.path(), {"--pool", "64M", "--period-ms", "100"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  GuestProcess g(dir.path(),
+                 {"--name", "capped", "--mem", "32M", "--param", "min_mem_mb=0", "--pool-min", "8M", "--pool-max", "24M",
+                  "--weight", "9"},
+                 "guest", "capped");
+  ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].size() == 1; })) << g.err();
+  const auto p = PoolStatus()["partitions"][0];
+  EXPECT_EQ(p["min_bytes"], 8 * MiB);
+  EXPECT_EQ(p["max_bytes"], 24 * MiB);
+  EXPECT_EQ(p["weight"], 9);
+  // Above its max it always loans, even with room in the pool.
+  EXPECT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"][0]["loaned_bytes"].get<uint64_t>() >= 8 * MiB; }));
+  const auto bad = Cmm({"guest", "--name", "x", "--mem", "32M", "--pool-max", "64M"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--pool-max 64M: not a size within --mem 32M"), std::string::npos) << bad.err;
+}
+
 TEST_F(Hv, HttpOnlyOnLoopback) {
   const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
   EXPECT_EQ(r.code, 2);
