@@ -70,7 +70,9 @@ json StatusOf(hv::Pool& pool) {
                        {"page_init", v.counts.page_init},
                        {"page_init_failed", v.counts.page_init_failed},
                        {"batches", v.counts.batches},
-                       {"releases", v.counts.releases}}}});
+                       {"releases", v.counts.releases},
+                       {"pages_loaned", v.counts.pages_loaned},
+                       {"pages_returned", v.counts.pages_returned}}}});
   }
   return {{"ok", true}, {"pool_bytes", pool.pool_bytes()}, {"backing_bytes", backing}, {"ram_bytes", ram},
           {"partitions", parts}};

@@ -27,6 +27,7 @@ papr::Rc HvPartition::Check(uint64_t flags, uint64_t address) const {
 papr::Rc HvPartition::ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) {
   if (flags == papr::kPageSetActive) {
     for (uint64_t i = first; i < first + n; ++i) loaned_.Clear(i);
+    counts_.pages_returned += n;
     return papr::kSuccess;
   }
   ++counts_.releases;
@@ -35,6 +36,7 @@ papr::Rc HvPartition::ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) {
     return papr::kHardware;
   }
   for (uint64_t i = first; i < first + n; ++i) loaned_.Set(i);
+  counts_.pages_loaned += n;
   return papr::kSuccess;
 }
 

@@ -24,6 +24,8 @@ struct HcallCounts {
   uint64_t page_init_failed = 0;
   uint64_t batches = 0;
   uint64_t releases = 0;  // punch-hole calls (ranges)
+  uint64_t pages_loaned = 0;    // CMO pages set loaned
+  uint64_t pages_returned = 0;  // CMO pages set active
 };
 
 // Faults the hypervisor injects, for testing the partitions' error paths.

@@ -94,6 +94,9 @@ TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 3}, {5, 2}, {3, 1}}));
   EXPECT_EQ(p.loaned_bytes(), 6 * kCmo);
   EXPECT_EQ(p.counts().releases, 3U);
+  EXPECT_EQ(p.counts().pages_loaned, 6U);
+  EXPECT_EQ(p.PageInitBatch(papr::kPageSetActive, std::vector<uint64_t>{0, kCmo}).rc, papr::kSuccess);
+  EXPECT_EQ(p.counts().pages_returned, 2U);
 }
 
 TEST(HvPageInitBatch, StopsAtTheFirstFailureWithWhatWasDone) {
