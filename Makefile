@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo test bench fuzz clean
+.PHONY: deps build demo demo-simulate test bench fuzz clean
 
 deps:
 	@bash scripts/install-deps
@@ -15,6 +15,10 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
+	@$(BUILD)/src/cli/cmm demo
+
+# The simulate-mode story of one partition (no hypervisor), about 10 s.
+demo-simulate: build
 	@bash scripts/demo-simulate $(BUILD)/src/cli/cmm
 
 test: deps

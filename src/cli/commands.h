@@ -20,5 +20,6 @@ Runner AddList(CLI::App& app);
 Runner AddLparcfg(CLI::App& app);
 Runner AddMem(CLI::App& app);
 Runner AddHv(CLI::App& app);
+Runner AddDemo(CLI::App& app);
 
 }  // namespace cmm::cli

@@ -1,0 +1,85 @@
+#include "demo/scenario.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace cmm::demo {
+
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+constexpr uint64_t kPage = 4096;
+
+// A size that is a whole number of MiB (at least one), as text.
+std::string Size(double bytes) {
+  const uint64_t mib = std::max<uint64_t>(1, static_cast<uint64_t>(bytes) / kMiB);
+  return fmt::format("{}M", mib);
+}
+
+}  // namespace
+
+std::string CheckScenario(const ScenarioOptions& o) {
+  if (o.partitions < 1 || o.partitions > 16) return "--partitions must be 1-16";
+  if (o.overcommit < 1.0 || o.overcommit > 16.0) return "--overcommit must be between 1 and 16";
+  if (o.duration_s < 5) return "--duration must be at least 5 seconds";
+  const double ram = static_cast<double>(o.pool_bytes) * o.overcommit / o.partitions;
+  if (ram < 64.0 * kMiB) {
+    return fmt::format("each partition would get {} MiB; give a larger --pool or fewer --partitions (64 MiB at least)",
+                       static_cast<uint64_t>(ram / kMiB));
+  }
+  return "";
+}
+
+Scenario BuildScenario(const ScenarioOptions& o) {
+  Scenario s;
+  s.pool_bytes = o.pool_bytes;
+  const double pool = static_cast<double>(o.pool_bytes);
+  const uint64_t ram = static_cast<uint64_t>(pool * o.overcommit / o.partitions) / (4 * kMiB) * (4 * kMiB);
+  const double r = static_cast<double>(ram);
+  const double d = o.duration_s;
+  // Sizes are shares of the pool, for four partitions (fewer share more
+  // each, no more than 80% of their RAM). At their peaks the workloads hold
+  // about 77% of the pool; the caches take what is left and give it back.
+  const double scale = 4.0 / std::max(4, o.partitions);
+  auto of_pool = [&](double share) { return std::min(0.8 * r, share * pool * scale); };
+  static const char* kRoles[] = {"web", "db", "batch", "idle"};
+  for (int i = 0; i < o.partitions; ++i) {
+    PartitionPlan p;
+    const std::string role = kRoles[i % 4];
+    p.name = fmt::format("{}{}", role, i / 4 + 1);
+    p.ram_bytes = ram;
+    nlohmann::json phases = nlohmann::json::array();
+    auto at = [&](double when, double bytes) { phases.push_back({{"at", when * d}, {"size", Size(bytes)}}); };
+    if (role == "web") {
+      p.role = "bursty web server";
+      at(0, of_pool(0.03));  // quiet, a burst, quiet, a bigger burst; twice
+      at(0.1, of_pool(0.2));
+      at(0.2, of_pool(0.03));
+      at(0.3, of_pool(0.3));
+      at(0.4, of_pool(0.03));
+      p.phases_json = nlohmann::json{{"kind", "movable"}, {"rate", Size(of_pool(0.3) / (0.05 * d))},
+                                     {"repeat_after", d / 2}, {"phases", phases}}.dump();
+      p.workloads = {"phases:" + p.name + ".json", "cache:" + Size(of_pool(0.1))};
+    } else if (role == "db") {
+      p.role = "database, steady cache";
+      p.workloads = {"hog:" + Size(of_pool(0.15)), "cache:" + Size(of_pool(0.25))};
+    } else if (role == "batch") {
+      p.role = "nightly batch job";
+      at(0, of_pool(0.02));  // grows over a fifth of the run, holds, shrinks
+      at(0.25, of_pool(0.3));
+      at(0.7, of_pool(0.02));
+      p.phases_json = nlohmann::json{{"kind", "movable"}, {"rate", Size(of_pool(0.3) / (0.2 * d))},
+                                     {"phases", phases}}.dump();
+      p.workloads = {"phases:" + p.name + ".json"};
+    } else {
+      p.role = "idle";
+      p.workloads = {"hog:" + Size(of_pool(0.02))};
+    }
+    s.partitions.push_back(std::move(p));
+  }
+  return s;
+}
+
+}  // namespace cmm::demo

@@ -1,0 +1,38 @@
+// The demo's story as data: a pool, partitions given N times its size, and
+// a workload timeline for each (a bursty web server, a database with a
+// steady cache, a nightly batch job that grows and shrinks, an idle one),
+// scaled to the pool and the run's duration. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cmm::demo {
+
+struct ScenarioOptions {
+  uint64_t pool_bytes = uint64_t{1} << 30;
+  int partitions = 4;
+  double overcommit = 3.0;  // sum of the partitions' RAM / pool
+  double duration_s = 60;
+};
+
+struct PartitionPlan {
+  std::string name;   // web1, db1, batch1, idle1, web2, ...
+  std::string role;   // "bursty web server", ...
+  uint64_t ram_bytes = 0;
+  std::vector<std::string> workloads;  // `cmm guest --workload` specs; "phases:" ones name a file below
+  std::string phases_json;              // the timeline, written to <name>.json when not empty
+};
+
+struct Scenario {
+  uint64_t pool_bytes = 0;
+  std::vector<PartitionPlan> partitions;
+};
+
+// Refuses what cannot run: fewer than 1 or more than 16 partitions, an
+// overcommit below 1, RAM per partition below 64 MiB, a duration below 5 s.
+std::string CheckScenario(const ScenarioOptions& o);  // empty when fine
+Scenario BuildScenario(const ScenarioOptions& o);
+
+}  // namespace cmm::demo

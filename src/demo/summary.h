@@ -1,0 +1,76 @@
+// What the demo saw, second by second, and what it adds up to at the end:
+// the overcommit achieved, the pool's use against its size, OOM events,
+// integrity errors, pages loaned and returned, host memory saved. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cmm::demo {
+
+struct PartitionSample {
+  std::string name;
+  uint64_t ram_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t cache_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t loaned_bytes = 0;
+  uint64_t target_loaned_bytes = 0;
+  uint64_t backing_bytes = 0;  // st_blocks of its memfd, from the hypervisor
+  uint64_t rss_shmem_bytes = 0;  // RssShmem of its process, from /proc
+  uint64_t oom_events = 0;
+  uint64_t pages_loaned = 0;     // CMO pages, cumulative
+  uint64_t pages_returned = 0;
+};
+
+struct Sample {
+  double t_s = 0;
+  uint64_t pool_bytes = 0;
+  std::vector<PartitionSample> partitions;
+  uint64_t backing() const;
+  uint64_t ram() const;
+  uint64_t loaned() const;
+};
+
+struct Summary {
+  double seconds = 0;
+  uint64_t pool_bytes = 0;
+  uint64_t ram_bytes = 0;
+  double overcommit = 0;  // RAM / pool
+  uint64_t peak_backing = 0;
+  uint64_t mean_backing = 0;
+  double seconds_over_pool = 0;
+  uint64_t peak_loaned = 0;
+  uint64_t final_loaned = 0;
+  uint64_t oom_events = 0;
+  uint64_t pages_loaned = 0;
+  uint64_t pages_returned = 0;
+  uint64_t peak_rss_shmem = 0;  // the same memory seen from /proc
+  uint64_t integrity_errors = 0;
+  int samples = 0;
+};
+
+class SummaryBuilder {
+ public:
+  // Samples come once per interval; the time between two is what counts
+  // toward "over the pool" when the later one is over.
+  void Add(const Sample& s);
+  Summary Finish(uint64_t integrity_errors) const;
+
+ private:
+  Summary sum_;
+  double backing_total_ = 0;
+  double last_t_ = 0;
+};
+
+// One line per figure, for the end of the run; `compare` (if the run was
+// repeated with the balloon off) adds a column.
+std::string FormatSummary(const Summary& s, const Summary* balloon_off);
+
+// The live view: a table per partition and the pool line.
+std::string FormatFrame(const Sample& s, double duration_s);
+// The same as one line, for output that is not a terminal.
+std::string FormatLine(const Sample& s);
+
+}  // namespace cmm::demo

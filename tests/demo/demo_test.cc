@@ -1,0 +1,111 @@
+// The demo's scenario and summary (issue: "cmm demo shows overcommit
+// working"): sizes scale with the pool, the roles are the four the issue
+// names, and the summary adds up what the samples say.
+#include <gtest/gtest.h>
+
+#include "demo/scenario.h"
+#include "demo/summary.h"
+
+namespace cmm::demo {
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+
+TEST(DemoScenario, DefaultsAreFourPartitionsOfThreeQuartersOfTheGibibytePool) {
+  const Scenario s = BuildScenario({});
+  EXPECT_EQ(s.pool_bytes, 1024 * MiB);
+  ASSERT_EQ(s.partitions.size(), 4U);
+  const char* names[] = {"web1", "db1", "batch1", "idle1"};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(s.partitions[i].name, names[i]);
+    EXPECT_EQ(s.partitions[i].ram_bytes, 768 * MiB);
+    EXPECT_FALSE(s.partitions[i].workloads.empty());
+  }
+  EXPECT_EQ(s.partitions[0].role, "bursty web server");
+  EXPECT_EQ(s.partitions[1].workloads, (std::vector<std::string>{"hog:153M", "cache:256M"}));
+  EXPECT_NE(s.partitions[0].phases_json.find("\"repeat_after\":30"), std::string::npos) << s.partitions[0].phases_json;
+  EXPECT_EQ(s.partitions[0].workloads[0], "phases:web1.json");
+}
+
+TEST(DemoScenario, MorePartitionsRepeatTheRolesAndShareThePool) {
+  ScenarioOptions o;
+  o.partitions = 8;
+  o.overcommit = 4;
+  const Scenario s = BuildScenario(o);
+  ASSERT_EQ(s.partitions.size(), 8U);
+  EXPECT_EQ(s.partitions[4].name, "web2");
+  EXPECT_EQ(s.partitions[7].name, "idle2");
+  EXPECT_EQ(s.partitions[0].ram_bytes, 512 * MiB);
+  EXPECT_EQ(s.partitions[1].workloads[0], "hog:76M");  // half of four partitions' share
+}
+
+TEST(DemoScenario, RefusesWhatCannotRun) {
+  ScenarioOptions o;
+  EXPECT_EQ(CheckScenario(o), "");
+  o.partitions = 0;
+  EXPECT_NE(CheckScenario(o), "");
+  o = {};
+  o.overcommit = 0.5;
+  EXPECT_NE(CheckScenario(o), "");
+  o = {};
+  o.duration_s = 1;
+  EXPECT_NE(CheckScenario(o), "");
+  o = {};
+  o.pool_bytes = 64 * MiB;
+  EXPECT_NE(CheckScenario(o).find("give a larger --pool"), std::string::npos);
+}
+
+Sample At(double t, uint64_t backing_a, uint64_t backing_b, uint64_t loaned) {
+  Sample s;
+  s.t_s = t;
+  s.pool_bytes = 100 * MiB;
+  s.partitions = {{.name = "a", .ram_bytes = 150 * MiB, .loaned_bytes = loaned, .backing_bytes = backing_a,
+                   .oom_events = 1, .pages_loaned = 10},
+                  {.name = "b", .ram_bytes = 150 * MiB, .backing_bytes = backing_b, .pages_returned = 4}};
+  return s;
+}
+
+TEST(DemoSummary, PeakMeanTimeOverThePoolAndCounters) {
+  SummaryBuilder b;
+  b.Add(At(1, 40 * MiB, 40 * MiB, 5 * MiB));   // 80
+  b.Add(At(2, 60 * MiB, 50 * MiB, 30 * MiB));  // 110: over for the second since the last sample
+  b.Add(At(3.5, 50 * MiB, 40 * MiB, 20 * MiB));  // 90
+  const Summary s = b.Finish(0);
+  EXPECT_EQ(s.ram_bytes, 300 * MiB);
+  EXPECT_DOUBLE_EQ(s.overcommit, 3.0);
+  EXPECT_EQ(s.peak_backing, 110 * MiB);
+  EXPECT_EQ(s.mean_backing, 280 * MiB / 3);
+  EXPECT_DOUBLE_EQ(s.seconds_over_pool, 1.0);
+  EXPECT_EQ(s.peak_loaned, 30 * MiB);
+  EXPECT_EQ(s.final_loaned, 20 * MiB);
+  EXPECT_EQ(s.oom_events, 1U);
+  EXPECT_EQ(s.pages_loaned, 10U);
+  EXPECT_EQ(s.pages_returned, 4U);
+  const std::string text = FormatSummary(s, nullptr);
+  EXPECT_NE(text.find("300 MiB / 100 MiB = 3.00x"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 s of 4 s"), std::string::npos) << text;
+  EXPECT_NE(text.find("integrity errors                       0"), std::string::npos) << text;
+}
+
+TEST(DemoSummary, ComparisonSaysWhatTheBalloonSaved) {
+  SummaryBuilder on, off;
+  on.Add(At(1, 40 * MiB, 40 * MiB, 60 * MiB));
+  off.Add(At(1, 100 * MiB, 90 * MiB, 0));
+  const Summary a = on.Finish(0), b = off.Finish(0);
+  const std::string text = FormatSummary(a, &b);
+  EXPECT_NE(text.find("balloon off"), std::string::npos);
+  EXPECT_NE(text.find("host memory saved at peak              110 MiB"), std::string::npos) << text;
+}
+
+TEST(DemoView, FrameAndLine) {
+  const Sample s = At(2, 60 * MiB, 50 * MiB, 30 * MiB);
+  const std::string frame = FormatFrame(s, 60);
+  EXPECT_NE(frame.find("cmm demo  2/60 s   pool 100 MiB: in use 110 MiB (110%)"), std::string::npos) << frame;
+  EXPECT_NE(frame.find("PARTITION"), std::string::npos);
+  EXPECT_NE(frame.find("#!]"), std::string::npos) << frame;  // over the pool
+  EXPECT_EQ(FormatLine(s).rfind("[  2.0s] pool 100 MiB in use 110 MiB (110%), loaned 30 MiB: a used", 0), 0U)
+      << FormatLine(s);
+}
+
+}  // namespace
+}  // namespace cmm::demo

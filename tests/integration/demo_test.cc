@@ -1,0 +1,61 @@
+// `cmm demo` for real (issue: "the main job"): a hypervisor and four
+// partitions as processes, lines instead of a live view when stdout is not
+// a terminal, a summary with 0 integrity errors, exit 0, nothing left
+// behind; Ctrl-C ends it early the same way.
+#include <glob.h>
+
+#include <gtest/gtest.h>
+
+#include "process.h"
+
+namespace cmm::testing {
+namespace {
+
+std::vector<std::string> DemoDirs() {
+  glob_t g{};
+  std::vector<std::string> out;
+  if (glob("/tmp/cmm-demo-*", 0, nullptr, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  }
+  globfree(&g);
+  return out;
+}
+
+TEST(Demo, FourPartitionsShareAPoolAThirdOfTheirSizeWithZeroIntegrityErrors) {
+  TempDir dir;
+  const auto before = DemoDirs();
+  const auto r = RunCmm(dir.path(), {"demo", "--pool", "256M", "--duration", "8"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  for (const char* text : {"a pool of 256 MiB shared by 4 partitions of 192 MiB (3.0x overcommit)",
+                           "web1     bursty web server", "db1      database, steady cache", "batch1   nightly batch job",
+                           "idle1    idle", "] pool 256 MiB in use", "summary after",
+                           "partitions' RAM / pool                 768 MiB / 256 MiB = 3.00x",
+                           "integrity errors                       0",
+                           "integrity held; every partition returned its pages and exited"}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << text << "\nin:\n" << r.out;
+  }
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no terminal codes when stdout is a file";
+  EXPECT_EQ(DemoDirs(), before) << "the demo's temporary directory is removed";
+}
+
+TEST(Demo, CtrlCStopsEverythingInOrder) {
+  TempDir dir;
+  GuestProcess demo(dir.path(), {"--pool", "256M", "--duration", "60"}, "demo", "demo");
+  ASSERT_TRUE(WaitUntil([&] { return demo.out().find("] pool 256 MiB") != std::string::npos; },
+                        std::chrono::seconds(30)))
+      << demo.out() << demo.err();
+  EXPECT_EQ(demo.Stop(SIGINT), 0) << demo.out() << demo.err();
+  EXPECT_NE(demo.out().find("integrity held"), std::string::npos) << demo.out();
+}
+
+TEST(Demo, BadFlagsAreUsageErrors) {
+  TempDir dir;
+  EXPECT_EQ(RunCmm(dir.path(), {"demo", "--pool", "lots"}).code, 2);
+  const auto small = RunCmm(dir.path(), {"demo", "--pool", "64M"});
+  EXPECT_EQ(small.code, 2);
+  EXPECT_NE(small.err.find("give a larger --pool"), std::string::npos) << small.err;
+  EXPECT_EQ(RunCmm(dir.path(), {"demo", "--partitions", "0"}).code, 2);
+}
+
+}  // namespace
+}  // namespace cmm::testing
