@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo demo-simulate test bench fuzz clean
+.PHONY: deps build demo demo-simulate test bench fuzz install clean
 
 deps:
 	@bash scripts/install-deps
@@ -40,6 +40,14 @@ fuzz: deps
 	@mkdir -p $(FUZZ_BUILD)/corpus
 	@$(FUZZ_BUILD)/fuzz/cmm_fuzz_messages -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(FUZZ_BUILD)/corpus fuzz/corpus/messages
+
+# The binary to $(PREFIX)/bin and the systemd units to $(UNITDIR) (run as root).
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -D -m 0755 $(BUILD)/src/cli/cmm $(DESTDIR)$(PREFIX)/bin/cmm
+	install -D -m 0644 contrib/systemd/cmm-hv.service $(DESTDIR)$(UNITDIR)/cmm-hv.service
+	install -D -m 0644 contrib/systemd/cmm-guest@.service $(DESTDIR)$(UNITDIR)/cmm-guest@.service
 
 clean:
 	rm -rf build
