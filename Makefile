@@ -26,10 +26,14 @@ test: deps
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
+# Every benchmark, then one table of their figures; the same as JSON in
+# $(BUILD)/bench.json.
 bench: build
-	@$(BUILD)/bench/cmm_bench_balloon
-	@$(BUILD)/bench/cmm_bench_migrate
-	@$(BUILD)/bench/cmm_bench_hv
+	@rm -f $(BUILD)/bench.jsonl
+	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_balloon
+	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_migrate
+	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_hv
+	@$(BUILD)/bench/cmm_bench_report $(BUILD)/bench.jsonl $(BUILD)/bench.json
 
 # The wire decoder under libFuzzer (clang, ASan, UBSan), from the seed
 # corpus in fuzz/corpus; what it finds new stays in $(FUZZ_BUILD)/corpus.

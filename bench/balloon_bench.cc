@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "guest/partition.h"
+#include "report.h"
 
 namespace {
 
@@ -87,5 +88,11 @@ int main() {
               bytes_per_page / floor_bytes, "<= 8 B");
   const bool met = rate(cmm.inflate) >= 10 && rate(cmm.deflate) >= 10 && bytes_per_page <= 8;
   std::printf("goals %s\n", met ? "met" : "NOT met");
+  bench::Record({"balloon", "inflate (simulate)", "M pages/s", rate(cmm.inflate), rate(floor.inflate),
+                 rate(cmm.inflate) / rate(floor.inflate), ">= 10 M/s", rate(cmm.inflate) >= 10});
+  bench::Record({"balloon", "deflate (simulate)", "M pages/s", rate(cmm.deflate), rate(floor.deflate),
+                 rate(cmm.deflate) / rate(floor.deflate), ">= 10 M/s", rate(cmm.deflate) >= 10});
+  bench::Record({"balloon", "bookkeeping per loaned page", "B", bytes_per_page, floor_bytes,
+                 bytes_per_page / floor_bytes, "<= 8 B", bytes_per_page <= 8});
   return 0;
 }
