@@ -18,6 +18,7 @@ Runner AddStatus(CLI::App& app);
 Runner AddWatch(CLI::App& app);
 Runner AddList(CLI::App& app);
 Runner AddLparcfg(CLI::App& app);
+Runner AddMount(CLI::App& app);
 Runner AddMem(CLI::App& app);
 Runner AddHv(CLI::App& app);
 Runner AddDemo(CLI::App& app);

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "ctl/client.h"
+#include "ctl/fuse_mount.h"
 #include "ctl/paths.h"
 
 namespace cmm::cli {
@@ -235,6 +236,27 @@ Runner AddLparcfgImpl(CLI::App& app) {
   };
 }
 
+Runner AddMountImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto dir = std::make_shared<std::string>();
+  auto* c = app.add_subcommand("mount", "Mount a partition's kernel files (sysfs attributes, parameters, "
+                                        "/proc/ppc64/lparcfg, /proc/meminfo) at DIR until Ctrl-C");
+  AddTargetFlags(c, *t, true);
+  c->add_option("dir", *dir, "An existing empty directory")->required()->check(CLI::ExistingDirectory);
+  c->footer("Example:\n  cmm mount web1 /mnt/web1 &\n  cat /mnt/web1/sys/devices/system/cmm/cmm0/loaned_kb");
+  return [t, dir] {
+    const std::string path = PathOf(*t);
+    (void)Request(*t, {{"op", "files"}}, "listing files");  // a clear error if it is not running
+    auto served = ctl::ServeKernelTree(path, *dir, [&] {
+      fmt::print("partition {}: kernel files mounted at {}; Ctrl-C or SIGTERM unmounts\n", t->name, *dir);
+      std::fflush(stdout);
+    });
+    if (!served) throw UserError(fmt::format("cmm mount {}: {}", t->name, served.error()));
+    fmt::print("partition {}: unmounted {}\n", t->name, *dir);
+    return 0;
+  };
+}
+
 volatile sig_atomic_t g_interrupted = 0;
 
 Runner AddWatchImpl(CLI::App& app) {
@@ -380,5 +402,6 @@ Runner AddStatus(CLI::App& app) { return AddStatusImpl(app); }
 Runner AddWatch(CLI::App& app) { return AddWatchImpl(app); }
 Runner AddList(CLI::App& app) { return AddListImpl(app); }
 Runner AddLparcfg(CLI::App& app) { return AddLparcfgImpl(app); }
+Runner AddMount(CLI::App& app) { return AddMountImpl(app); }
 
 }  // namespace cmm::cli

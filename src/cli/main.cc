@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
   app.footer("Run `cmm SUBCOMMAND --help` for a subcommand's flags and examples.");
 
   using Add = Runner (*)(CLI::App&);
-  static constexpr Add kSubcommands[] = {AddDemo,  AddGuest, AddGet,     AddSet, AddParam, AddStatus,
-                                         AddWatch, AddList,  AddLparcfg, AddMem, AddHv};
+  static constexpr Add kSubcommands[] = {AddDemo, AddGuest,   AddGet,   AddSet, AddParam, AddStatus,
+                                         AddWatch, AddList, AddLparcfg, AddMount, AddMem, AddHv};
   std::map<CLI::App*, Runner> runners;
   for (Add add : kSubcommands) {
     const size_t before = app.get_subcommands({}).size();

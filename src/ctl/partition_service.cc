@@ -83,6 +83,26 @@ nlohmann::json Status(guest::Partition& p) {
   };
 }
 
+// The guest's /proc/meminfo: the usable total after the balloon
+// (totalram), what is free, what the page cache holds.
+std::string Meminfo(guest::Partition& p) {
+  const uint64_t kb = p.controller().geometry().size() / 1024;
+  const uint64_t total = p.controller().Snapshot().totalram.value() * kb;
+  const uint64_t free = p.memory().FreePages() * kb;
+  const uint64_t cached = p.cache().pages() * kb;
+  std::string out;
+  auto line = [&out](std::string_view key, uint64_t v) { out += fmt::format("{:<16}{:>8} kB\n", fmt::format("{}:", key), v); };
+  line("MemTotal", total);
+  line("MemFree", free);
+  line("MemAvailable", std::min(total, free + cached));
+  line("Buffers", 0);
+  line("Cached", cached);
+  line("SwapCached", 0);
+  line("SwapTotal", 0);
+  line("SwapFree", 0);
+  return out;
+}
+
 nlohmann::json Files(ControlFiles& files) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& f : files.List()) {
@@ -124,6 +144,7 @@ std::string Explain(int err, const std::string& file) {
 nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer) {
   const std::string op = request.value("op", "");
   if (op == "status") return Status(p);
+  if (op == "meminfo") return {{"ok", true}, {"text", Meminfo(p)}};
   if (op == "lparcfg") {
     std::optional<papr::MppData> mpp;
     std::optional<CmoView> cmo;
@@ -177,7 +198,10 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
       return ErrorReply(EINVAL, "write needs a string field \"text\"");
     }
     const std::string text = request["text"];
-    const auto n = files->Write(file, text, Writer{peer.admin()});
+    // A root client (the mounted file tree) may write on behalf of an
+    // unprivileged caller: never more rights than the peer has.
+    const bool admin = peer.admin() && !request.value("unprivileged", false);
+    const auto n = files->Write(file, text, Writer{admin});
     if (!n) return ErrorReply(n.error(), Explain(n.error(), file));
     return {{"ok", true}, {"written", *n}};
   }
