@@ -10,7 +10,6 @@ namespace cmm::demo {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-constexpr uint64_t kPage = 4096;
 
 // A size that is a whole number of MiB (at least one), as text.
 std::string Size(double bytes) {
