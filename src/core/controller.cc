@@ -222,6 +222,18 @@ void Controller::AddressesOf(std::span<const Pfn> pages, std::vector<uint64_t>& 
   }
 }
 
+void Controller::TakeIntoBalloon(Pfn page) {
+  balloon_.Enqueue(page);
+  loaned_.fetch_add(1);
+  ports_.memory.AdjustTotalram(page, Pages(-1));
+}
+
+void Controller::GiveBack(Pfn page) {
+  ports_.memory.AdjustTotalram(page, Pages(1));
+  ports_.memory.FreePage(page);
+  loaned_.fetch_sub(1);
+}
+
 Pages Controller::Inflate(Pages nr) {
   Debug("Begin request for {} pages", nr.value());
   if (const uint64_t batch = BatchPages(); batch != 0) return InflateBatched(nr, batch);
@@ -237,9 +249,7 @@ Pages Controller::Inflate(Pages nr) {
       mem.FreePage(*page);
       break;
     }
-    balloon_.Enqueue(*page);
-    loaned_.fetch_add(1);
-    mem.AdjustTotalram(*page, Pages(-1));
+    TakeIntoBalloon(*page);
     --left;
   }
   Debug("End request with {} pages unfulfilled", left);
@@ -250,14 +260,11 @@ Pages Controller::Deflate(Pages nr) {
   Debug("Begin free of {} pages.", nr.value());
   if (const uint64_t batch = BatchPages(); batch != 0) return DeflateBatched(nr, batch);
   int64_t left = nr.value();
-  GuestMemory& mem = ports_.memory;
   while (left > 0) {
     const auto page = balloon_.Dequeue();
     if (!page) break;
     SetActive(*page);  // errors ignored, as every caller does
-    mem.AdjustTotalram(*page, Pages(1));
-    mem.FreePage(*page);
-    loaned_.fetch_sub(1);
+    GiveBack(*page);
     --left;
   }
   Debug("End request with {} pages unfulfilled", left);
@@ -292,9 +299,7 @@ Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
     const Hypervisor::BatchResult r = hv.PageInitBatch(papr::kPageSetLoaned, addresses);
     const uint64_t whole = std::min<uint64_t>(r.rc == papr::kSuccess ? pages.size() : r.done / per_page, pages.size());
     for (uint64_t i = 0; i < whole; ++i) {
-      balloon_.Enqueue(pages[i]);
-      loaned_.fetch_add(1);
-      mem.AdjustTotalram(pages[i], Pages(-1));
+      TakeIntoBalloon(pages[i]);
       --left;
     }
     if (r.rc == papr::kSuccess) continue;
@@ -316,7 +321,6 @@ Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
 // from the next page.
 Pages Controller::DeflateBatched(Pages nr, uint64_t batch) {
   int64_t left = nr.value();
-  GuestMemory& mem = ports_.memory;
   Hypervisor& hv = *ports_.hypervisor;
   const uint64_t per_page = CmoPagesPerPage();
   std::vector<Pfn> pages;
@@ -340,9 +344,7 @@ Pages Controller::DeflateBatched(Pages nr, uint64_t batch) {
       from = page_start + per_page;
     }
     for (const Pfn p : pages) {
-      mem.AdjustTotalram(p, Pages(1));
-      mem.FreePage(p);
-      loaned_.fetch_sub(1);
+      GiveBack(p);
       --left;
     }
   }

@@ -110,6 +110,9 @@ class Controller final : public Pollable, public OomListener, public RebootListe
   uint64_t BatchPages() const;  // pages per batched call; 0: one call per CMO page
   void AddressesOf(std::span<const Pfn> pages, std::vector<uint64_t>& out) const;
   Pages InflateBatched(Pages nr, uint64_t batch);
+  // A page loaned: into the balloon, out of the usable total; and back.
+  void TakeIntoBalloon(Pfn page);
+  void GiveBack(Pfn page);
   Pages DeflateBatched(Pages nr, uint64_t batch);
   void Round();
   int StartThread();  // needs admin_mu_

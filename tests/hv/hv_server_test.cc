@@ -38,6 +38,10 @@ class HvServerTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     path_ = dir_ + "/hv.sock";
+    StartHypervisor();
+  }
+  // A fresh pool of 32 MiB and its server at path_.
+  void StartHypervisor() {
     PoolOptions o;
     o.pool_bytes = 32 << 20;
     pool_ = std::make_unique<Pool>(o);
@@ -198,12 +202,7 @@ TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(g->controller().Inflate(Pages(500)), Pages(0));
   server_.reset();
-  PoolOptions o;
-  o.pool_bytes = 32 << 20;
-  pool_ = std::make_unique<Pool>(o);
-  auto s = HvServer::Start(path_, *pool_, 20ms);
-  ASSERT_TRUE(s.has_value()) << s.error();
-  server_ = std::move(*s);
+  StartHypervisor();
 
   papr::MppData mpp;
   EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kHardware);  // the old connection is found dead

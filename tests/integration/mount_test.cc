@@ -3,6 +3,8 @@
 // cat/echo from bash, every file and every error as the kernel's.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "process.h"
 
 namespace cmm::testing {
@@ -94,6 +96,22 @@ TEST_F(Mount, S1_S8_ParametersAndDisable) {
   ASSERT_TRUE(WaitUntil([&] { return Sh(std::string("cat ") + kDev + "/loaned_kb").out == "102400\n"; }));
   ASSERT_EQ(Sh(std::string("echo 1 > ") + kPar + "/disable").code, 0);  // S8: every page back
   EXPECT_EQ(Sh(std::string("cat ") + kDev + "/loaned_kb").out, "0\n");
+}
+
+TEST_F(Mount, EveryParameterReadsAndTakesAValueLikeTheKernels) {
+  // name, a value to write, what reads back
+  const std::vector<std::tuple<std::string, std::string, std::string>> params = {
+      {"delay", "2", "2\n"},          {"hotplug_delay", "7", "7\n"}, {"oom_kb", "0x800", "2048\n"},
+      {"min_mem_mb", "96", "96\n"},   {"debug", "1", "1\n"},         {"disable", "0", "0\n"}};
+  for (const auto& [name, value, shown] : params) {
+    const std::string path = std::string(kPar) + "/" + name;
+    const auto w = Sh("echo " + value + " > " + path);
+    EXPECT_EQ(w.code, 0) << name << ": " << w.err;
+    EXPECT_EQ(Sh("cat " + path).out, shown) << name;
+    // disable reads digits from the start (S8: "-5x" is 0); 2 is refused.
+    const std::string bad = name == "disable" ? "2" : "-5x";
+    EXPECT_NE(Sh("echo " + bad + " > " + path).err.find("Invalid argument"), std::string::npos) << name;
+  }
 }
 
 TEST_F(Mount, ProcFilesShowTheGuestsView) {
