@@ -1,0 +1,50 @@
+// One run of the demo scenario: `cmm hv` and the partitions as child
+// processes with their sockets in a temporary directory, a sample each
+// second (printed as a live view on a terminal, as a line otherwise), and
+// an orderly stop: each partition returns its pages, then the hypervisor
+// goes, then the directory.
+#pragma once
+
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "demo/child.h"
+#include "demo/scenario.h"
+#include "demo/summary.h"
+
+namespace cmm::demo {
+
+class Run {
+ public:
+  // `exe`: the cmm binary; `stop`: set (by a signal handler) to end early.
+  Run(const Scenario& s, std::string exe, bool balloon, double duration, const volatile sig_atomic_t& stop);
+  ~Run();
+
+  // The summary; `ok` is false if a process failed or integrity broke. An
+  // error says what could not be started.
+  tl::expected<Summary, std::string> Go(bool& ok);
+
+ private:
+  bool WaitFor(const std::string& path) const;
+  void Nap(int ms) const;
+  std::string Log(const std::string& who) const;
+  std::string Dead();
+  std::optional<Sample> Take(double t);
+  bool StopAll();  // true when every process ended with exit code 0
+
+  const Scenario& s_;
+  const std::string exe_;
+  const bool balloon_;
+  const double duration_;
+  const volatile sig_atomic_t& stop_;
+  std::string dir_;
+  std::unique_ptr<Child> hv_;
+  std::vector<std::unique_ptr<Child>> guests_;
+};
+
+}  // namespace cmm::demo
