@@ -39,6 +39,8 @@ tl::expected<std::pair<int, proto::Registered>, std::string> Register(const std:
     return fail(fmt::format("CMO page size {} does not divide the page size {}", terms->cmo_page_size,
                             registration.page_size));
   }
+  // Calls then wait in recvmsg itself: one system call per reply.
+  if (auto set = proto::SetReceiveTimeout(*fd, kTimeout); !set) return fail(set.error());
   return std::make_pair(*fd, *terms);
 }
 
@@ -105,7 +107,7 @@ tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Mess
     return tl::unexpected(std::move(why));
   };
   if (auto sent = proto::Send(fd_, m); !sent) return fail(sent.error());
-  auto reply = proto::Receive(fd_, kTimeout);
+  auto reply = proto::Receive(fd_, proto::kSocketTimeout);
   if (!reply) return fail(reply.error());
   if (reply->fd >= 0) close(reply->fd);
   if (const auto* e = std::get_if<proto::Error>(&reply->message)) return fail(e->message);

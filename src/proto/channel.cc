@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -88,16 +89,31 @@ tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd) {
   return {};
 }
 
+tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout) {
+  const timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+    return tl::unexpected(fmt::format("SO_RCVTIMEO: {}", std::strerror(errno)));
+  }
+  return {};
+}
+
 tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout) {
-  pollfd p{fd, POLLIN, 0};
-  int ready;
-  do {
-    ready = poll(&p, 1, static_cast<int>(timeout.count()));
-  } while (ready < 0 && errno == EINTR);
-  if (ready == 0) return tl::unexpected(std::string("timed out waiting for the peer"));
-  if (ready < 0) return tl::unexpected(fmt::format("poll: {}", std::strerror(errno)));
-  std::vector<uint8_t> buf(kHeaderBytes + kMaxPayload + 1);
-  iovec iov{buf.data(), buf.size()};
+  // Poll only for a real wait: 0 takes what is there, a negative timeout
+  // blocks in recvmsg up to the socket's SO_RCVTIMEO (one system call).
+  int flags = MSG_CMSG_CLOEXEC;
+  if (timeout.count() == 0) flags |= MSG_DONTWAIT;
+  if (timeout.count() > 0) {
+    pollfd p{fd, POLLIN, 0};
+    int ready;
+    do {
+      ready = poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (ready < 0 && errno == EINTR);
+    if (ready == 0) return tl::unexpected(std::string("timed out waiting for the peer"));
+    if (ready < 0) return tl::unexpected(fmt::format("poll: {}", std::strerror(errno)));
+  }
+  // One buffer per thread, never cleared: recvmsg says how much is valid.
+  static thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[kHeaderBytes + kMaxPayload + 1]);
+  iovec iov{buf.get(), kHeaderBytes + kMaxPayload + 1};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -106,8 +122,11 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
   msg.msg_controllen = sizeof(control);
   ssize_t n;
   do {
-    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    n = recvmsg(fd, &msg, flags);
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return tl::unexpected(std::string("timed out waiting for the peer"));
+  }
   if (n < 0) return tl::unexpected(fmt::format("receive: {}", std::strerror(errno)));
   if (n == 0) return tl::unexpected(std::string("the peer closed the connection"));
   // Take ownership of any descriptors first, so none leaks on a bad packet.
@@ -129,7 +148,7 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
     if (passed >= 0) close(passed);
     return tl::unexpected(std::string("packet too large"));
   }
-  auto m = Decode(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  auto m = Decode(std::span<const uint8_t>(buf.get(), static_cast<size_t>(n)));
   if (!m) {
     if (passed >= 0) close(passed);
     return tl::unexpected(m.error());

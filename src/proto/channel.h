@@ -16,6 +16,9 @@ namespace cmm::proto {
 // Binds and listens at `path` (mode 0600), replacing a stale socket file.
 tl::expected<int, std::string> ListenSeqpacket(const std::string& path);
 tl::expected<int, std::string> ConnectSeqpacket(const std::string& path);
+// Sets SO_RCVTIMEO, for Receive with a negative timeout.
+tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
+inline constexpr std::chrono::milliseconds kSocketTimeout{-1};
 
 // Sends `m`, with `pass_fd` (if >= 0) as SCM_RIGHTS.
 tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd = -1);
@@ -24,7 +27,8 @@ struct Received {
   Message message;
   int fd = -1;  // a passed descriptor, owned by the caller; -1 if none
 };
-// Waits up to `timeout`. An error says why: closed, timed out, malformed.
+// Waits up to `timeout` (0: only what has arrived; negative: blocks up to
+// the socket's SO_RCVTIMEO). An error says why: closed, timed out, malformed.
 tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace cmm::proto
