@@ -49,12 +49,13 @@ struct Run {
   std::vector<uint64_t> addresses;  // loaned, in the order they were loaned
 };
 
-// Best of `runs` inflate/deflate cycles (the machine is shared: take the
-// least disturbed one) and of as many round-trip series.
-Run EndToEnd(const std::string& socket, bool batch, int runs) {
+// A partition registered with the hypervisor at `socket`, its own balloon
+// thread off: the benchmark drives the controller itself.
+std::unique_ptr<guest::Partition> Connect(const std::string& socket, const char* name, uint64_t ram_bytes,
+                                          bool batch) {
   guest::PartitionOptions o;
-  o.name = batch ? "batched" : "single";
-  o.ram_bytes = kRam;
+  o.name = name;
+  o.ram_bytes = ram_bytes;
   o.block_bytes = uint64_t{64} << 20;
   o.params.min_mem_mb = 0;
   o.params.disable = 1;
@@ -62,7 +63,14 @@ Run EndToEnd(const std::string& socket, bool batch, int runs) {
   o.batch = batch;
   auto made = guest::Partition::Create(o);
   if (!made) Die(made.error());
-  guest::Partition& p = **made;
+  return std::move(*made);
+}
+
+// Best of `runs` inflate/deflate cycles (the machine is shared: take the
+// least disturbed one).
+Run EndToEnd(const std::string& socket, bool batch, int runs) {
+  const auto made = Connect(socket, batch ? "batched" : "single", kRam, batch);
+  guest::Partition& p = *made;
   Controller& c = p.controller();
   uint8_t* ram = p.ram().data();
   Run r{1e9, 1e9, {}};
@@ -205,14 +213,7 @@ struct RoundTrips {
   double raw = 0;
 };
 RoundTrips MeasureRoundTrips(const std::string& socket) {
-  guest::PartitionOptions o;
-  o.name = "round-trips";
-  o.ram_bytes = uint64_t{16} << 20;
-  o.params.disable = 1;
-  o.hv_socket = socket;
-  o.batch = false;
-  auto made = guest::Partition::Create(o);
-  if (!made) Die(made.error());
+  const auto made = Connect(socket, "round-trips", uint64_t{64} << 20, false);
   Memfd m;
   RawHypervisor raw(m.fd);
   constexpr int kSeries = 7;
@@ -220,7 +221,7 @@ RoundTrips MeasureRoundTrips(const std::string& socket) {
   for (int i = 0; i < kSeries; ++i) {
     auto t0 = Timer::now();
     for (uint64_t k = 0; k < kRoundTrips; ++k) {
-      if ((*made)->hv()->PageInit(papr::kPageSetActive, 0) != papr::kSuccess) Die("hcall failed");
+      if (made->hv()->PageInit(papr::kPageSetActive, 0) != papr::kSuccess) Die("hcall failed");
     }
     hcall.push_back(Seconds(Timer::now() - t0) / kRoundTrips);
     t0 = Timer::now();
