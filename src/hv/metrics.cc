@@ -64,6 +64,10 @@ std::string PrometheusText(uint64_t pool_bytes, const std::vector<PartitionView>
        [](const PartitionView& p) { return p.stats.free_bytes; }},
       {"cmm_partition_oom_events_total", "counter", "OOM events the partition reported.",
        [](const PartitionView& p) { return p.stats.oom_events; }},
+      {"cmm_partition_pages_loaned_total", "counter", "CMO pages the hypervisor set loaned (and punched).",
+       [](const PartitionView& p) { return p.counts.pages_loaned; }},
+      {"cmm_partition_pages_returned_total", "counter", "CMO pages the hypervisor set active again.",
+       [](const PartitionView& p) { return p.counts.pages_returned; }},
   };
   for (const Gauge& g : kGauges) {
     Header(out, g.name, g.type, g.help);

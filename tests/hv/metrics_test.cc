@@ -33,6 +33,8 @@ TEST(Metrics, PoolPartitionsAndHcallsInPrometheusText) {
   a.loaned_bytes = 8192;
   a.settings.weight = 7;
   a.stats.oom_events = 2;
+  a.counts.pages_loaned = 300;
+  a.counts.pages_returned = 100;
   HcallStats s;
   s.Record(Hcall::kGetMpp, papr::kSuccess, 20us);
   s.Record(Hcall::kPageInitBatch, papr::kHardware, 20us);
@@ -46,6 +48,9 @@ TEST(Metrics, PoolPartitionsAndHcallsInPrometheusText) {
            "cmm_partition_loaned_bytes{partition=\"web\\\"1\"} 8192\n",
            "cmm_partition_weight{partition=\"web\\\"1\"} 7\n",
            "# TYPE cmm_partition_oom_events_total counter\n",
+           "# TYPE cmm_partition_pages_loaned_total counter\n",
+           "cmm_partition_pages_loaned_total{partition=\"web\\\"1\"} 300\n",
+           "cmm_partition_pages_returned_total{partition=\"web\\\"1\"} 100\n",
            "cmm_hcalls_total{call=\"H_GET_MPP\",rc=\"H_SUCCESS\"} 2\n",
            "cmm_hcalls_total{call=\"H_PAGE_INIT_BATCH\",rc=\"H_HARDWARE\"} 1\n",
            "# TYPE cmm_hcall_duration_seconds histogram\n",
