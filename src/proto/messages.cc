@@ -1,6 +1,8 @@
 #include "proto/messages.h"
 
+#include <bit>
 #include <cstring>
+#include <span>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -12,26 +14,54 @@ namespace {
 // The type byte is the variant index + 1: new messages go at the end so
 // old numbers keep their meaning.
 
+template <class T>
+T ByteSwap(T v) {
+  T out = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) out = static_cast<T>((out << 8) | ((v >> (8 * i)) & 0xff));
+  return out;
+}
+
+// Encoding runs twice over a message: a Sizer adds up its bytes, then a
+// Writer stores them into a buffer of exactly that size, one store per
+// field (a full batch is 32 KiB of addresses). Little-endian on the wire.
+class Sizer {
+ public:
+  void U8(uint8_t) { n_ += 1; }
+  void U16(uint16_t) { n_ += 2; }
+  void U32(uint32_t) { n_ += 4; }
+  void U64(uint64_t) { n_ += 8; }
+  void I64(int64_t) { n_ += 8; }
+  void Str(const std::string& s) { n_ += 2 + s.size(); }
+  size_t size() const { return n_; }
+
+ private:
+  size_t n_ = 0;
+};
+
 class Writer {
  public:
-  void U8(uint8_t v) { out_.push_back(v); }
+  explicit Writer(std::span<uint8_t> out) : out_(out) {}
+  void U8(uint8_t v) { Raw(v); }
   void U16(uint16_t v) { Raw(v); }
   void U32(uint32_t v) { Raw(v); }
   void U64(uint64_t v) { Raw(v); }
   void I64(int64_t v) { Raw(static_cast<uint64_t>(v)); }
   void Str(const std::string& s) {
     U16(static_cast<uint16_t>(s.size()));
-    out_.insert(out_.end(), s.begin(), s.end());
+    std::memcpy(out_.data() + pos_, s.data(), s.size());
+    pos_ += s.size();
   }
-  std::vector<uint8_t>& bytes() { return out_; }
 
  private:
   template <class T>
   void Raw(T v) {
     static_assert(std::is_unsigned_v<T>);
-    for (size_t i = 0; i < sizeof(T); ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    if constexpr (std::endian::native != std::endian::little) v = ByteSwap(v);
+    std::memcpy(out_.data() + pos_, &v, sizeof(T));
+    pos_ += sizeof(T);
   }
-  std::vector<uint8_t> out_;
+  std::span<uint8_t> out_;
+  size_t pos_ = 0;
 };
 
 class Reader {
@@ -39,11 +69,11 @@ class Reader {
   explicit Reader(std::span<const uint8_t> in) : in_(in) {}
   bool ok() const { return ok_; }
   size_t left() const { return in_.size() - pos_; }
-  uint8_t U8() { return static_cast<uint8_t>(Raw(1)); }
-  uint16_t U16() { return static_cast<uint16_t>(Raw(2)); }
-  uint32_t U32() { return static_cast<uint32_t>(Raw(4)); }
-  uint64_t U64() { return Raw(8); }
-  int64_t I64() { return static_cast<int64_t>(Raw(8)); }
+  uint8_t U8() { return Raw<uint8_t>(); }
+  uint16_t U16() { return Raw<uint16_t>(); }
+  uint32_t U32() { return Raw<uint32_t>(); }
+  uint64_t U64() { return Raw<uint64_t>(); }
+  int64_t I64() { return static_cast<int64_t>(Raw<uint64_t>()); }
   std::string Str(size_t max) {
     const uint16_t n = U16();
     if (!ok_ || n > max || in_.size() - pos_ < n) {
@@ -54,16 +84,31 @@ class Reader {
     pos_ += n;
     return s;
   }
+  // Many U64s at once: one bounds check, one copy.
+  void U64s(std::span<uint64_t> out) {
+    const size_t n = out.size() * sizeof(uint64_t);
+    if (!ok_ || in_.size() - pos_ < n) {
+      ok_ = false;
+      return;
+    }
+    std::memcpy(out.data(), in_.data() + pos_, n);
+    pos_ += n;
+    if constexpr (std::endian::native != std::endian::little) {
+      for (auto& v : out) v = ByteSwap(v);
+    }
+  }
 
  private:
-  uint64_t Raw(size_t n) {
-    if (!ok_ || in_.size() - pos_ < n) {
+  template <class T>
+  T Raw() {
+    if (!ok_ || in_.size() - pos_ < sizeof(T)) {
       ok_ = false;
       return 0;
     }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; ++i) v |= uint64_t{in_[pos_ + i]} << (8 * i);
-    pos_ += n;
+    T v;
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    if constexpr (std::endian::native != std::endian::little) v = ByteSwap(v);
     return v;
   }
   std::span<const uint8_t> in_;
@@ -71,7 +116,8 @@ class Reader {
   bool ok_ = true;
 };
 
-void Put(Writer& w, const Register& m) {
+template <class W>
+void Put(W& w, const Register& m) {
   w.Str(m.name);
   w.U64(m.page_size);
   w.U64(m.ram_bytes);
@@ -80,16 +126,19 @@ void Put(Writer& w, const Register& m) {
   w.U64(m.max_bytes);
   w.U8(m.want_batch ? 1 : 0);
 }
-void Put(Writer& w, const Registered& m) {
+template <class W>
+void Put(W& w, const Registered& m) {
   w.U64(m.cmo_page_size);
   w.U32(m.caps);
   w.U32(m.max_batch);
 }
-void Put(Writer& w, const GetMpp& m) {
+template <class W>
+void Put(W& w, const GetMpp& m) {
   const Stats& s = m.stats;
   for (uint64_t v : {s.free_bytes, s.used_bytes, s.cache_bytes, s.loaned_bytes, s.oom_events, s.time_ns}) w.U64(v);
 }
-void Put(Writer& w, const Mpp& m) {
+template <class W>
+void Put(W& w, const Mpp& m) {
   const papr::MppData& d = m.data;
   w.I64(m.rc);
   w.I64(d.entitled_mem);
@@ -103,21 +152,26 @@ void Put(Writer& w, const Mpp& m) {
   w.I64(d.loan_request);
   w.I64(d.backing_mem);
 }
-void Put(Writer& w, const PageInit& m) {
+template <class W>
+void Put(W& w, const PageInit& m) {
   w.U64(m.flags);
   w.U64(m.address);
 }
-void Put(Writer& w, const PageInitRc& m) { w.I64(m.rc); }
-void Put(Writer& w, const PageInitBatch& m) {
+template <class W>
+void Put(W& w, const PageInitRc& m) { w.I64(m.rc); }
+template <class W>
+void Put(W& w, const PageInitBatch& m) {
   w.U64(m.flags);
   w.U32(static_cast<uint32_t>(m.addresses.size()));
   for (uint64_t a : m.addresses) w.U64(a);
 }
-void Put(Writer& w, const PageInitBatchRc& m) {
+template <class W>
+void Put(W& w, const PageInitBatchRc& m) {
   w.U32(m.done);
   w.I64(m.rc);
 }
-void Put(Writer& w, const Error& m) {
+template <class W>
+void Put(W& w, const Error& m) {
   w.U32(m.code);
   w.Str(m.message.substr(0, 1024));
 }
@@ -206,7 +260,7 @@ Result Get(Reader& r, PageInitBatch) {
   if (!r.ok()) return tl::unexpected(std::string("page_init_batch: truncated"));
   if (n == 0 || n > kMaxBatch) return tl::unexpected(fmt::format("page_init_batch: {} pages (1-{} allowed)", n, kMaxBatch));
   m.addresses.resize(n);
-  for (auto& a : m.addresses) a = r.U64();
+  r.U64s(m.addresses);
   if (!r.ok()) return tl::unexpected(std::string("page_init_batch: truncated"));
   return m;
 }
@@ -249,15 +303,15 @@ bool ValidName(std::string_view name) {
 }
 
 std::vector<uint8_t> Encode(const Message& m) {
-  Writer payload;
+  Sizer payload;
   std::visit([&](const auto& v) { Put(payload, v); }, m);
-  Writer w;
+  std::vector<uint8_t> out(kHeaderBytes + payload.size());
+  Writer w(out);
   w.U16(kMagic);
   w.U8(kVersion);
   w.U8(static_cast<uint8_t>(m.index() + 1));
-  w.U32(static_cast<uint32_t>(payload.bytes().size()));
-  auto& out = w.bytes();
-  out.insert(out.end(), payload.bytes().begin(), payload.bytes().end());
+  w.U32(static_cast<uint32_t>(payload.size()));
+  std::visit([&](const auto& v) { Put(w, v); }, m);
   return out;
 }
 
