@@ -9,7 +9,10 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "hv/policy.h"
 #include "papr/papr.h"
@@ -117,13 +120,13 @@ int main(int argc, char** argv) {
   std::printf("\nwire codec, one batch of %u CMO pages, against copying its bytes (same run)\n",
               cmm::proto::kMaxBatch);
   std::printf("%-20s %12s %14s %8s\n", "figure", "cmm", "raw limit", "ratio");
-  for (const char* name : {"BM_EncodeBatch", "BM_DecodeBatch"}) {
+  for (const auto& [name, figure] : {std::pair{"BM_EncodeBatch", "encode"}, std::pair{"BM_DecodeBatch", "decode"}}) {
     const auto it = ns.find(name);
     if (it == ns.end()) continue;
     const double ratio = copy->second / it->second;
-    std::printf("%-20s %9.2f us %11.2f us %8.2f\n", name + 3, it->second / 1e3, copy->second / 1e3, ratio);
-    cmm::bench::Record({"micro", std::string(name + 3) + ", one batch of 4096 pages", "us", it->second / 1e3,
-                        copy->second / 1e3, ratio, "", true});
+    std::printf("%-20s %9.2f us %11.2f us %8.2f\n", figure, it->second / 1e3, copy->second / 1e3, ratio);
+    cmm::bench::Record({"micro", fmt::format("wire {}, one batch of {} pages", figure, cmm::proto::kMaxBatch), "us",
+                        it->second / 1e3, copy->second / 1e3, ratio, "", true});
   }
   return 0;
 }
