@@ -7,7 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
+#include <list>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,9 +17,6 @@
 namespace cmm::hv {
 
 namespace {
-
-// poll() said the connection is readable: take the packet without waiting.
-constexpr auto kNoWait = std::chrono::milliseconds(0);
 
 struct Connection {
   std::shared_ptr<HvPartition> partition;  // null until registered
@@ -94,63 +91,85 @@ HvServer::HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std
     : path_(std::move(path)), pool_(pool), listen_fd_(listen_fd), wake_fd_(wake_fd), period_(period) {}
 
 HvServer::~HvServer() {
-  const uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof one);
+  stopping_.store(true);
+  Wake();
   if (thread_.joinable()) thread_.join();
   close(listen_fd_);
   close(wake_fd_);
   unlink(path_.c_str());
 }
 
-void HvServer::Run() {
-  std::map<int, Connection> conns;
-  auto drop = [&](int fd) {
-    if (auto it = conns.find(fd); it != conns.end()) {
-      if (it->second.partition) pool_.Unregister(it->second.partition);
-      conns.erase(it);
+void HvServer::Wake() {
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+}
+
+// One partition's connection, on its own thread: it waits in recvmsg and
+// answers at once, so an hcall costs one receive and one send, and one
+// partition's long batch never holds up another's calls.
+void HvServer::Serve(Session& s) {
+  Connection c;
+  for (;;) {
+    auto in = proto::Receive(s.fd, proto::kSocketTimeout);
+    if (!in) {
+      // Stopping shuts the socket down under the receive: not a peer's fault.
+      if (in.error() != "the peer closed the connection" && !stopping_.load()) {
+        (void)proto::Send(s.fd, proto::Error{EPROTO, in.error()});
+        spdlog::warn("hypervisor: dropping a connection: {}", in.error());
+      }
+      break;
     }
-    close(fd);
+    if (!Handle(pool_, s.fd, c, std::move(*in), std::chrono::steady_clock::now())) break;
+  }
+  // The partition's memory goes back now; the socket is closed when the
+  // session is reaped, so its number is not reused while Stop may shut it.
+  if (c.partition) pool_.Unregister(c.partition);
+  s.done.store(true);
+  Wake();
+}
+
+void HvServer::Run() {
+  std::list<Session> sessions;
+  auto reap = [&](bool all) {
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (all && !it->done.load()) shutdown(it->fd, SHUT_RDWR);
+      if (all || it->done.load()) {
+        it->thread.join();
+        close(it->fd);
+        it = sessions.erase(it);
+      } else {
+        ++it;
+      }
+    }
   };
   auto next = std::chrono::steady_clock::now();
-  for (;;) {
+  while (!stopping_.load()) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= next) {
       pool_.Rebalance();
       next = now + period_;
     }
-    std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    for (const auto& [fd, c] : conns) fds.push_back({fd, POLLIN, 0});
+    pollfd fds[] = {{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
-    const int n = poll(fds.data(), fds.size(), static_cast<int>(wait));
+    const int n = poll(fds, 2, static_cast<int>(wait));
     if (n < 0 && errno != EINTR) {
       spdlog::error("hypervisor: poll: {}", std::strerror(errno));
       break;
     }
-    if (fds[0].revents != 0) break;
+    if (fds[0].revents != 0) {
+      uint64_t count;
+      (void)!read(wake_fd_, &count, sizeof count);
+      reap(false);
+    }
     if ((fds[1].revents & POLLIN) != 0) {
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) conns.emplace(fd, Connection{});
-    }
-    for (size_t i = 2; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
-      const int fd = fds[i].fd;
-      const auto arrived = std::chrono::steady_clock::now();
-      auto in = proto::Receive(fd, kNoWait);
-      if (!in) {
-        if (in.error() != "the peer closed the connection") {
-          (void)proto::Send(fd, proto::Error{EPROTO, in.error()});
-          spdlog::warn("hypervisor: dropping a connection: {}", in.error());
-        }
-        drop(fd);
-        continue;
+      if (fd >= 0) {
+        Session& s = sessions.emplace_back(fd);
+        s.thread = std::thread([this, &s] { Serve(s); });
       }
-      if (!Handle(pool_, fd, conns[fd], std::move(*in), arrived)) drop(fd);
     }
   }
-  for (auto& [fd, c] : conns) {
-    if (c.partition) pool_.Unregister(c.partition);
-    close(fd);
-  }
+  reap(true);
 }
 
 }  // namespace cmm::hv

@@ -1,7 +1,8 @@
 // The hypervisor's endpoint: accepts partitions on a SOCK_SEQPACKET socket,
 // takes their registration and memfd, answers their hcalls, and reruns the
-// pool policy every period. One thread; a partition that sends a malformed
-// message gets an Error and is dropped, and its memory goes back.
+// pool policy every period. One thread accepts and rebalances; each
+// partition's connection has a thread of its own. A partition that sends a
+// malformed message gets an Error and is dropped, and its memory goes back.
 #pragma once
 
 #include <atomic>
@@ -20,17 +21,27 @@ class HvServer {
  public:
   static tl::expected<std::unique_ptr<HvServer>, std::string> Start(const std::string& path, Pool& pool,
                                                                    std::chrono::milliseconds period);
-  ~HvServer();  // stops the thread, drops every connection
+  ~HvServer();  // stops the threads, drops every connection
   const std::string& path() const { return path_; }
 
  private:
+  // A connection and its thread; reaped (joined, socket closed) by Run.
+  struct Session {
+    explicit Session(int f) : fd(f) {}
+    int fd;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
   HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period);
   void Run();
+  void Serve(Session& s);
+  void Wake();
 
   std::string path_;
   Pool& pool_;
   int listen_fd_;
-  int wake_fd_;  // eventfd: wakes the thread to stop
+  int wake_fd_;  // eventfd: wakes Run to stop or to reap a session
+  std::atomic<bool> stopping_{false};
   std::chrono::milliseconds period_;
   std::thread thread_;
 };

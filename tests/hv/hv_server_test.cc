@@ -2,6 +2,8 @@
 // SOCK_SEQPACKET socket in a temporary directory: registration with the
 // memfd, loan requests from the pool policy, loaned pages released for
 // real, malformed messages refused, a partition's departure noticed.
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,6 +143,43 @@ TEST_F(HvServerTest, AMalformedMessageGetsAnErrorAndTheConnectionIsDropped) {
             std::string::npos);
   close(*fd);
   EXPECT_NE(Guest("after", 16 << 20), nullptr);
+}
+
+TEST_F(HvServerTest, APartitionThatStopsReadingItsRepliesDoesNotStallTheOthers) {
+  // Registers by hand, then sends calls without ever reading a reply until
+  // its socket takes no more: the hypervisor's replies to it back up.
+  const uint64_t ram = 16 << 20;
+  const int memfd = memfd_create("stuck", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(memfd, 0);
+  ASSERT_EQ(ftruncate(memfd, static_cast<off_t>(ram)), 0);
+  ASSERT_EQ(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+  auto fd = proto::ConnectSeqpacket(path_);
+  ASSERT_TRUE(fd.has_value()) << fd.error();
+  proto::Register r;
+  r.name = "stuck";
+  r.page_size = 4096;
+  r.ram_bytes = ram;
+  ASSERT_TRUE(proto::Send(*fd, r, memfd).has_value());
+  close(memfd);
+  ASSERT_TRUE(proto::Receive(*fd, 2s).has_value());
+  const auto packet = proto::Encode(proto::GetMpp{});
+  int sent = 0;
+  while (sent < 1000000 && send(*fd, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+    ++sent;
+    if (sent % 64 == 0) std::this_thread::sleep_for(1ms);  // let the hypervisor fill its side
+  }
+  ASSERT_EQ(errno, EAGAIN) << std::strerror(errno);
+
+  // Another partition registers and is answered all the same.
+  auto g = Guest("free", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  papr::MppData mpp;
+  EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
+  EXPECT_EQ(mpp.entitled_mem, 16 << 20);
+  EXPECT_EQ(pool_->Snapshot().size(), 2U);
+
+  close(*fd);  // the stuck one goes; so does its place in the pool
+  EXPECT_TRUE(WaitFor([&] { return pool_->Snapshot().size() == 1; }));
 }
 
 TEST_F(HvServerTest, APartitionThatGoesAwayLeavesThePool) {
