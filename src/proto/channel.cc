@@ -98,11 +98,9 @@ tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseco
 }
 
 tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout) {
-  // Poll only for a real wait: 0 takes what is there, a negative timeout
-  // blocks in recvmsg up to the socket's SO_RCVTIMEO (one system call).
-  int flags = MSG_CMSG_CLOEXEC;
-  if (timeout.count() == 0) flags |= MSG_DONTWAIT;
-  if (timeout.count() > 0) {
+  // A negative timeout blocks in recvmsg up to the socket's SO_RCVTIMEO:
+  // one system call per packet, for the hot paths.
+  if (timeout.count() >= 0) {
     pollfd p{fd, POLLIN, 0};
     int ready;
     do {
@@ -122,7 +120,7 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
   msg.msg_controllen = sizeof(control);
   ssize_t n;
   do {
-    n = recvmsg(fd, &msg, flags);
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     return tl::unexpected(std::string("timed out waiting for the peer"));

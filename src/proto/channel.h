@@ -27,8 +27,9 @@ struct Received {
   Message message;
   int fd = -1;  // a passed descriptor, owned by the caller; -1 if none
 };
-// Waits up to `timeout` (0: only what has arrived; negative: blocks up to
-// the socket's SO_RCVTIMEO). An error says why: closed, timed out, malformed.
+// Waits up to `timeout`, or with kSocketTimeout up to the socket's
+// SO_RCVTIMEO (none set: for ever). An error says why: closed, timed out,
+// malformed.
 tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace cmm::proto
