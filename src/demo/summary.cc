@@ -24,6 +24,11 @@ uint64_t Sample::loaned() const {
   return n;
 }
 
+uint64_t Sample::saved() const {
+  const uint64_t r = ram(), b = backing();
+  return r > b ? r - b : 0;
+}
+
 void SummaryBuilder::Add(const Sample& s) {
   const double dt = sum_.samples == 0 ? 0 : s.t_s - last_t_;
   last_t_ = s.t_s;
@@ -87,6 +92,9 @@ std::string FormatSummary(const Summary& s, const Summary* off) {
   both("time over the pool", [](const Summary& x) {
     return fmt::format("{:.0f} s of {:.0f} s", x.seconds_over_pool, x.seconds);
   });
+  both("host memory saved, mean (RAM - use)", [](const Summary& x) {
+    return FormatBytes(x.ram_bytes > x.mean_backing ? x.ram_bytes - x.mean_backing : 0);
+  });
   both("loaned to the pool, peak", [](const Summary& x) { return FormatBytes(x.peak_loaned); });
   both("partitions' shmem RSS, peak (/proc)", [](const Summary& x) { return FormatBytes(x.peak_rss_shmem); });
   both("CMO pages loaned / returned", [](const Summary& x) {
@@ -103,11 +111,11 @@ std::string FormatSummary(const Summary& s, const Summary* off) {
 }
 
 std::string FormatFrame(const Sample& s, double duration_s) {
-  std::string out = fmt::format("cmm demo  {:.0f}/{:.0f} s   pool {}: in use {} ({})   RAM {} ({:.2f}x)   loaned {}\n\n",
-                                s.t_s, duration_s, FormatBytes(s.pool_bytes), FormatBytes(s.backing()),
-                                Pct(s.backing(), s.pool_bytes), FormatBytes(s.ram()),
-                                s.pool_bytes ? static_cast<double>(s.ram()) / static_cast<double>(s.pool_bytes) : 0.0,
-                                FormatBytes(s.loaned()));
+  std::string out = fmt::format(
+      "cmm demo  {:.0f}/{:.0f} s   pool {}: in use {} ({})   RAM {} ({:.2f}x)   loaned {}   host memory saved {}\n\n",
+      s.t_s, duration_s, FormatBytes(s.pool_bytes), FormatBytes(s.backing()), Pct(s.backing(), s.pool_bytes),
+      FormatBytes(s.ram()), s.pool_bytes ? static_cast<double>(s.ram()) / static_cast<double>(s.pool_bytes) : 0.0,
+      FormatBytes(s.loaned()), FormatBytes(s.saved()));
   out += fmt::format("{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>5}\n", "PARTITION", "RAM", "USED", "CACHE",
                      "LOANED", "TARGET", "BACKING", "OOMS");
   for (const auto& p : s.partitions) {
@@ -126,8 +134,9 @@ std::string FormatFrame(const Sample& s, double duration_s) {
 }
 
 std::string FormatLine(const Sample& s) {
-  std::string out = fmt::format("[{:5.1f}s] pool {} in use {} ({}), loaned {}:", s.t_s, FormatBytes(s.pool_bytes),
-                                FormatBytes(s.backing()), Pct(s.backing(), s.pool_bytes), FormatBytes(s.loaned()));
+  std::string out = fmt::format("[{:5.1f}s] pool {} in use {} ({}), loaned {}, saved {}:", s.t_s,
+                                FormatBytes(s.pool_bytes), FormatBytes(s.backing()), Pct(s.backing(), s.pool_bytes),
+                                FormatBytes(s.loaned()), FormatBytes(s.saved()));
   for (const auto& p : s.partitions) {
     out += fmt::format(" {} used {} loaned {};", p.name, FormatBytes(p.used_bytes), FormatBytes(p.loaned_bytes));
   }

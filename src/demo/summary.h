@@ -31,6 +31,9 @@ struct Sample {
   uint64_t backing() const;
   uint64_t ram() const;
   uint64_t loaned() const;
+  // What the host does not back now, against backing every partition's
+  // whole RAM: RAM - backing.
+  uint64_t saved() const;
 };
 
 struct Summary {

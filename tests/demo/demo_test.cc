@@ -84,6 +84,8 @@ TEST(DemoSummary, PeakMeanTimeOverThePoolAndCounters) {
   const std::string text = FormatSummary(s, nullptr);
   EXPECT_NE(text.find("300 MiB / 100 MiB = 3.00x"), std::string::npos) << text;
   EXPECT_NE(text.find("1 s of 4 s"), std::string::npos) << text;
+  // 300 MiB of RAM backed by 280/3 MiB on average.
+  EXPECT_NE(text.find("host memory saved, mean (RAM - use)    206.7 MiB"), std::string::npos) << text;
   EXPECT_NE(text.find("integrity errors                       0"), std::string::npos) << text;
 }
 
@@ -101,9 +103,10 @@ TEST(DemoView, FrameAndLine) {
   const Sample s = At(2, 60 * MiB, 50 * MiB, 30 * MiB);
   const std::string frame = FormatFrame(s, 60);
   EXPECT_NE(frame.find("cmm demo  2/60 s   pool 100 MiB: in use 110 MiB (110%)"), std::string::npos) << frame;
+  EXPECT_NE(frame.find("loaned 30 MiB   host memory saved 190 MiB"), std::string::npos) << frame;
   EXPECT_NE(frame.find("PARTITION"), std::string::npos);
   EXPECT_NE(frame.find("#!]"), std::string::npos) << frame;  // over the pool
-  EXPECT_EQ(FormatLine(s).rfind("[  2.0s] pool 100 MiB in use 110 MiB (110%), loaned 30 MiB: a used", 0), 0U)
+  EXPECT_EQ(FormatLine(s).rfind("[  2.0s] pool 100 MiB in use 110 MiB (110%), loaned 30 MiB, saved 190 MiB: a used", 0), 0U)
       << FormatLine(s);
 }
 
