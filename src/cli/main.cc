@@ -1,9 +1,13 @@
 // cmm: one binary, one row per subcommand.
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -28,6 +32,15 @@ int main(int argc, char** argv) {
     runners[app.get_subcommands({}).at(before)] = std::move(r);
   }
 
+  // CLI11 would only say a subcommand is required: say which names exist.
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+    std::fprintf(stderr, "cmm: no subcommand named %s; one of: %s (see `cmm --help`)\n", argv[1],
+                 fmt::format("{}", fmt::join(names, ", ")).c_str());
+    return kExitUsage;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -35,7 +48,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cmm: %s; see `cmm --help`\n", e.what());
+    // Name the (sub)command that refused the flags, and its own help.
+    std::string command = "cmm";
+    for (const CLI::App* at = &app; !at->get_subcommands().empty();) {
+      at = at->get_subcommands().front();
+      command += " " + at->get_name();
+    }
+    std::fprintf(stderr, "%s: %s; see `%s --help`\n", command.c_str(), e.what(), command.c_str());
     return kExitUsage;
   }
 

@@ -137,9 +137,17 @@ TEST_F(Cli, UsageErrorsExitTwoAndMissingNameListsPartitions) {
   const auto unknown = Cmm({"nosuchcommand"});
   EXPECT_EQ(unknown.code, 2);
   EXPECT_EQ(std::count(unknown.err.begin(), unknown.err.end(), '\n'), 1) << unknown.err;
+  EXPECT_NE(unknown.err.find("no subcommand named nosuchcommand; one of: demo, guest,"), std::string::npos)
+      << unknown.err;
   const auto no_name = Cmm({"guest", "--simulate"});
   EXPECT_EQ(no_name.code, 2);
   EXPECT_NE(no_name.err.find("--name"), std::string::npos) << no_name.err;
+  // A flag a subcommand refuses names that subcommand and its own help.
+  EXPECT_EQ(no_name.err.rfind("cmm guest: ", 0), 0U) << no_name.err;
+  EXPECT_NE(no_name.err.find("see `cmm guest --help`"), std::string::npos) << no_name.err;
+  const auto weight = Cmm({"hv", "set", "x", "--weight", "300"});
+  EXPECT_EQ(weight.code, 2);
+  EXPECT_EQ(weight.err.rfind("cmm hv set: --weight", 0), 0U) << weight.err;
   GuestProcess g(dir.path(), {"--simulate", "--name", "named", "--mem", "64M"});
   ASSERT_TRUE(Up("named"));
   const auto r = Cmm({"get"});
