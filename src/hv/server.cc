@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -74,7 +75,8 @@ bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::
 }  // namespace
 
 tl::expected<std::unique_ptr<HvServer>, std::string> HvServer::Start(const std::string& path, Pool& pool,
-                                                                     std::chrono::milliseconds period) {
+                                                                     std::chrono::milliseconds period,
+                                                                     ServerLimits limits) {
   auto fd = proto::ListenSeqpacket(path);
   if (!fd) return tl::unexpected(fd.error());
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -82,13 +84,14 @@ tl::expected<std::unique_ptr<HvServer>, std::string> HvServer::Start(const std::
     close(*fd);
     return tl::unexpected(fmt::format("eventfd: {}", std::strerror(errno)));
   }
-  auto s = std::unique_ptr<HvServer>(new HvServer(path, pool, *fd, wake, period));
+  auto s = std::unique_ptr<HvServer>(new HvServer(path, pool, *fd, wake, period, limits));
   s->thread_ = std::thread([raw = s.get()] { raw->Run(); });
   return s;
 }
 
-HvServer::HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period)
-    : path_(std::move(path)), pool_(pool), listen_fd_(listen_fd), wake_fd_(wake_fd), period_(period) {}
+HvServer::HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period,
+                   ServerLimits limits)
+    : path_(std::move(path)), pool_(pool), listen_fd_(listen_fd), wake_fd_(wake_fd), period_(period), limits_(limits) {}
 
 HvServer::~HvServer() {
   stopping_.store(true);
@@ -109,8 +112,16 @@ void HvServer::Wake() {
 // partition's long batch never holds up another's calls.
 void HvServer::Serve(Session& s) {
   Connection c;
+  // Until it registers, a connection gets a deadline; then it may idle.
+  bool deadline = proto::SetReceiveTimeout(s.fd, limits_.registration_timeout).has_value();
   for (;;) {
     auto in = proto::Receive(s.fd, proto::kSocketTimeout);
+    if (!in && !c.partition && in.error() == "timed out waiting for the peer") {
+      (void)proto::Send(s.fd, proto::Error{ETIMEDOUT, fmt::format("no registration within {} ms",
+                                                                  limits_.registration_timeout.count())});
+      spdlog::warn("hypervisor: dropping a connection that did not register");
+      break;
+    }
     if (!in) {
       // Stopping shuts the socket down under the receive: not a peer's fault.
       if (in.error() != "the peer closed the connection" && !stopping_.load()) {
@@ -120,6 +131,7 @@ void HvServer::Serve(Session& s) {
       break;
     }
     if (!Handle(pool_, s.fd, c, std::move(*in), std::chrono::steady_clock::now())) break;
+    if (deadline && c.partition) deadline = !proto::SetReceiveTimeout(s.fd, std::chrono::milliseconds(0));
   }
   // The partition's memory goes back now; the socket is closed when the
   // session is reaped, so its number is not reused while Stop may shut it.
@@ -163,7 +175,13 @@ void HvServer::Run() {
     }
     if ((fds[1].revents & POLLIN) != 0) {
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) {
+      const auto live = std::count_if(sessions.begin(), sessions.end(), [](const Session& s) { return !s.done; });
+      if (fd >= 0 && static_cast<size_t>(live) >= limits_.max_connections) {
+        (void)proto::Send(fd, proto::Error{EAGAIN, fmt::format("too many connections (at most {})",
+                                                               limits_.max_connections)});
+        spdlog::warn("hypervisor: refused a connection: {} are open", live);
+        close(fd);
+      } else if (fd >= 0) {
         Session& s = sessions.emplace_back(fd);
         s.thread = std::thread([this, &s] { Serve(s); });
       }

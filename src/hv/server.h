@@ -17,10 +17,18 @@
 
 namespace cmm::hv {
 
+// What one peer may hold of the hypervisor: each connection has a thread.
+struct ServerLimits {
+  size_t max_connections = 1024;  // more are refused with EAGAIN
+  // A connection that has not registered by then is dropped.
+  std::chrono::milliseconds registration_timeout{5000};
+};
+
 class HvServer {
  public:
   static tl::expected<std::unique_ptr<HvServer>, std::string> Start(const std::string& path, Pool& pool,
-                                                                   std::chrono::milliseconds period);
+                                                                   std::chrono::milliseconds period,
+                                                                   ServerLimits limits = {});
   ~HvServer();  // stops the threads, drops every connection
   const std::string& path() const { return path_; }
 
@@ -32,7 +40,8 @@ class HvServer {
     std::thread thread;
     std::atomic<bool> done{false};
   };
-  HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period);
+  HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period,
+           ServerLimits limits);
   void Run();
   void Serve(Session& s);
   void Wake();
@@ -43,6 +52,7 @@ class HvServer {
   int wake_fd_;  // eventfd: wakes Run to stop or to reap a session
   std::atomic<bool> stopping_{false};
   std::chrono::milliseconds period_;
+  const ServerLimits limits_;
   std::thread thread_;
 };
 

@@ -16,7 +16,7 @@ namespace cmm::proto {
 // Binds and listens at `path` (mode 0600), replacing a stale socket file.
 tl::expected<int, std::string> ListenSeqpacket(const std::string& path);
 tl::expected<int, std::string> ConnectSeqpacket(const std::string& path);
-// Sets SO_RCVTIMEO, for Receive with a negative timeout.
+// Sets SO_RCVTIMEO (0: none), for Receive with kSocketTimeout.
 tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
 inline constexpr std::chrono::milliseconds kSocketTimeout{-1};
 

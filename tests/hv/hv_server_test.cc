@@ -182,6 +182,57 @@ TEST_F(HvServerTest, APartitionThatStopsReadingItsRepliesDoesNotStallTheOthers) 
   EXPECT_TRUE(WaitFor([&] { return pool_->Snapshot().size() == 1; }));
 }
 
+TEST_F(HvServerTest, AConnectionThatDoesNotRegisterInTimeIsDropped) {
+  server_.reset();
+  auto s = HvServer::Start(path_, *pool_, 20ms, {.registration_timeout = 100ms});
+  ASSERT_TRUE(s.has_value()) << s.error();
+  server_ = std::move(*s);
+  auto fd = proto::ConnectSeqpacket(path_);
+  ASSERT_TRUE(fd.has_value()) << fd.error();
+  auto reply = proto::Receive(*fd, 2s);  // says nothing: the deadline passes
+  ASSERT_TRUE(reply.has_value()) << reply.error();
+  const auto* e = std::get_if<proto::Error>(&reply->message);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, static_cast<uint32_t>(ETIMEDOUT));
+  EXPECT_NE(e->message.find("no registration within 100 ms"), std::string::npos) << e->message;
+  EXPECT_FALSE(proto::Receive(*fd, 2s).has_value());  // closed
+  close(*fd);
+  // A registered partition may stay quiet for longer than the deadline.
+  auto g = Guest("quiet", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  std::this_thread::sleep_for(300ms);
+  papr::MppData mpp;
+  EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
+}
+
+TEST_F(HvServerTest, ConnectionsBeyondTheLimitAreRefusedWithEagain) {
+  server_.reset();
+  auto s = HvServer::Start(path_, *pool_, 20ms, {.max_connections = 2});
+  ASSERT_TRUE(s.has_value()) << s.error();
+  server_ = std::move(*s);
+  auto a = Guest("a", 16 << 20);
+  auto b = Guest("b", 16 << 20);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto fd = proto::ConnectSeqpacket(path_);
+  ASSERT_TRUE(fd.has_value()) << fd.error();
+  auto reply = proto::Receive(*fd, 2s);
+  ASSERT_TRUE(reply.has_value()) << reply.error();
+  const auto* e = std::get_if<proto::Error>(&reply->message);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, static_cast<uint32_t>(EAGAIN));
+  EXPECT_NE(e->message.find("too many connections (at most 2)"), std::string::npos) << e->message;
+  close(*fd);
+  b.reset();  // a place comes free once its session is reaped
+  EXPECT_TRUE(WaitFor([&] { return pool_->Snapshot().size() == 1; }));
+  guest::PartitionOptions o;
+  o.name = "c";
+  o.ram_bytes = 16 << 20;
+  o.hv_socket = path_;
+  o.params.disable = 1;
+  EXPECT_TRUE(WaitFor([&] { return guest::Partition::Create(o).has_value(); }));
+}
+
 TEST_F(HvServerTest, APartitionThatGoesAwayLeavesThePool) {
   auto g = Guest("gone", 16 << 20);
   ASSERT_NE(g, nullptr);
