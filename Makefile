@@ -1,11 +1,12 @@
 # The commands a newcomer uses. Each first installs what is missing.
 BUILD      ?= build/release
 TEST_BUILD ?= build/asan
+TSAN_BUILD ?= build/tsan
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo demo-simulate test bench fuzz install clean
+.PHONY: deps build demo demo-simulate test tsan bench fuzz install clean
 
 deps:
 	@bash scripts/install-deps
@@ -25,6 +26,14 @@ test: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMM_SANITIZE=ON -DCMM_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The whole suite again under ThreadSanitizer: the hypervisor serves each
+# partition on a thread, the balloon polls on one; any data race fails.
+tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMM_TSAN=ON -DCMM_BENCH=OFF >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # Every benchmark, then one table of their figures; the same as JSON in
 # $(BUILD)/bench.json.
