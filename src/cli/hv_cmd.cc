@@ -1,5 +1,6 @@
 // `cmm hv`: run the hypervisor that owns the pool; `cmm hv status`: show it.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <memory>
 #include <optional>
@@ -134,6 +135,12 @@ int RunHv(const HvFlags& f) {
   }
   o.batch = !f.no_batch;
   o.faults.fail_loan_percent = f.fail_loan_percent;
+  // Each partition holds two descriptors here (its socket and its memfd):
+  // take all the system lets this process have.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &files);
+  }
   hv::Pool pool(o);
   auto server = hv::HvServer::Start(HcallPath(f), pool, std::chrono::milliseconds(f.period_ms));
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));

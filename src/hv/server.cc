@@ -184,6 +184,11 @@ void HvServer::Run() {
       } else if (fd >= 0) {
         Session& s = sessions.emplace_back(fd);
         s.thread = std::thread([this, &s] { Serve(s); });
+      } else if (errno == EMFILE || errno == ENFILE) {
+        // The listening socket stays readable: pause rather than spin
+        // until a partition leaves and frees descriptors.
+        spdlog::warn("hypervisor: cannot accept a partition: {}", std::strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
   }

@@ -4,15 +4,21 @@
 // real, malformed messages refused, a partition's departure noticed.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "guest/partition.h"
 #include "hv/server.h"
@@ -231,6 +237,69 @@ TEST_F(HvServerTest, ConnectionsBeyondTheLimitAreRefusedWithEagain) {
   o.hv_socket = path_;
   o.params.disable = 1;
   EXPECT_TRUE(WaitFor([&] { return guest::Partition::Create(o).has_value(); }));
+}
+
+TEST_F(HvServerTest, OutOfDescriptorsTheServerWaitsAndServesOnceItCan) {
+#ifdef CMM_UBSAN
+  // UBSan checks a virtual call's object through a pipe it opens: with no
+  // descriptor left it reports every one. `make tsan` runs this test.
+  GTEST_SKIP() << "needs free descriptors under UBSan";
+#endif
+  // The log is swapped while no thread of ours logs: before the server
+  // starts and after it and the partition are gone.
+  server_.reset();
+  std::ostringstream log;
+  struct LogTo {
+    LogTo(std::ostringstream& log, std::unique_ptr<HvServer>& server) : server(server) {
+      spdlog::set_default_logger(
+          std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    }
+    ~LogTo() {
+      server.reset();
+      spdlog::set_default_logger(saved);
+    }
+    std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
+    std::unique_ptr<HvServer>& server;
+  };
+  std::optional<LogTo> logging(std::in_place, log, server_);
+  StartHypervisor();
+
+  // This process (client and server both) may hold one descriptor more:
+  // the client's socket takes it, so the server cannot accept.
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  int open_now = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) (void)e, ++open_now;
+  rlimit tight = before;
+  tight.rlim_cur = static_cast<rlim_t>(open_now + 8);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> filler;
+  for (int d; (d = dup(STDERR_FILENO)) >= 0;) filler.push_back(d);
+  ASSERT_EQ(errno, EMFILE);
+  close(filler.back());
+  filler.pop_back();
+  auto fd = proto::ConnectSeqpacket(path_);
+  const bool connected = fd.has_value();
+  std::this_thread::sleep_for(300ms);  // the server meets EMFILE meanwhile
+  for (const int d : filler) close(d);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_TRUE(connected) << fd.error();
+
+  // With descriptors back, the waiting connection is served...
+  ASSERT_TRUE(proto::Send(*fd, proto::GetMpp{}).has_value());
+  auto reply = proto::Receive(*fd, 2s);
+  ASSERT_TRUE(reply.has_value()) << reply.error();
+  EXPECT_NE(std::get<proto::Error>(reply->message).message.find("first message must be a registration"),
+            std::string::npos);
+  close(*fd);
+  // ...and so is a new partition.
+  auto g = Guest("after-emfile", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  papr::MppData mpp;
+  EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
+  g.reset();
+  logging.reset();
+  EXPECT_NE(log.str().find("cannot accept a partition: Too many open files"), std::string::npos) << log.str();
 }
 
 TEST_F(HvServerTest, APartitionThatGoesAwayLeavesThePool) {
