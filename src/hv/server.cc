@@ -116,7 +116,7 @@ void HvServer::Serve(Session& s) {
   bool deadline = proto::SetReceiveTimeout(s.fd, limits_.registration_timeout).has_value();
   for (;;) {
     auto in = proto::Receive(s.fd, proto::kSocketTimeout);
-    if (!in && !c.partition && in.error() == "timed out waiting for the peer") {
+    if (!in && !c.partition && in.error() == proto::kTimedOut) {
       (void)proto::Send(s.fd, proto::Error{ETIMEDOUT, fmt::format("no registration within {} ms",
                                                                   limits_.registration_timeout.count())});
       spdlog::warn("hypervisor: dropping a connection that did not register");
@@ -124,7 +124,7 @@ void HvServer::Serve(Session& s) {
     }
     if (!in) {
       // Stopping shuts the socket down under the receive: not a peer's fault.
-      if (in.error() != "the peer closed the connection" && !stopping_.load()) {
+      if (in.error() != proto::kPeerClosed && !stopping_.load()) {
         (void)proto::Send(s.fd, proto::Error{EPROTO, in.error()});
         spdlog::warn("hypervisor: dropping a connection: {}", in.error());
       }

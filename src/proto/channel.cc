@@ -106,7 +106,7 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
     do {
       ready = poll(&p, 1, static_cast<int>(timeout.count()));
     } while (ready < 0 && errno == EINTR);
-    if (ready == 0) return tl::unexpected(std::string("timed out waiting for the peer"));
+    if (ready == 0) return tl::unexpected(std::string(kTimedOut));
     if (ready < 0) return tl::unexpected(fmt::format("poll: {}", std::strerror(errno)));
   }
   // One buffer per thread, never cleared: recvmsg says how much is valid.
@@ -123,10 +123,10 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
     n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    return tl::unexpected(std::string("timed out waiting for the peer"));
+    return tl::unexpected(std::string(kTimedOut));
   }
   if (n < 0) return tl::unexpected(fmt::format("receive: {}", std::strerror(errno)));
-  if (n == 0) return tl::unexpected(std::string("the peer closed the connection"));
+  if (n == 0) return tl::unexpected(std::string(kPeerClosed));
   // Take ownership of any descriptors first, so none leaks on a bad packet.
   int passed = -1;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {

@@ -23,6 +23,10 @@ inline constexpr std::chrono::milliseconds kSocketTimeout{-1};
 // Sends `m`, with `pass_fd` (if >= 0) as SCM_RIGHTS.
 tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd = -1);
 
+// Receive's errors that callers act on; other errors are for the log.
+inline constexpr const char* kTimedOut = "timed out waiting for the peer";
+inline constexpr const char* kPeerClosed = "the peer closed the connection";
+
 struct Received {
   Message message;
   int fd = -1;  // a passed descriptor, owned by the caller; -1 if none
