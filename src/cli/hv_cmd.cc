@@ -20,6 +20,7 @@
 #include "hv/host_memory.h"
 #include "hv/metrics.h"
 #include "hv/pool.h"
+#include "hv/rebalancer.h"
 #include "hv/server.h"
 
 namespace cmm::cli {
@@ -48,6 +49,12 @@ struct HvFlags {
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
 std::string ControlPath(const HvFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
 
+// -1 when the member has reported no stats yet.
+int64_t StatsAgeMs(const hv::MemberStats& s) {
+  if (s.taken == hv::MemberClock::time_point{}) return -1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(hv::MemberClock::now() - s.taken).count();
+}
+
 json StatusOf(hv::Pool& pool) {
   json parts = json::array();
   uint64_t backing = 0, ram = 0;
@@ -55,6 +62,7 @@ json StatusOf(hv::Pool& pool) {
     backing += v.backing_bytes;
     ram += v.ram_bytes;
     parts.push_back({{"name", v.name},
+                     {"kind", hv::KindName(v.kind)},
                      {"ram_bytes", v.ram_bytes},
                      {"backing_bytes", v.backing_bytes},
                      {"loaned_bytes", v.loaned_bytes},
@@ -66,6 +74,11 @@ json StatusOf(hv::Pool& pool) {
                      {"used_bytes", v.stats.used_bytes},
                      {"cache_bytes", v.stats.cache_bytes},
                      {"oom_events", v.stats.oom_events},
+                     {"stats_age_ms", StatsAgeMs(v.stats)},
+                     {"responsive", v.responsive},
+                     {"note", v.note},
+                     {"backing_source", v.backing_source},
+                     {"own_bytes", v.own_bytes},
                      {"hcalls",
                       {{"get_mpp", v.counts.get_mpp},
                        {"page_init", v.counts.page_init},
@@ -133,8 +146,9 @@ int RunHv(const HvFlags& f) {
   if (f.socket.empty() || f.control.empty()) {
     if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
   }
-  o.batch = !f.no_batch;
-  o.faults.fail_loan_percent = f.fail_loan_percent;
+  hv::HcallOptions hcall;
+  hcall.batch = !f.no_batch;
+  hcall.faults.fail_loan_percent = f.fail_loan_percent;
   // Each partition holds two descriptors here (its socket and its memfd):
   // take all the system lets this process have.
   if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -142,8 +156,9 @@ int RunHv(const HvFlags& f) {
     (void)setrlimit(RLIMIT_NOFILE, &files);
   }
   hv::Pool pool(o);
-  auto server = hv::HvServer::Start(HcallPath(f), pool, std::chrono::milliseconds(f.period_ms));
+  auto server = hv::HvServer::Start(HcallPath(f), pool, hcall);
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
+  hv::HcallStats& hcall_stats = (*server)->hcall_stats();
   auto control = ctl::Server::Start(ControlPath(f), [&pool](const json& req, const ctl::Peer& peer) {
     const std::string op = req.value("op", "");
     if (op == "status") return StatusOf(pool);
@@ -155,9 +170,9 @@ int RunHv(const HvFlags& f) {
   if (!f.http.empty()) {
     auto started = ctl::HttpServer::Start(
         f.http, {{"/metrics",
-                  [&pool] {
+                  [&pool, &hcall_stats] {
                     return ctl::HttpBody{"text/plain; version=0.0.4",
-                                         hv::PrometheusText(pool.pool_bytes(), pool.Snapshot(), pool.hcall_stats().Read())};
+                                         hv::PrometheusText(pool.pool_bytes(), pool.Snapshot(), hcall_stats.Read())};
                   }},
                  {"/status", [&pool] {
                     json s = StatusOf(pool);
@@ -167,6 +182,7 @@ int RunHv(const HvFlags& f) {
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
   }
+  hv::Rebalancer rebalancer(pool, std::chrono::milliseconds(f.period_ms));
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));
   if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
@@ -222,16 +238,27 @@ int HvStatus(const HvFlags& f) {
     return 0;
   }
   const uint64_t pool = s["pool_bytes"], backing = s["backing_bytes"], ram = s["ram_bytes"];
-  fmt::print("pool {}: backing {} ({:.0f}%), {} partitions with {} of RAM ({:.2f}x the pool)\n", FormatBytes(pool),
-             FormatBytes(backing), pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0,
-             s["partitions"].size(), FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
-  fmt::print("{:<16} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}\n", "NAME", "RAM", "BACKING", "LOANED", "TARGET",
-             "WEIGHT", "FREE", "OOMS");
+  size_t vms = 0;
+  for (const auto& p : s["partitions"]) vms += p.value("kind", "") == "vm";
+  const size_t partitions = s["partitions"].size() - vms;
+  fmt::print("pool {}: backing {} ({:.0f}%), {} partitions and {} VMs with {} of RAM ({:.2f}x the pool)\n",
+             FormatBytes(pool), FormatBytes(backing),
+             pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions, vms,
+             FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
+  fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
+             "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
   for (const auto& p : s["partitions"]) {
-    fmt::print("{:<16} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}\n", p["name"].get<std::string>(),
-               FormatBytes(p["ram_bytes"]), FormatBytes(p["backing_bytes"]), FormatBytes(p["loaned_bytes"]),
-               FormatBytes(p["target_loaned_bytes"]), p["weight"].get<int>(), FormatBytes(p["free_bytes"]),
-               p["oom_events"].get<uint64_t>());
+    std::string notes;
+    if (p.value("kind", "") == "vm") {
+      notes = fmt::format("backing from {}, QEMU's own {}", p.value("backing_source", "?"),
+                          FormatBytes(p.value("own_bytes", uint64_t{0})));
+    }
+    if (!p.value("responsive", true)) notes += fmt::format("{}UNRESPONSIVE: {}", notes.empty() ? "" : "; ",
+                                                           p.value("note", ""));
+    fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p["name"].get<std::string>(),
+               p.value("kind", "partition"), FormatBytes(p["ram_bytes"]), FormatBytes(p["backing_bytes"]),
+               FormatBytes(p["loaned_bytes"]), FormatBytes(p["target_loaned_bytes"]), p["weight"].get<int>(),
+               FormatBytes(p["free_bytes"]), p["oom_events"].get<uint64_t>(), notes);
   }
   return 0;
 }

@@ -11,7 +11,9 @@ HvPartition::HvPartition(proto::Register config, uint64_t cmo_page_size, std::un
       backing_(std::move(backing)),
       loaned_(config_.ram_bytes / cmo_page_size),
       fail_loan_percent_(faults.fail_loan_percent),
-      rng_(faults.seed ^ std::hash<std::string>{}(config_.name)) {}
+      rng_(faults.seed ^ std::hash<std::string>{}(config_.name)) {
+  assignment_.weight = config_.weight;
+}
 
 uint64_t HvPartition::InjectedFailureLocked(uint64_t flags, uint64_t n) {
   if (fail_loan_percent_ == 0 || flags != papr::kPageSetLoaned || n == 0 || rng_() % 100 >= fail_loan_percent_) return n;
@@ -86,10 +88,37 @@ proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<cons
   return out;
 }
 
-void HvPartition::Report(const proto::Stats& stats) {
+papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
   std::lock_guard lock(mu_);
   stats_ = stats;
+  stats_taken_ = MemberClock::now();
   ++counts_.get_mpp;
+  papr::MppData d;
+  d.entitled_mem = static_cast<int64_t>(config_.ram_bytes);
+  d.mapped_entitled_mem = -1;
+  d.pool_size = static_cast<int64_t>(assignment_.pool_bytes);
+  d.backing_mem = static_cast<int64_t>(backing_->BackingBytes());
+  d.mem_weight = assignment_.weight;
+  d.loan_request = static_cast<int64_t>(assignment_.target_loaned_bytes) -
+                   static_cast<int64_t>(loaned_.count() * cmo_page_size_);
+  return d;
+}
+
+void HvPartition::Assign(const Assignment& a) {
+  std::lock_guard lock(mu_);
+  assignment_ = a;
+}
+
+MemberState HvPartition::Observe() const {
+  MemberState s;
+  s.ram_bytes = config_.ram_bytes;
+  s.backing_bytes = backing_->BackingBytes();
+  s.backing_source = "memfd";
+  std::lock_guard lock(mu_);
+  s.loaned_bytes = loaned_.count() * cmo_page_size_;
+  s.stats = MemberStats{stats_.free_bytes, stats_.used_bytes, stats_.cache_bytes, stats_.oom_events, stats_taken_};
+  s.counts = counts_;
+  return s;
 }
 
 uint64_t HvPartition::loaned_bytes() const {

@@ -2,6 +2,7 @@
 // the state of each CMO page of its RAM, its last reported stats, and the
 // hcalls that change them. Setting a page loaned releases its memory for
 // real; setting it active copies nothing (it comes back zeroed on touch).
+// As a pool member, its target waits for its next H_GET_MPP.
 #pragma once
 
 #include <cstdint>
@@ -13,20 +14,11 @@
 
 #include "core/bitmap.h"
 #include "hv/backing.h"
+#include "hv/member.h"
 #include "papr/papr.h"
 #include "proto/messages.h"
 
 namespace cmm::hv {
-
-struct HcallCounts {
-  uint64_t get_mpp = 0;
-  uint64_t page_init = 0;        // CMO pages, single or batched
-  uint64_t page_init_failed = 0;
-  uint64_t batches = 0;
-  uint64_t releases = 0;  // punch-hole calls (ranges)
-  uint64_t pages_loaned = 0;    // CMO pages set loaned
-  uint64_t pages_returned = 0;  // CMO pages set active
-};
 
 // Faults the hypervisor injects, for testing the partitions' error paths.
 struct FaultPlan {
@@ -36,7 +28,7 @@ struct FaultPlan {
   uint64_t seed = 1;
 };
 
-class HvPartition {
+class HvPartition final : public Member {
  public:
   HvPartition(proto::Register config, uint64_t cmo_page_size, std::unique_ptr<Backing> backing,
               FaultPlan faults = {});
@@ -49,7 +41,15 @@ class HvPartition {
   // adjacent ascending pages are released as one range.
   proto::PageInitBatchRc PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses);
 
-  void Report(const proto::Stats& stats);
+  // H_GET_MPP: takes the partition's stats, answers with its assignment
+  // (loan_request = target less what it has loaned now).
+  papr::MppData GetMpp(const proto::Stats& stats);
+
+  const std::string& name() const override { return config_.name; }
+  MemberKind kind() const override { return MemberKind::kPartition; }
+  uint64_t ram_bytes() const override { return config_.ram_bytes; }
+  MemberState Observe() const override;
+  void Assign(const Assignment& a) override;
 
   const proto::Register& config() const { return config_; }
   uint64_t cmo_page_size() const { return cmo_page_size_; }
@@ -71,6 +71,8 @@ class HvPartition {
   mutable std::mutex mu_;  // guards everything below
   PageBitmap loaned_;      // one bit per CMO page
   proto::Stats stats_;
+  MemberClock::time_point stats_taken_{};
+  Assignment assignment_;
   HcallCounts counts_;
   const uint32_t fail_loan_percent_;
   std::mt19937_64 rng_;

@@ -1,5 +1,7 @@
 #include "hv/metrics.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace cmm::hv {
@@ -26,52 +28,61 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
-std::string PrometheusText(uint64_t pool_bytes, const std::vector<PartitionView>& partitions,
+std::string PrometheusText(uint64_t pool_bytes, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls) {
   std::string out;
   uint64_t backing = 0, ram = 0;
-  for (const auto& p : partitions) {
+  for (const auto& p : members) {
     backing += p.backing_bytes;
     ram += p.ram_bytes;
   }
   Header(out, "cmm_pool_bytes", "gauge", "Host memory the partitions share.");
   out += fmt::format("cmm_pool_bytes {}\n", pool_bytes);
-  Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all partitions' RAM now (sum of st_blocks).");
+  Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all members' RAM now.");
   out += fmt::format("cmm_pool_backing_bytes {}\n", backing);
-  Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the registered partitions' RAM.");
+  Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the members' RAM.");
   out += fmt::format("cmm_pool_partition_ram_bytes {}\n", ram);
-  Header(out, "cmm_partitions", "gauge", "Registered partitions.");
-  out += fmt::format("cmm_partitions {}\n", partitions.size());
+  Header(out, "cmm_partitions", "gauge", "Members of the pool, by kind.");
+  for (const MemberKind kind : {MemberKind::kPartition, MemberKind::kVm}) {
+    const auto n = std::count_if(members.begin(), members.end(), [kind](const MemberView& m) { return m.kind == kind; });
+    out += fmt::format("cmm_partitions{{kind=\"{}\"}} {}\n", KindName(kind), n);
+  }
 
   struct Gauge {
     const char* name;
     const char* type;
     const char* help;
-    uint64_t (*value)(const PartitionView&);
+    uint64_t (*value)(const MemberView&);
   };
   static constexpr Gauge kGauges[] = {
       {"cmm_partition_ram_bytes", "gauge", "The partition's RAM (entitled memory).",
-       [](const PartitionView& p) { return p.ram_bytes; }},
+       [](const MemberView& p) { return p.ram_bytes; }},
       {"cmm_partition_backing_bytes", "gauge", "Host memory backing the partition's RAM now.",
-       [](const PartitionView& p) { return p.backing_bytes; }},
+       [](const MemberView& p) { return p.backing_bytes; }},
       {"cmm_partition_loaned_bytes", "gauge", "Memory the partition has loaned to the pool.",
-       [](const PartitionView& p) { return p.loaned_bytes; }},
+       [](const MemberView& p) { return p.loaned_bytes; }},
       {"cmm_partition_target_loaned_bytes", "gauge", "What the policy wants the partition to have loaned.",
-       [](const PartitionView& p) { return p.target_loaned_bytes; }},
+       [](const MemberView& p) { return p.target_loaned_bytes; }},
       {"cmm_partition_weight", "gauge", "The partition's memory weight (0-255).",
-       [](const PartitionView& p) { return uint64_t{p.settings.weight}; }},
+       [](const MemberView& p) { return uint64_t{p.settings.weight}; }},
       {"cmm_partition_free_bytes", "gauge", "Free memory the partition reported last.",
-       [](const PartitionView& p) { return p.stats.free_bytes; }},
+       [](const MemberView& p) { return p.stats.free_bytes; }},
       {"cmm_partition_oom_events_total", "counter", "OOM events the partition reported.",
-       [](const PartitionView& p) { return p.stats.oom_events; }},
+       [](const MemberView& p) { return p.stats.oom_events; }},
       {"cmm_partition_pages_loaned_total", "counter", "CMO pages the hypervisor set loaned (and punched).",
-       [](const PartitionView& p) { return p.counts.pages_loaned; }},
+       [](const MemberView& p) { return p.counts.pages_loaned; }},
       {"cmm_partition_pages_returned_total", "counter", "CMO pages the hypervisor set active again.",
-       [](const PartitionView& p) { return p.counts.pages_returned; }},
+       [](const MemberView& p) { return p.counts.pages_returned; }},
+      {"cmm_partition_responsive", "gauge", "1 while the member follows its target and its stats are fresh, else 0.",
+       [](const MemberView& p) { return uint64_t{p.responsive}; }},
+      {"cmm_partition_own_bytes", "gauge", "Memory of the member's process outside its guest RAM (QEMU's own).",
+       [](const MemberView& p) { return p.own_bytes; }},
   };
   for (const Gauge& g : kGauges) {
     Header(out, g.name, g.type, g.help);
-    for (const auto& p : partitions) out += fmt::format("{}{{partition=\"{}\"}} {}\n", g.name, Escape(p.name), g.value(p));
+    for (const auto& p : members) {
+      out += fmt::format("{}{{partition=\"{}\",kind=\"{}\"}} {}\n", g.name, Escape(p.name), KindName(p.kind), g.value(p));
+    }
   }
 
   Header(out, "cmm_hcalls_total", "counter", "Hcalls answered, by call and PAPR return code.");

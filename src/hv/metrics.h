@@ -1,5 +1,6 @@
 // The hypervisor's metrics in the Prometheus text format (version 0.0.4):
-// the pool, each partition's memory, and the hcalls answered.
+// the pool, each member's memory (labelled with its kind), and the hcalls
+// answered.
 #pragma once
 
 #include <string>
@@ -10,7 +11,7 @@
 
 namespace cmm::hv {
 
-std::string PrometheusText(uint64_t pool_bytes, const std::vector<PartitionView>& partitions,
+std::string PrometheusText(uint64_t pool_bytes, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls);
 
 }  // namespace cmm::hv

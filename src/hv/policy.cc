@@ -50,7 +50,8 @@ std::vector<int64_t> LoanRequests(const PolicyConfig& config, std::span<const Po
       const PolicyInput& p = parts[i];
       const double usable_i = static_cast<double>(p.ram_bytes) - target[i];
       const double above_min = std::max(0.0, usable_i - static_cast<double>(p.min_bytes));
-      const double idle = std::min(above_min, static_cast<double>(p.free_bytes + p.cache_bytes));
+      const double idle =
+          p.frozen ? 0.0 : std::min(above_min, static_cast<double>(p.free_bytes + p.cache_bytes));
       share[i] = 256.0 - p.weight;
       taxed[i] = idle * config.idle_tax;
       rest[i] = idle - taxed[i];
@@ -69,7 +70,7 @@ std::vector<int64_t> LoanRequests(const PolicyConfig& config, std::span<const Po
     for (size_t i = 0; i < n; ++i) {
       const PolicyInput& p = parts[i];
       const uint64_t max = p.max_bytes == 0 ? p.ram_bytes : std::min(p.max_bytes, p.ram_bytes);
-      cap[i] = std::max(0.0, target[i] - static_cast<double>(p.ram_bytes - max));
+      cap[i] = p.frozen ? 0.0 : std::max(0.0, target[i] - static_cast<double>(p.ram_bytes - max));
       const bool needy = p.new_oom_events > 0 ||
                          static_cast<double>(p.free_bytes) < config.low_free * static_cast<double>(p.ram_bytes);
       (needy ? need : other)[i] = (p.weight + 1.0) * std::max(cap[i], 1.0);

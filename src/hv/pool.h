@@ -1,5 +1,6 @@
-// The shared pool: the registered partitions, what each is asked to loan,
-// and the H_GET_MPP answer for each.
+// The shared pool: its members of every kind, the operator's terms for
+// each, and what the policy last asked of each. It knows members only
+// through the Member interface; the rebalancer calls Rebalance on its clock.
 #pragma once
 
 #include <atomic>
@@ -14,30 +15,17 @@
 
 #include <tl/expected.hpp>
 
-#include "hv/hcall_stats.h"
-#include "hv/hv_partition.h"
+#include "hv/member.h"
 #include "hv/policy.h"
-#include "proto/messages.h"
 
 namespace cmm::hv {
 
 struct PoolOptions {
   uint64_t pool_bytes = 0;
   // When set, the pool is resized before each rebalance from the sum of
-  // the partitions' backing (`--pool auto`).
-  std::function<uint64_t(uint64_t partitions_backing)> sizer;
-  uint64_t cmo_page_size = 4096;
-  bool batch = true;  // offer the batched page-state call
-  FaultPlan faults;
+  // the members' backing (`--pool auto`).
+  std::function<uint64_t(uint64_t members_backing)> sizer;
   PolicyConfig policy;  // pool_bytes is taken from above
-};
-
-// What the policy is told about a partition: from its registration, then
-// from `cmm hv set`.
-struct PartitionSettings {
-  uint8_t weight = 0;      // PAPR mem_weight 0-255
-  uint64_t min_bytes = 0;  // never asked to go below this much usable memory
-  uint64_t max_bytes = 0;  // 0: the RAM size; it always loans what is above
 };
 
 // A change asked by the operator; absent fields stay as they are.
@@ -47,14 +35,19 @@ struct SettingsChange {
   std::optional<uint64_t> max_bytes;
 };
 
-struct PartitionView {
+struct MemberView {
   std::string name;
+  MemberKind kind = MemberKind::kPartition;
   uint64_t ram_bytes = 0;
   uint64_t backing_bytes = 0;
   uint64_t loaned_bytes = 0;
   uint64_t target_loaned_bytes = 0;
-  PartitionSettings settings;
-  proto::Stats stats;
+  MemberSettings settings;
+  MemberStats stats;
+  bool responsive = true;
+  std::string note;
+  std::string backing_source;
+  uint64_t own_bytes = 0;
   HcallCounts counts;
 };
 
@@ -62,33 +55,30 @@ class Pool {
  public:
   explicit Pool(PoolOptions options);
 
-  // Takes ownership of `memfd` (closed on refusal). Refuses a name in use
-  // and a memfd that does not match.
-  tl::expected<std::shared_ptr<HvPartition>, proto::Error> Register(const proto::Register& r, int memfd);
-  void Unregister(const std::shared_ptr<HvPartition>& p);
-  proto::Registered Terms(const proto::Register& r) const;
-  // H_GET_MPP for `p`; its loan_request is its target minus what it has loaned now.
-  papr::MppData Mpp(const HvPartition& p) const;
-  // Runs the policy over every partition's last stats.
+  // EEXIST for a name in use (by a member of any kind). The member gets its
+  // first assignment (nothing to loan yet) before this returns.
+  tl::expected<void, Refusal> Add(std::shared_ptr<Member> member, MemberSettings settings);
+  // Leaves at once; a member that is not (or no longer) in the pool is ignored.
+  void Remove(const Member& member);
+  // Runs the policy over every member's last state and assigns each its target.
   void Rebalance();
   // `cmm hv set`: ENOENT for an unknown name, EINVAL for values that do not
-  // fit the partition's RAM or each other.
-  tl::expected<PartitionSettings, proto::Error> Configure(const std::string& name, const SettingsChange& change);
+  // fit the member's RAM or each other.
+  tl::expected<MemberSettings, Refusal> Configure(const std::string& name, const SettingsChange& change);
 
   uint64_t pool_bytes() const { return pool_bytes_.load(); }
-  HcallStats& hcall_stats() { return hcall_stats_; }
-  std::vector<PartitionView> Snapshot() const;
+  std::vector<MemberView> Snapshot() const;
+  std::shared_ptr<Member> Find(const std::string& name) const;
 
  private:
   struct Entry {
-    std::shared_ptr<HvPartition> partition;
-    PartitionSettings settings;
+    std::shared_ptr<Member> member;
+    MemberSettings settings;
     uint64_t target_loaned = 0;
     uint64_t oom_seen = 0;
   };
   PoolOptions options_;
   std::atomic<uint64_t> pool_bytes_;
-  HcallStats hcall_stats_;
   mutable std::mutex mu_;  // guards entries_
   std::map<std::string, Entry> entries_;
 };

@@ -17,15 +17,28 @@
 
 namespace cmm::hv {
 
-namespace {
-
-struct Connection {
+struct HvServer::Connection {
   std::shared_ptr<HvPartition> partition;  // null until registered
   bool batch = false;
 };
 
-// Handles one message; false: drop the connection.
-bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::steady_clock::time_point arrived) {
+tl::expected<std::shared_ptr<HvPartition>, proto::Error> HvServer::Register(const proto::Register& r, int memfd) {
+  if (r.page_size % options_.cmo_page_size != 0) {
+    close(memfd);
+    return tl::unexpected(proto::Error{EINVAL, fmt::format("page size {} is not a multiple of the CMO page size {}",
+                                                           r.page_size, options_.cmo_page_size)});
+  }
+  auto backing = MemfdBacking(memfd, r.ram_bytes);
+  if (!backing) return tl::unexpected(proto::Error{EINVAL, backing.error()});
+  auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing), options_.faults);
+  const MemberSettings settings{r.weight, r.min_bytes, r.max_bytes};
+  if (auto added = pool_.Add(p, settings); !added) {
+    return tl::unexpected(proto::Error{added.error().code, added.error().message});
+  }
+  return p;
+}
+
+bool HvServer::Handle(int fd, Connection& c, proto::Received in, std::chrono::steady_clock::time_point arrived) {
   auto refuse = [&](uint32_t code, const std::string& why) {
     spdlog::warn("partition {}: {}", c.partition ? c.partition->config().name : "(unregistered)", why);
     (void)proto::Send(fd, proto::Error{code, why});
@@ -38,11 +51,12 @@ bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::
       return refuse(EPROTO, "the first message must be a registration");
     }
     if (in.fd < 0) return refuse(EINVAL, "registration without the guest RAM memfd");
-    auto p = pool.Register(*reg, in.fd);
+    auto p = Register(*reg, in.fd);
     if (!p) return refuse(p.error().code, p.error().message);
     c.partition = *p;
-    const proto::Registered terms = pool.Terms(*reg);
-    c.batch = (terms.caps & proto::kCapBatch) != 0;
+    c.batch = options_.batch && reg->want_batch;
+    const proto::Registered terms{options_.cmo_page_size, c.batch ? proto::kCapBatch : 0u,
+                                  c.batch ? proto::kMaxBatch : 0u};
     return proto::Send(fd, terms).has_value();
   }
   if (in.fd >= 0) {
@@ -53,12 +67,11 @@ bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::
   // Each answered hcall is counted with its code and the time to its reply.
   auto reply = [&](Hcall call, papr::Rc rc, const proto::Message& m) {
     const bool sent = proto::Send(fd, m).has_value();
-    pool.hcall_stats().Record(call, rc, std::chrono::steady_clock::now() - arrived);
+    hcall_stats_.Record(call, rc, std::chrono::steady_clock::now() - arrived);
     return sent;
   };
   if (const auto* m = std::get_if<proto::GetMpp>(&in.message)) {
-    p.Report(m->stats);
-    return reply(Hcall::kGetMpp, papr::kSuccess, proto::Mpp{papr::kSuccess, pool.Mpp(p)});
+    return reply(Hcall::kGetMpp, papr::kSuccess, proto::Mpp{papr::kSuccess, p.GetMpp(m->stats)});
   }
   if (const auto* m = std::get_if<proto::PageInit>(&in.message)) {
     const papr::Rc rc = p.PageInit(m->flags, m->address);
@@ -72,11 +85,8 @@ bool Handle(Pool& pool, int fd, Connection& c, proto::Received in, std::chrono::
   return refuse(EPROTO, "unexpected message from a partition");
 }
 
-}  // namespace
-
 tl::expected<std::unique_ptr<HvServer>, std::string> HvServer::Start(const std::string& path, Pool& pool,
-                                                                     std::chrono::milliseconds period,
-                                                                     ServerLimits limits) {
+                                                                     HcallOptions options, ServerLimits limits) {
   auto fd = proto::ListenSeqpacket(path);
   if (!fd) return tl::unexpected(fd.error());
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -84,14 +94,19 @@ tl::expected<std::unique_ptr<HvServer>, std::string> HvServer::Start(const std::
     close(*fd);
     return tl::unexpected(fmt::format("eventfd: {}", std::strerror(errno)));
   }
-  auto s = std::unique_ptr<HvServer>(new HvServer(path, pool, *fd, wake, period, limits));
+  auto s = std::unique_ptr<HvServer>(new HvServer(path, pool, *fd, wake, options, limits));
   s->thread_ = std::thread([raw = s.get()] { raw->Run(); });
   return s;
 }
 
-HvServer::HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period,
+HvServer::HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, HcallOptions options,
                    ServerLimits limits)
-    : path_(std::move(path)), pool_(pool), listen_fd_(listen_fd), wake_fd_(wake_fd), period_(period), limits_(limits) {}
+    : path_(std::move(path)),
+      pool_(pool),
+      listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
+      options_(options),
+      limits_(limits) {}
 
 HvServer::~HvServer() {
   stopping_.store(true);
@@ -130,12 +145,12 @@ void HvServer::Serve(Session& s) {
       }
       break;
     }
-    if (!Handle(pool_, s.fd, c, std::move(*in), std::chrono::steady_clock::now())) break;
+    if (!Handle(s.fd, c, std::move(*in), std::chrono::steady_clock::now())) break;
     if (deadline && c.partition) deadline = !proto::SetReceiveTimeout(s.fd, std::chrono::milliseconds(0));
   }
   // The partition's memory goes back now; the socket is closed when the
   // session is reaped, so its number is not reused while Stop may shut it.
-  if (c.partition) pool_.Unregister(c.partition);
+  if (c.partition) pool_.Remove(*c.partition);
   s.done.store(true);
   Wake();
 }
@@ -154,16 +169,9 @@ void HvServer::Run() {
       }
     }
   };
-  auto next = std::chrono::steady_clock::now();
   while (!stopping_.load()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= next) {
-      pool_.Rebalance();
-      next = now + period_;
-    }
     pollfd fds[] = {{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
-    const int n = poll(fds, 2, static_cast<int>(wait));
+    const int n = poll(fds, 2, -1);
     if (n < 0 && errno != EINTR) {
       spdlog::error("hypervisor: poll: {}", std::strerror(errno));
       break;

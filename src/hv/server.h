@@ -1,6 +1,7 @@
-// The hypervisor's endpoint: accepts partitions on a SOCK_SEQPACKET socket,
-// takes their registration and memfd, answers their hcalls, and reruns the
-// pool policy every period. One thread accepts and rebalances; each
+// The hcall server: the pool's adapter for cmm partitions. It accepts them
+// on a SOCK_SEQPACKET socket, takes their registration and memfd, adds each
+// to the pool as a member, and answers their hcalls (a target from the
+// rebalancer is answered on the next H_GET_MPP). One thread accepts; each
 // partition's connection has a thread of its own. A partition that sends a
 // malformed message gets an Error and is dropped, and its memory goes back.
 #pragma once
@@ -13,7 +14,11 @@
 
 #include <tl/expected.hpp>
 
+#include "hv/hcall_stats.h"
+#include "hv/hv_partition.h"
 #include "hv/pool.h"
+#include "proto/channel.h"
+#include "proto/messages.h"
 
 namespace cmm::hv {
 
@@ -24,13 +29,21 @@ struct ServerLimits {
   std::chrono::milliseconds registration_timeout{5000};
 };
 
+// The terms the hypervisor offers partitions.
+struct HcallOptions {
+  uint64_t cmo_page_size = 4096;
+  bool batch = true;  // offer the batched page-state call
+  FaultPlan faults;
+};
+
 class HvServer {
  public:
   static tl::expected<std::unique_ptr<HvServer>, std::string> Start(const std::string& path, Pool& pool,
-                                                                   std::chrono::milliseconds period,
+                                                                   HcallOptions options = {},
                                                                    ServerLimits limits = {});
   ~HvServer();  // stops the threads, drops every connection
   const std::string& path() const { return path_; }
+  HcallStats& hcall_stats() { return hcall_stats_; }
 
  private:
   // A connection and its thread; reaped (joined, socket closed) by Run.
@@ -40,10 +53,14 @@ class HvServer {
     std::thread thread;
     std::atomic<bool> done{false};
   };
-  HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, std::chrono::milliseconds period,
-           ServerLimits limits);
+  struct Connection;
+  HvServer(std::string path, Pool& pool, int listen_fd, int wake_fd, HcallOptions options, ServerLimits limits);
   void Run();
   void Serve(Session& s);
+  // Handles one message; false: drop the connection.
+  bool Handle(int fd, Connection& c, proto::Received in, std::chrono::steady_clock::time_point arrived);
+  // A registration: the memfd checked, the partition added to the pool.
+  tl::expected<std::shared_ptr<HvPartition>, proto::Error> Register(const proto::Register& r, int memfd);
   void Wake();
 
   std::string path_;
@@ -51,8 +68,9 @@ class HvServer {
   int listen_fd_;
   int wake_fd_;  // eventfd: wakes Run to stop or to reap a session
   std::atomic<bool> stopping_{false};
-  std::chrono::milliseconds period_;
+  const HcallOptions options_;
   const ServerLimits limits_;
+  HcallStats hcall_stats_;
   std::thread thread_;
 };
 

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "guest/partition.h"
+#include "hv/rebalancer.h"
 #include "hv/server.h"
 #include "proto/channel.h"
 
@@ -52,12 +53,15 @@ class HvServerTest : public ::testing::Test {
   void StartHypervisor() {
     PoolOptions o;
     o.pool_bytes = 32 << 20;
+    rebalancer_.reset();  // it drives the old pool
     pool_ = std::make_unique<Pool>(o);
-    auto s = HvServer::Start(path_, *pool_, 20ms);
+    auto s = HvServer::Start(path_, *pool_);
     ASSERT_TRUE(s.has_value()) << s.error();
     server_ = std::move(*s);
+    rebalancer_ = std::make_unique<Rebalancer>(*pool_, 20ms);
   }
   void TearDown() override {
+    rebalancer_.reset();
     server_.reset();
     pool_.reset();
     std::string cmd = "rm -rf " + dir_;
@@ -78,6 +82,7 @@ class HvServerTest : public ::testing::Test {
   std::string dir_, path_;
   std::unique_ptr<Pool> pool_;
   std::unique_ptr<HvServer> server_;
+  std::unique_ptr<Rebalancer> rebalancer_;
 };
 
 TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
@@ -190,7 +195,7 @@ TEST_F(HvServerTest, APartitionThatStopsReadingItsRepliesDoesNotStallTheOthers) 
 
 TEST_F(HvServerTest, AConnectionThatDoesNotRegisterInTimeIsDropped) {
   server_.reset();
-  auto s = HvServer::Start(path_, *pool_, 20ms, {.registration_timeout = 100ms});
+  auto s = HvServer::Start(path_, *pool_, {}, {.registration_timeout = 100ms});
   ASSERT_TRUE(s.has_value()) << s.error();
   server_ = std::move(*s);
   auto fd = proto::ConnectSeqpacket(path_);
@@ -213,7 +218,7 @@ TEST_F(HvServerTest, AConnectionThatDoesNotRegisterInTimeIsDropped) {
 
 TEST_F(HvServerTest, ConnectionsBeyondTheLimitAreRefusedWithEagain) {
   server_.reset();
-  auto s = HvServer::Start(path_, *pool_, 20ms, {.max_connections = 2});
+  auto s = HvServer::Start(path_, *pool_, {}, {.max_connections = 2});
   ASSERT_TRUE(s.has_value()) << s.error();
   server_ = std::move(*s);
   auto a = Guest("a", 16 << 20);

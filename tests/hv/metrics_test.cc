@@ -25,8 +25,8 @@ TEST(HcallStats, CountsByCallAndCodeAndBucketsTheLatency) {
   EXPECT_NEAR(h.sum_seconds, 2.000033, 1e-9);
 }
 
-TEST(Metrics, PoolPartitionsAndHcallsInPrometheusText) {
-  PartitionView a;
+TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
+  MemberView a;
   a.name = "web\"1";
   a.ram_bytes = 1 << 20;
   a.backing_bytes = 4096;
@@ -39,18 +39,29 @@ TEST(Metrics, PoolPartitionsAndHcallsInPrometheusText) {
   s.Record(Hcall::kGetMpp, papr::kSuccess, 20us);
   s.Record(Hcall::kPageInitBatch, papr::kHardware, 20us);
   s.Record(Hcall::kGetMpp, papr::kSuccess, 200us);
-  const std::string t = PrometheusText(64 << 20, {a}, s.Read());
+  MemberView vm;
+  vm.name = "vm1";
+  vm.kind = MemberKind::kVm;
+  vm.backing_bytes = 8192;
+  vm.responsive = false;
+  vm.own_bytes = 12345;
+  const std::string t = PrometheusText(64 << 20, {a, vm}, s.Read());
   for (const char* line : {
            "# TYPE cmm_pool_bytes gauge\ncmm_pool_bytes 67108864\n",
-           "cmm_pool_backing_bytes 4096\n",
-           "cmm_partitions 1\n",
-           "cmm_partition_backing_bytes{partition=\"web\\\"1\"} 4096\n",
-           "cmm_partition_loaned_bytes{partition=\"web\\\"1\"} 8192\n",
-           "cmm_partition_weight{partition=\"web\\\"1\"} 7\n",
+           "cmm_pool_backing_bytes 12288\n",
+           "cmm_partitions{kind=\"partition\"} 1\n",
+           "cmm_partitions{kind=\"vm\"} 1\n",
+           "cmm_partition_backing_bytes{partition=\"vm1\",kind=\"vm\"} 8192\n",
+           "cmm_partition_responsive{partition=\"vm1\",kind=\"vm\"} 0\n",
+           "cmm_partition_responsive{partition=\"web\\\"1\",kind=\"partition\"} 1\n",
+           "cmm_partition_own_bytes{partition=\"vm1\",kind=\"vm\"} 12345\n",
+           "cmm_partition_backing_bytes{partition=\"web\\\"1\",kind=\"partition\"} 4096\n",
+           "cmm_partition_loaned_bytes{partition=\"web\\\"1\",kind=\"partition\"} 8192\n",
+           "cmm_partition_weight{partition=\"web\\\"1\",kind=\"partition\"} 7\n",
            "# TYPE cmm_partition_oom_events_total counter\n",
            "# TYPE cmm_partition_pages_loaned_total counter\n",
-           "cmm_partition_pages_loaned_total{partition=\"web\\\"1\"} 300\n",
-           "cmm_partition_pages_returned_total{partition=\"web\\\"1\"} 100\n",
+           "cmm_partition_pages_loaned_total{partition=\"web\\\"1\",kind=\"partition\"} 300\n",
+           "cmm_partition_pages_returned_total{partition=\"web\\\"1\",kind=\"partition\"} 100\n",
            "cmm_hcalls_total{call=\"H_GET_MPP\",rc=\"H_SUCCESS\"} 2\n",
            "cmm_hcalls_total{call=\"H_PAGE_INIT_BATCH\",rc=\"H_HARDWARE\"} 1\n",
            "# TYPE cmm_hcall_duration_seconds histogram\n",

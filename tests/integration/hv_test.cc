@@ -96,7 +96,7 @@ TEST_F(Hv, ThreePartitionsOnAPoolHalfTheirSizeStayWithinItWithZeroIntegrityError
   }
   const auto text = Cmm({"hv", "status"}).out;
   EXPECT_NE(text.find("pool 48 MiB: backing"), std::string::npos) << text;
-  EXPECT_NE(text.find("3 partitions with 96 MiB of RAM (2.00x the pool)"), std::string::npos) << text;
+  EXPECT_NE(text.find("3 partitions and 0 VMs with 96 MiB of RAM (2.00x the pool)"), std::string::npos) << text;
 
   // The operator changes a partition's weight and min at run time.
   const auto set = Cmm({"hv", "set", "a", "--weight", "200", "--min", "16M"});
@@ -107,7 +107,7 @@ TEST_F(Hv, ThreePartitionsOnAPoolHalfTheirSizeStayWithinItWithZeroIntegrityError
   EXPECT_EQ(after["min_bytes"], 16 * MiB);
   const auto unknown = Cmm({"hv", "set", "nobody", "--weight", "1"});
   EXPECT_EQ(unknown.code, 1);
-  EXPECT_NE(unknown.err.find("no partition named nobody (ENOENT)"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("no partition or VM named nobody (ENOENT)"), std::string::npos) << unknown.err;
   EXPECT_EQ(Cmm({"hv", "set", "a"}).code, 2);
   EXPECT_EQ(Cmm({"hv", "set", "a", "--min", "lots"}).code, 2);
   EXPECT_EQ(Cmm({"hv", "set", "a", "--weight", "300"}).code, 2);

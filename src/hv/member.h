@@ -1,0 +1,86 @@
+// A pool member: anything whose RAM the host backs and whose balloon can be
+// given a target. The pool and its policy see only this; each kind of
+// member (a cmm partition over hcalls, a QEMU VM over QMP) has an adapter
+// that implements it. Neither wire types nor memfds appear here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace cmm::hv {
+
+enum class MemberKind : uint8_t { kPartition, kVm };
+std::string_view KindName(MemberKind kind);  // "partition", "vm"
+
+using MemberClock = std::chrono::steady_clock;
+
+// What a member last said of its memory use, and when.
+struct MemberStats {
+  uint64_t free_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t cache_bytes = 0;
+  uint64_t oom_events = 0;  // counted since it joined, never decreasing
+  MemberClock::time_point taken{};  // the epoch: no stats yet
+};
+
+// The operator's terms for a member: from its joining, then `cmm hv set`.
+struct MemberSettings {
+  uint8_t weight = 0;      // PAPR mem_weight 0-255
+  uint64_t min_bytes = 0;  // never asked to go below this much usable memory
+  uint64_t max_bytes = 0;  // 0: the RAM size; it always loans what is above
+};
+
+// What the rebalancer gives a member each period.
+struct Assignment {
+  uint64_t target_loaned_bytes = 0;
+  uint64_t pool_bytes = 0;
+  uint8_t weight = 0;
+};
+
+// Per-partition hcall counters; zero for other kinds.
+struct HcallCounts {
+  uint64_t get_mpp = 0;
+  uint64_t page_init = 0;        // CMO pages, single or batched
+  uint64_t page_init_failed = 0;
+  uint64_t batches = 0;
+  uint64_t releases = 0;  // punch-hole calls (ranges)
+  uint64_t pages_loaned = 0;    // CMO pages set loaned
+  uint64_t pages_returned = 0;  // CMO pages set active
+};
+
+// A member's state, read at once.
+struct MemberState {
+  uint64_t ram_bytes = 0;
+  uint64_t backing_bytes = 0;  // host memory behind its RAM now
+  uint64_t loaned_bytes = 0;   // confirmed loaned (given up) now
+  MemberStats stats;
+  // False when the member does not follow its target or its stats stopped:
+  // the policy then counts on nothing from it.
+  bool responsive = true;
+  std::string note;             // why it is not responsive, or ""
+  std::string backing_source;   // how backing_bytes was measured: "memfd", "smaps"
+  uint64_t own_bytes = 0;       // the process's memory outside guest RAM (QEMU's own)
+  HcallCounts counts;
+};
+
+class Member {
+ public:
+  virtual ~Member() = default;
+  virtual const std::string& name() const = 0;
+  virtual MemberKind kind() const = 0;
+  virtual uint64_t ram_bytes() const = 0;
+  virtual MemberState Observe() const = 0;
+  // Must not block: a partition answers it on its next H_GET_MPP, a VM's
+  // adapter pushes it from its own thread.
+  virtual void Assign(const Assignment& a) = 0;
+};
+
+// Why a member could not join or be changed: an errno value and words.
+struct Refusal {
+  uint32_t code = 0;
+  std::string message;
+};
+
+}  // namespace cmm::hv

@@ -1,0 +1,33 @@
+#include "hv/rebalancer.h"
+
+namespace cmm::hv {
+
+Rebalancer::Rebalancer(Pool& pool, std::chrono::milliseconds period, std::function<void()> after)
+    : pool_(pool), period_(period), after_(std::move(after)), thread_([this] { Run(); }) {}
+
+Rebalancer::~Rebalancer() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void Rebalancer::Run() {
+  auto next = std::chrono::steady_clock::now();
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    pool_.Rebalance();
+    if (after_) after_();
+    lock.lock();
+    // Periods are kept on a fixed grid: a slow round does not shift the rest.
+    next += period_;
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now;
+    wake_.wait_until(lock, next, [this] { return stopping_; });
+  }
+}
+
+}  // namespace cmm::hv

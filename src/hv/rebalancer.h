@@ -1,0 +1,39 @@
+// Runs the pool policy on its own clock: every period it has the pool
+// observe each member, decide, and hand each its target. One rebalancer
+// drives every member kind; no adapter holds policy or a timer for it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "hv/pool.h"
+
+namespace cmm::hv {
+
+class Rebalancer {
+ public:
+  // Rebalances at once, then every `period` until destroyed; `after` (if
+  // set) runs after each round, on the rebalancer's thread.
+  Rebalancer(Pool& pool, std::chrono::milliseconds period, std::function<void()> after = {});
+  ~Rebalancer();
+  Rebalancer(const Rebalancer&) = delete;
+  Rebalancer& operator=(const Rebalancer&) = delete;
+
+  std::chrono::milliseconds period() const { return period_; }
+
+ private:
+  void Run();
+
+  Pool& pool_;
+  const std::chrono::milliseconds period_;
+  std::function<void()> after_;
+  std::mutex mu_;  // guards stopping_
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cmm::hv
