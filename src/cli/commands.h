@@ -22,5 +22,6 @@ Runner AddMount(CLI::App& app);
 Runner AddMem(CLI::App& app);
 Runner AddHv(CLI::App& app);
 Runner AddDemo(CLI::App& app);
+Runner AddVm(CLI::App& app);
 
 }  // namespace cmm::cli

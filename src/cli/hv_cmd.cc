@@ -22,6 +22,7 @@
 #include "hv/pool.h"
 #include "hv/rebalancer.h"
 #include "hv/server.h"
+#include "hv/vm_adapter.h"
 
 namespace cmm::cli {
 
@@ -113,6 +114,29 @@ json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
   return {{"ok", true}, {"weight", s->weight}, {"min_bytes", s->min_bytes}, {"max_bytes", s->max_bytes}};
 }
 
+// `cmm vm attach` / `cmm vm run`: a QEMU joins the pool through its QMP socket.
+json AttachVm(hv::VmAdapter& vms, const json& req, const ctl::Peer& peer) {
+  if (!peer.admin()) return ctl::ErrorReply(EPERM, "adding a VM to the pool needs uid 0");
+  if (!req.contains("name") || !req["name"].is_string() || !req.contains("qmp") || !req["qmp"].is_string()) {
+    return ctl::ErrorReply(EINVAL, "vm-attach needs a string \"name\" and \"qmp\"");
+  }
+  hv::VmOptions o;
+  o.name = req["name"];
+  o.qmp_path = req["qmp"];
+  o.pid = req.value("pid", 0);
+  hv::MemberSettings settings;
+  settings.weight = static_cast<uint8_t>(std::min(255, req.value("weight", 0)));
+  settings.min_bytes = req.value("min_bytes", uint64_t{0});
+  settings.max_bytes = req.value("max_bytes", uint64_t{0});
+  auto vm = vms.Attach(o, settings);
+  if (!vm) return ctl::ErrorReply(static_cast<int>(vm.error().code), vm.error().message);
+  const hv::MemberState st = (*vm)->Observe();
+  return {{"ok", true},          {"name", o.name},
+          {"pid", (*vm)->pid()}, {"ram_bytes", st.ram_bytes},
+          {"qemu", (*vm)->qemu_version()}, {"backing_source", st.backing_source},
+          {"backing_bytes", st.backing_bytes}};
+}
+
 int RunHv(const HvFlags& f) {
   hv::PoolOptions o;
   if (f.pool == "auto") {
@@ -159,10 +183,12 @@ int RunHv(const HvFlags& f) {
   auto server = hv::HvServer::Start(HcallPath(f), pool, hcall);
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
   hv::HcallStats& hcall_stats = (*server)->hcall_stats();
-  auto control = ctl::Server::Start(ControlPath(f), [&pool](const json& req, const ctl::Peer& peer) {
+  hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms));
+  auto control = ctl::Server::Start(ControlPath(f), [&pool, &vms](const json& req, const ctl::Peer& peer) {
     const std::string op = req.value("op", "");
     if (op == "status") return StatusOf(pool);
     if (op == "set") return Configure(pool, req, peer);
+    if (op == "vm-attach") return AttachVm(vms, req, peer);
     return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
   });
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
@@ -182,7 +208,7 @@ int RunHv(const HvFlags& f) {
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
   }
-  hv::Rebalancer rebalancer(pool, std::chrono::milliseconds(f.period_ms));
+  hv::Rebalancer rebalancer(pool, std::chrono::milliseconds(f.period_ms), [&vms] { vms.Reap(); });
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));
   if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
@@ -196,7 +222,7 @@ int RunHv(const HvFlags& f) {
   http.reset();
   control->reset();
   server->reset();
-  fmt::print("hypervisor: {} received, {} partitions dropped; stopped\n", sig == SIGINT ? "SIGINT" : "SIGTERM", n);
+  fmt::print("hypervisor: {} received, {} members dropped (VMs keep running); stopped\n", sig == SIGINT ? "SIGINT" : "SIGTERM", n);
   return 0;
 }
 

@@ -30,7 +30,7 @@ std::optional<Child> Child::Spawn(const std::vector<std::string>& argv, const st
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());
     _exit(127);
   }
   return Child(pid);

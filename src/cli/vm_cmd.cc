@@ -1,0 +1,238 @@
+// `cmm vm run`: start a QEMU guest and put it in the hypervisor's pool;
+// `cmm vm attach`: put a QEMU someone else started in the pool.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "ctl/client.h"
+#include "ctl/paths.h"
+#include "ctl/server.h"
+#include "demo/child.h"
+#include "hv/qmp_client.h"
+#include "vm/qemu.h"
+
+namespace cmm::cli {
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct VmFlags {
+  std::string name;
+  std::string control;  // the hypervisor's control socket
+  std::optional<int> weight;
+  std::string pool_min, pool_max;
+  // attach
+  std::string qmp;
+  int pid = 0;
+  // run
+  std::string mem;
+  int cpus = 1;
+  std::string kernel, initrd, disk, append;
+  std::string accel = "auto";
+  std::string run_dir;
+  int grace_s = 5;
+};
+
+std::string ControlPath(const VmFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
+
+// Asks the hypervisor to drive the QEMU at `qmp`; returns its reply.
+json AttachToPool(const VmFlags& f, const std::string& qmp, int pid) {
+  json req = {{"op", "vm-attach"}, {"name", f.name}, {"qmp", qmp}, {"pid", pid}};
+  if (f.weight) req["weight"] = *f.weight;
+  for (const auto& [flag, text, key] :
+       {std::tuple{"--pool-min", f.pool_min, "min_bytes"}, {"--pool-max", f.pool_max, "max_bytes"}}) {
+    if (text.empty()) continue;
+    const auto bytes = ParseSize(text);
+    if (!bytes) throw UserError(fmt::format("{} {}: not a size; try 256M", flag, text), kExitUsage);
+    req[key] = *bytes;
+  }
+  auto reply = ctl::Call(ControlPath(f), req);
+  if (!reply) {
+    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", ControlPath(f),
+                                reply.error().message));
+  }
+  if (!(*reply).value("ok", false)) {
+    throw UserError(fmt::format("{}: {} ({})", f.name, (*reply).value("message", "refused"),
+                                ctl::ErrnoName((*reply).value("errno", 0))));
+  }
+  return *reply;
+}
+
+std::string Joined(const json& r) {
+  return fmt::format("QEMU {} (pid {}), {} of RAM, backing {} measured from its {}", r.value("qemu", "?"),
+                     r.value("pid", 0), FormatBytes(r.value("ram_bytes", uint64_t{0})),
+                     FormatBytes(r.value("backing_bytes", uint64_t{0})), r.value("backing_source", "?"));
+}
+
+int VmAttach(const VmFlags& f) {
+  const json r = AttachToPool(f, f.qmp, f.pid);
+  fmt::print("vm {}: {}; in the pool of the hypervisor at {}\n", f.name, Joined(r), ControlPath(f));
+  return 0;
+}
+
+bool WaitForSocket(const std::string& path, demo::Child& qemu, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  struct stat st {};
+  while (std::chrono::steady_clock::now() < until && qemu.Running()) {
+    if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+std::string Tail(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
+int VmRun(const VmFlags& f) {
+  const auto mem = ParseSize(f.mem);
+  if (!mem || *mem < (64u << 20) || *mem % (1 << 20) != 0) {
+    throw UserError(fmt::format("--mem {}: give whole MiB of at least 64M, e.g. 512M", f.mem), kExitUsage);
+  }
+  if (f.kernel.empty() == f.disk.empty()) {
+    throw UserError("give --kernel FILE --initrd FILE, or --disk IMAGE (scripts/make-guest-image OUT builds a kernel "
+                    "and initrd)",
+                    kExitUsage);
+  }
+  for (const std::string& file : {f.kernel, f.initrd, f.disk}) {
+    if (!file.empty() && access(file.c_str(), R_OK) != 0) throw UserError(fmt::format("{}: cannot read it", file));
+  }
+  if (f.accel != "auto" && f.accel != "kvm" && f.accel != "tcg") {
+    throw UserError(fmt::format("--accel {}: one of auto, kvm, tcg", f.accel), kExitUsage);
+  }
+  const std::string dir = f.run_dir.empty() ? ctl::RunDir() + "/vm-" + f.name : f.run_dir;
+  if (auto d = ctl::EnsureDir(dir); !d) throw UserError(d.error());
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  vm::QemuConfig c;
+  c.name = f.name;
+  c.mem_bytes = *mem;
+  c.cpus = f.cpus;
+  c.kernel = f.kernel;
+  c.initrd = f.initrd;
+  c.disk = f.disk;
+  c.append = f.append;
+  c.qmp_path = dir + "/qmp.sock";
+  c.control_qmp_path = dir + "/control.qmp.sock";
+  c.serial_log = dir + "/serial.log";
+  std::string why = "asked for";
+  if (f.accel == "auto") {
+    const auto choice = vm::ProbeAccel(f.kernel, dir, 4s);
+    c.accel = choice.accel;
+    why = choice.why;
+  } else {
+    c.accel = f.accel;
+  }
+  for (const std::string& p : {c.qmp_path, c.control_qmp_path, c.serial_log}) std::remove(p.c_str());
+  auto qemu = demo::Child::Spawn(vm::QemuArgv(c), dir + "/qemu.log");
+  if (!qemu) throw UserError(fmt::format("cannot start {}", vm::QemuBinary()));
+  if (!WaitForSocket(c.qmp_path, *qemu, 10s) || !WaitForSocket(c.control_qmp_path, *qemu, 2s)) {
+    qemu->Stop(1s);
+    throw UserError(fmt::format("QEMU did not start: {} (see {}/qemu.log)", Tail(dir + "/qemu.log"), dir));
+  }
+  auto control = hv::QmpClient::Connect(c.control_qmp_path);
+  if (!control) {
+    qemu->Stop(1s);
+    throw UserError(fmt::format("QEMU's QMP: {}", control.error()));
+  }
+  json joined;
+  try {
+    joined = AttachToPool(f, c.qmp_path, qemu->pid());
+  } catch (const UserError&) {
+    qemu->Stop(1s);
+    throw;
+  }
+  fmt::print("vm {}: {} under {} ({}); serial console in {}\n", f.name, Joined(joined), c.accel == "kvm" ? "KVM" : "TCG",
+             why, c.serial_log);
+  std::fflush(stdout);
+
+  // Until a signal, or until QEMU ends on its own.
+  int sig = 0;
+  while (qemu->Running()) {
+    timespec wait{0, 200'000'000};
+    sig = sigtimedwait(&stop, nullptr, &wait);
+    if (sig > 0) break;
+    sig = 0;
+  }
+  if (sig == 0) {
+    fmt::print("vm {}: QEMU ended on its own; it has left the pool\n", f.name);
+    return 0;
+  }
+  fmt::print("vm {}: {} received; powering off\n", f.name, sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  (void)(*control)->Execute("system_powerdown");
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(f.grace_s);
+  while (qemu->Running() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100ms);
+  if (qemu->Running()) {
+    (void)(*control)->Execute("quit", json::object(), 2s);
+    const auto quit_until = std::chrono::steady_clock::now() + 5s;
+    while (qemu->Running() && std::chrono::steady_clock::now() < quit_until) std::this_thread::sleep_for(50ms);
+  }
+  if (qemu->Running()) qemu->Stop(1s);
+  fmt::print("vm {}: stopped; it has left the pool\n", f.name);
+  return 0;
+}
+
+void CommonPoolFlags(CLI::App* c, VmFlags& f) {
+  c->add_option("--control", f.control, "The hypervisor's control socket (default: <run dir>/hv.ctl)");
+  c->add_option("--weight", f.weight, "PAPR memory weight 0-255: higher loans less")->check(CLI::Range(0, 255));
+  c->add_option("--pool-min", f.pool_min, "Never ask it below this much usable memory, e.g. 256M");
+  c->add_option("--pool-max", f.pool_max, "Usable memory above this is always loaned, e.g. 1G");
+}
+
+}  // namespace
+
+Runner AddVm(CLI::App& app) {
+  auto f = std::make_shared<VmFlags>();
+  auto* c = app.add_subcommand("vm", "QEMU virtual machines in the pool, ballooned through QMP");
+  c->require_subcommand(1);
+  auto* run = c->add_subcommand("run", "Start a QEMU guest and put it in the pool; Ctrl-C powers it off");
+  run->add_option("name", f->name, "The VM's name in the pool")->required();
+  run->add_option("--mem", f->mem, "Guest RAM, e.g. 512M")->required();
+  run->add_option("--cpus", f->cpus, "Virtual CPUs")->capture_default_str()->check(CLI::Range(1, 64));
+  run->add_option("--kernel", f->kernel, "Guest kernel (scripts/make-guest-image builds one with its initrd)");
+  run->add_option("--initrd", f->initrd, "Guest initramfs");
+  run->add_option("--append", f->append, "More kernel command line, e.g. cmm.fill=300M");
+  run->add_option("--disk", f->disk, "A disk image to boot instead of a kernel");
+  run->add_option("--accel", f->accel, "auto (KVM only if a probe guest runs under it), kvm or tcg")
+      ->capture_default_str();
+  run->add_option("--run-dir", f->run_dir, "Where its QMP sockets and serial log go (default: <run dir>/vm-NAME)");
+  run->add_option("--grace", f->grace_s, "Seconds between power-off and quit")->capture_default_str()->check(
+      CLI::Range(0, 600));
+  CommonPoolFlags(run, *f);
+  auto* attach = c->add_subcommand("attach", "Put a running QEMU (with a virtio-balloon device) in the pool");
+  attach->add_option("name", f->name, "The VM's name in the pool")->required();
+  attach->add_option("--qmp", f->qmp, "Its QMP unix socket (-qmp unix:PATH,server=on,wait=off)")->required();
+  attach->add_option("--pid", f->pid, "Its process (default: the QMP socket's peer)");
+  CommonPoolFlags(attach, *f);
+  c->footer(
+      "Examples:\n  scripts/make-guest-image /tmp/guest\n"
+      "  cmm vm run web1 --mem 512M --kernel /tmp/guest/vmlinuz --initrd /tmp/guest/initrd.img\n"
+      "  cmm vm attach legacy1 --qmp /run/qemu/legacy1.qmp");
+  return [f, run] { return run->parsed() ? VmRun(*f) : VmAttach(*f); };
+}
+
+}  // namespace cmm::cli

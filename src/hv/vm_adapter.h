@@ -1,0 +1,35 @@
+// The pool's adapter for QEMU VMs: attaches a running QEMU through its QMP
+// socket as a member, and takes it out of the pool the moment QEMU goes
+// away. Holds every attached VM's follower.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "hv/pool.h"
+#include "hv/vm_member.h"
+
+namespace cmm::hv {
+
+class VmAdapter {
+ public:
+  VmAdapter(Pool& pool, std::chrono::milliseconds period) : pool_(pool), period_(period) {}
+  ~VmAdapter();  // the VMs leave the pool; their QEMUs keep running
+
+  // EEXIST for a name in the pool, EHOSTUNREACH when QEMU cannot be driven.
+  tl::expected<std::shared_ptr<VmMember>, Refusal> Attach(VmOptions options, MemberSettings settings);
+  // Forgets the VMs whose QEMU went away (they have left the pool already).
+  void Reap();
+
+ private:
+  Pool& pool_;
+  const std::chrono::milliseconds period_;
+  std::mutex mu_;  // guards vms_
+  std::vector<std::shared_ptr<VmMember>> vms_;
+};
+
+}  // namespace cmm::hv

@@ -1,0 +1,36 @@
+// Where a QEMU process's guest RAM is and how much of it the host backs:
+// the guest-RAM memfd found through /proc/PID/fd (measured with st_blocks,
+// as for partitions), else the resident part of the guest-RAM mapping in
+// /proc/PID/smaps. QEMU's own memory is what is resident outside it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+namespace cmm::hv {
+
+struct SmapsTotals {
+  uint64_t total_resident = 0;  // Rss of every mapping
+  uint64_t guest_resident = 0;  // Rss of the guest-RAM mapping
+  bool guest_found = false;
+};
+
+// Pure: the guest-RAM mapping is the largest one of exactly `ram_bytes`
+// (QEMU maps guest RAM whole; nothing else of that size is as large).
+SmapsTotals ParseSmaps(std::string_view text, uint64_t ram_bytes);
+
+// Opens (a new descriptor of) the memfd of `pid` whose size is `ram_bytes`;
+// -1 with a reason when there is none (guest RAM is anonymous memory).
+tl::expected<int, std::string> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes);
+
+tl::expected<SmapsTotals, std::string> ReadSmaps(pid_t pid, uint64_t ram_bytes);
+
+// st_blocks of a descriptor, in bytes.
+uint64_t AllocatedBytes(int fd);
+
+}  // namespace cmm::hv

@@ -1,0 +1,91 @@
+// What the host backs for a VM, from /proc/PID/smaps (parsing, pure) and a
+// real memfd; and the QEMU command line `cmm vm run` gives (the issue's
+// words: guest RAM a shared memfd, a balloon with deflate-on-oom and
+// free-page-reporting, QMP sockets, the serial console in a log).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "hv/vm_memory.h"
+#include "vm/qemu.h"
+
+namespace cmm::hv {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+TEST(VmMemory, TheGuestRamMappingIsTheOneOfExactlyItsSizeAndTheRestIsQemusOwn) {
+  const std::string smaps =
+      "55d0a0000000-55d0a0400000 r-xp 00000000 fe:01 123 /usr/bin/qemu-system-x86_64\n"
+      "Size:               4096 kB\n"
+      "Rss:                3000 kB\n"
+      "7f0000000000-7f0020000000 rw-s 00000000 00:01 5 /memfd:memory-backend-memfd (deleted)\n"
+      "Size:             524288 kB\n"
+      "Rss:              200000 kB\n"
+      "Pss:              200000 kB\n"
+      "7f1000000000-7f1000100000 rw-p 00000000 00:00 0\n"
+      "Rss:                 512 kB\n";
+  const SmapsTotals t = ParseSmaps(smaps, 512 * kMiB);
+  EXPECT_TRUE(t.guest_found);
+  EXPECT_EQ(t.guest_resident, 200000U * 1024);
+  EXPECT_EQ(t.total_resident, (3000U + 200000 + 512) * 1024);
+  EXPECT_FALSE(ParseSmaps(smaps, 256 * kMiB).guest_found);
+}
+
+TEST(VmMemory, AMemfdOfThisProcessIsFoundByItsSizeAndMeasuredWithStBlocks) {
+  const int fd = memfd_create("guest-ram-test", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(8 * kMiB + 4096)), 0);
+  auto found = OpenGuestMemfd(getpid(), 8 * kMiB + 4096);
+  ASSERT_TRUE(found.has_value()) << found.error();
+  EXPECT_EQ(AllocatedBytes(*found), 0U);
+  void* p = mmap(nullptr, 8 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 0x5A, 2 * kMiB);
+  EXPECT_EQ(AllocatedBytes(*found), 2 * kMiB);
+  const auto smaps = ReadSmaps(getpid(), 8 * kMiB);
+  ASSERT_TRUE(smaps.has_value());
+  EXPECT_TRUE(smaps->guest_found);
+  EXPECT_EQ(smaps->guest_resident, 2 * kMiB);
+  munmap(p, 8 * kMiB);
+  close(*found);
+  close(fd);
+  EXPECT_FALSE(OpenGuestMemfd(getpid(), 3 * kMiB + 4096).has_value());
+}
+
+TEST(QemuCommandLine, SharedMemfdRamBalloonWithDeflateOnOomAndFreePageReportingQmpAndSerialLog) {
+  vm::QemuConfig c;
+  c.name = "web1";
+  c.mem_bytes = 512 * kMiB;
+  c.cpus = 2;
+  c.kernel = "/k";
+  c.initrd = "/i";
+  c.append = "cmm.fill=1";
+  c.accel = "tcg";
+  c.qmp_path = "/run/a.sock";
+  c.control_qmp_path = "/run/b.sock";
+  c.serial_log = "/run/serial.log";
+  const auto a = vm::QemuArgv(c);
+  auto has = [&](const std::string& flag, const std::string& value) {
+    for (size_t i = 0; i + 1 < a.size(); ++i) {
+      if (a[i] == flag && a[i + 1] == value) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("-object", "memory-backend-memfd,id=ram,size=512M,share=on"));
+  EXPECT_TRUE(has("-machine", "q35,memory-backend=ram"));
+  EXPECT_TRUE(has("-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on"));
+  EXPECT_TRUE(has("-qmp", "unix:/run/a.sock,server=on,wait=off"));
+  EXPECT_TRUE(has("-qmp", "unix:/run/b.sock,server=on,wait=off"));
+  EXPECT_TRUE(has("-serial", "file:/run/serial.log"));
+  EXPECT_TRUE(has("-accel", "tcg"));
+  EXPECT_TRUE(has("-smp", "2"));
+  EXPECT_TRUE(has("-append", "console=ttyS0 quiet cmm.fill=1"));
+}
+
+}  // namespace
+}  // namespace cmm::hv
