@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -56,6 +57,18 @@ std::string RunningList() {
   const auto names = RunningNames();
   if (names.empty()) return fmt::format("no partitions are running (looked in {})", ctl::RunDir());
   return fmt::format("running: {}", fmt::join(names, ", "));
+}
+
+// The VMs in the pool of the hypervisor at the default control socket;
+// none when no hypervisor answers there.
+std::vector<json> PoolVms() {
+  std::vector<json> vms;
+  auto reply = ctl::Call(ctl::RunDir() + "/hv.ctl", {{"op", "status"}});
+  if (!reply || !(*reply).value("ok", false)) return vms;
+  for (const auto& m : (*reply)["partitions"]) {
+    if (m.value("kind", "") == "vm") vms.push_back(m);
+  }
+  return vms;
 }
 
 std::string PathOf(const Target& t) {
@@ -230,6 +243,15 @@ Runner AddLparcfgImpl(CLI::App& app) {
   AddTargetFlags(c, *t);
   c->footer("Example:\n  cmm lparcfg web1");
   return [t] {
+    if (t->socket.empty() && !t->name.empty() && !std::filesystem::exists(ctl::SocketPathFor(t->name))) {
+      for (const json& vm : PoolVms()) {
+        if (vm.value("name", "") == t->name) {
+          throw UserError(fmt::format("{} is a QEMU VM, not a cmm partition: it has no H_GET_MPP view; see `cmm hv "
+                                      "status` for its memory",
+                                      t->name));
+        }
+      }
+    }
     const json s = Request(*t, {{"op", "lparcfg"}}, "lparcfg");
     fmt::print("{}", s["text"].get<std::string>());
     return 0;
@@ -298,7 +320,7 @@ Runner AddWatchImpl(CLI::App& app) {
 
 Runner AddListImpl(CLI::App& app) {
   auto as_json = std::make_shared<bool>(false);
-  auto* c = app.add_subcommand("list", "List running partitions");
+  auto* c = app.add_subcommand("list", "List running partitions, and the VMs in the pool");
   c->add_flag("--json", *as_json, "Print JSON");
   c->footer("Example:\n  cmm list");
   return [as_json] {
@@ -314,6 +336,10 @@ Runner AddListImpl(CLI::App& app) {
       }
       out.push_back(row);
     }
+    for (json vm : PoolVms()) {
+      vm["kind"] = "vm";
+      out.push_back(vm);
+    }
     if (*as_json) {
       fmt::print("{}\n", out.dump(2));
       return 0;
@@ -324,6 +350,11 @@ Runner AddListImpl(CLI::App& app) {
     }
     fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", "NAME", "PID", "MODE", "RAM", "LOANED", "TARGET");
     for (const auto& r : out) {
+      if (r.value("kind", "") == "vm") {
+        fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", r["name"].get<std::string>(), r.value("pid", 0), "vm",
+                   FormatBytes(r["ram_bytes"]), FormatBytes(r["loaned_bytes"]), FormatBytes(r["target_loaned_bytes"]));
+        continue;
+      }
       if (r.contains("error")) {
         fmt::print("{:<16} {:>8} {}\n", r["name"].get<std::string>(), "-", "(not responding; stale socket?)");
         continue;

@@ -80,6 +80,7 @@ json StatusOf(hv::Pool& pool) {
                      {"note", v.note},
                      {"backing_source", v.backing_source},
                      {"own_bytes", v.own_bytes},
+                     {"pid", v.pid},
                      {"hcalls",
                       {{"get_mpp", v.counts.get_mpp},
                        {"page_init", v.counts.page_init},
@@ -267,9 +268,10 @@ int HvStatus(const HvFlags& f) {
   size_t vms = 0;
   for (const auto& p : s["partitions"]) vms += p.value("kind", "") == "vm";
   const size_t partitions = s["partitions"].size() - vms;
-  fmt::print("pool {}: backing {} ({:.0f}%), {} partitions and {} VMs with {} of RAM ({:.2f}x the pool)\n",
+  fmt::print("pool {}: backing {} ({:.0f}%), {} partition{} and {} VM{} with {} of RAM ({:.2f}x the pool)\n",
              FormatBytes(pool), FormatBytes(backing),
-             pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions, vms,
+             pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions,
+             partitions == 1 ? "" : "s", vms, vms == 1 ? "" : "s",
              FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");

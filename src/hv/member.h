@@ -62,6 +62,7 @@ struct MemberState {
   std::string note;             // why it is not responsive, or ""
   std::string backing_source;   // how backing_bytes was measured: "memfd", "smaps"
   uint64_t own_bytes = 0;       // the process's memory outside guest RAM (QEMU's own)
+  int pid = 0;                  // its process, when the hypervisor knows it
   HcallCounts counts;
 };
 

@@ -88,7 +88,7 @@ std::vector<MemberView> Pool::Snapshot() const {
   for (const auto& [name, e] : entries_) {
     MemberState s = e.member->Observe();
     out.push_back({name, e.member->kind(), s.ram_bytes, s.backing_bytes, s.loaned_bytes, e.target_loaned, e.settings,
-                   s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.counts});
+                   s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.pid, s.counts});
   }
   return out;
 }

@@ -48,6 +48,7 @@ struct MemberView {
   std::string note;
   std::string backing_source;
   uint64_t own_bytes = 0;
+  int pid = 0;
   HcallCounts counts;
 };
 

@@ -133,6 +133,7 @@ MemberState VmMember::Observe() const {
   s.note = note_;
   s.backing_source = memfd_ >= 0 ? "memfd" : "smaps";
   s.own_bytes = own_;
+  s.pid = pid_;
   return s;
 }
 
