@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -44,6 +46,7 @@ struct VmFlags {
   std::string accel = "auto";
   std::string run_dir;
   int grace_s = 5;
+  std::vector<std::string> workloads;
 };
 
 std::string ControlPath(const VmFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
@@ -93,6 +96,29 @@ bool WaitForSocket(const std::string& path, demo::Child& qemu, std::chrono::mill
   return false;
 }
 
+// The guest workload's last report on the serial console, and whether it
+// found integrity errors.
+struct WorkloadReport {
+  std::string line;
+  uint64_t errors = 0;
+};
+
+std::optional<WorkloadReport> LastWorkloadReport(const std::string& serial_log) {
+  std::ifstream in(serial_log);
+  std::string line;
+  std::optional<WorkloadReport> last;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("cmm-workload: ");
+    if (at == std::string::npos) continue;
+    WorkloadReport r{line.substr(at + 14), 0};
+    if (const size_t e = line.find("integrity_errors="); e != std::string::npos) {
+      r.errors = std::strtoull(line.c_str() + e + 17, nullptr, 10);
+    }
+    last = r;
+  }
+  return last;
+}
+
 std::string Tail(const std::string& path) {
   std::ifstream in(path);
   std::string line, last;
@@ -135,6 +161,14 @@ int VmRun(const VmFlags& f) {
   c.initrd = f.initrd;
   c.disk = f.disk;
   c.append = f.append;
+  if (!f.workloads.empty()) {
+    for (const std::string& w : f.workloads) {
+      if (w.find_first_of(" ,") != std::string::npos) {
+        throw UserError(fmt::format("--workload {}: a spec has no spaces or commas", w), kExitUsage);
+      }
+    }
+    c.append += fmt::format("{}cmm.workload={}", c.append.empty() ? "" : " ", fmt::join(f.workloads, ","));
+  }
   c.qmp_path = dir + "/qmp.sock";
   c.control_qmp_path = dir + "/control.qmp.sock";
   c.serial_log = dir + "/serial.log";
@@ -177,9 +211,18 @@ int VmRun(const VmFlags& f) {
     if (sig > 0) break;
     sig = 0;
   }
+  // The guest workload's counters, read back from the console.
+  auto report = [&] {
+    const auto r = LastWorkloadReport(c.serial_log);
+    if (!r) return 0;
+    fmt::print("vm {}: workload: {}\n", f.name, r->line);
+    if (r->errors == 0) return 0;
+    fmt::print("vm {}: the workload found {} integrity errors\n", f.name, r->errors);
+    return 1;
+  };
   if (sig == 0) {
     fmt::print("vm {}: QEMU ended on its own; it has left the pool\n", f.name);
-    return 0;
+    return report();
   }
   fmt::print("vm {}: {} received; powering off\n", f.name, sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
@@ -193,7 +236,7 @@ int VmRun(const VmFlags& f) {
   }
   if (qemu->Running()) qemu->Stop(1s);
   fmt::print("vm {}: stopped; it has left the pool\n", f.name);
-  return 0;
+  return report();
 }
 
 void CommonPoolFlags(CLI::App* c, VmFlags& f) {
@@ -217,6 +260,9 @@ Runner AddVm(CLI::App& app) {
   run->add_option("--initrd", f->initrd, "Guest initramfs");
   run->add_option("--append", f->append, "More kernel command line, e.g. cmm.fill=300M");
   run->add_option("--disk", f->disk, "A disk image to boot instead of a kernel");
+  run->add_option("--workload", f->workloads,
+                  "Run in the guest, as `cmm guest --workload` does: hog:SIZE[:RATE], unmovable:SIZE[:RATE], "
+                  "cache:SIZE[:RATE], phases:/etc/cmm/FILE (needs an image with cmm-vm-workload)");
   run->add_option("--accel", f->accel, "auto (KVM only if a probe guest runs under it), kvm or tcg")
       ->capture_default_str();
   run->add_option("--run-dir", f->run_dir, "Where its QMP sockets and serial log go (default: <run dir>/vm-NAME)");

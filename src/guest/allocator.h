@@ -18,6 +18,7 @@
 
 #include "core/bitmap.h"
 #include "core/ports.h"
+#include "guest/page_kind.h"
 
 namespace cmm::guest {
 
@@ -26,7 +27,6 @@ class KernelServices;
 // Movable pages are reached only through their handle, so the system may
 // move them; unmovable pages stay where they are (and only come from Zone
 // Normal, as in Linux, so Movable blocks stay removable).
-enum class PageKind : uint8_t { kMovable, kUnmovable };
 
 // What a page frame holds.
 enum class FrameState : uint8_t { kOffline, kFree, kMovable, kUnmovable, kBalloon };

@@ -1,7 +1,8 @@
 // `cmm vm run` beside `cmm hv`, as real processes (the words): a
 // QEMU guest joins the pool with its kind, everywhere a partition appears
 // (status, list), is ballooned by the policy, `cmm lparcfg` refuses it with
-// a reason, and SIGTERM powers it off, takes it out of the pool and exits 0.
+// a reason, runs a workload inside whose counters it reads back from the
+// console, and SIGTERM powers it off, takes it out of the pool and exits 0.
 #include <signal.h>
 
 #include <cstdlib>
@@ -24,7 +25,9 @@ TEST(VmCli, AVmJoinsThePoolWithItsKindIsBalloonedAndLeavesCleanlyOnSigterm) {
   TempDir dir;
   setenv("CMM_RUN_DIR", dir.path().c_str(), 1);
   const std::string image = dir.path() + "/image";
-  ASSERT_EQ(std::system((std::string(CMM_SOURCE_DIR) + "/scripts/make-guest-image " + image + " >/dev/null").c_str()),
+  ASSERT_EQ(std::system((std::string(CMM_SOURCE_DIR) + "/scripts/make-guest-image " + image + " " + CMM_VM_WORKLOAD +
+                         " >/dev/null")
+                            .c_str()),
             0);
   auto status = [&] {
     const auto r = RunCmm(dir.path(), {"hv", "status", "--json"});
@@ -35,7 +38,7 @@ TEST(VmCli, AVmJoinsThePoolWithItsKindIsBalloonedAndLeavesCleanlyOnSigterm) {
 
   GuestProcess vm(dir.path(),
                   {"run", "web1", "--mem", "256M", "--kernel", image + "/vmlinuz", "--initrd", image + "/initrd.img",
-                   "--grace", "1"},
+                   "--grace", "1", "--workload", "hog:48M:16M", "--workload", "cache:16M"},
                   "vm", "vm");
   int qemu_pid = 0;
   ASSERT_TRUE(WaitUntil([&] { return status()["partitions"].size() == 1; }, 30s)) << vm.out() << vm.err();
@@ -64,7 +67,14 @@ TEST(VmCli, AVmJoinsThePoolWithItsKindIsBalloonedAndLeavesCleanlyOnSigterm) {
   EXPECT_EQ(lpar.code, 1);
   EXPECT_NE(lpar.err.find("web1 is a QEMU VM, not a cmm partition"), std::string::npos) << lpar.err;
 
+  // The guest workload runs inside and reports on the console.
+  EXPECT_TRUE(WaitUntil([&] { return Slurp(dir.path() + "/vm-web1/serial.log").find("held=64M") != std::string::npos; },
+                        60s))
+      << Slurp(dir.path() + "/vm-web1/serial.log");
+
   EXPECT_EQ(vm.Stop(SIGTERM), 0) << vm.out() << vm.err();
+  EXPECT_NE(vm.out().find("vm web1: workload: running"), std::string::npos) << vm.out();
+  EXPECT_NE(vm.out().find("integrity_errors=0"), std::string::npos) << vm.out();
   EXPECT_NE(vm.out().find("vm web1: SIGTERM received; powering off"), std::string::npos) << vm.out();
   EXPECT_NE(vm.out().find("vm web1: stopped; it has left the pool"), std::string::npos) << vm.out();
   EXPECT_TRUE(WaitUntil([&] { return status()["partitions"].empty(); }, 5s));
