@@ -21,6 +21,8 @@ namespace {
 
 using json = nlohmann::json;
 constexpr uint64_t kMiB = 1 << 20;
+// How late a BALLOON_CHANGE event may come: QEMU rate-limits it to one a second.
+constexpr auto kLateEvents = std::chrono::seconds(2);
 
 // The virtio-balloon device's QOM path: a named device under
 // /machine/peripheral, else an anonymous one under /machine/peripheral-anon.
@@ -154,7 +156,10 @@ void VmMember::OnBalloon(uint64_t actual, MemberClock::time_point now) {
   std::lock_guard lock(mu_);
   if (actual == actual_) return;
   // Guest memory grew past what was asked: the guest deflated on OOM.
-  if (actual > actual_ && actual > pushed_value_) {
+  // QEMU sends BALLOON_CHANGE at most once a second, so a late event may
+  // still carry the answer to a higher value asked just before.
+  const uint64_t asked = now < lowered_until_ ? std::max(pushed_value_, lowered_from_) : pushed_value_;
+  if (actual > actual_ && actual > asked) {
     ++stats_.oom_events;
     oom_taken_back_ += actual - actual_;
   }
@@ -177,8 +182,13 @@ bool VmMember::Push() {
     return true;
   }
   std::lock_guard lock(mu_);
+  const auto now = MemberClock::now();
+  if (value < pushed_value_) {
+    lowered_from_ = now < lowered_until_ ? std::max(lowered_from_, pushed_value_) : pushed_value_;
+    lowered_until_ = now + kLateEvents;
+  }
   pushed_value_ = value;
-  actual_moved_ = MemberClock::now();
+  actual_moved_ = now;
   return true;
 }
 

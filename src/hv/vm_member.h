@@ -79,6 +79,9 @@ class VmMember final : public Member {
   uint64_t want_loaned_ = 0;  // from the last assignment
   uint64_t pushed_value_ = 0;  // the balloon value last sent (guest memory QEMU asks for)
   uint64_t actual_ = 0;        // guest memory now, from QEMU
+  // After a value is lowered, events may still answer the higher one.
+  uint64_t lowered_from_ = 0;
+  MemberClock::time_point lowered_until_{};
   MemberStats stats_;
   uint64_t oom_taken_back_ = 0;  // since the last period's log line
   int64_t stats_update_ = -1;  // QEMU's "last-update" of the stats last read
