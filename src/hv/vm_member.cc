@@ -85,6 +85,9 @@ tl::expected<std::shared_ptr<VmMember>, std::string> VmMember::Attach(VmOptions 
     vm->pushed_value_ = vm->actual_;
   }
   vm->Measure();
+  // spdlog's registry is made on first use: make it here, before the
+  // follower thread logs, not in a race with this thread's next line.
+  (void)spdlog::default_logger_raw();
   vm->thread_ = std::thread([raw = vm.get()] { raw->Follow(); });
   return vm;
 }
