@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/hv_call.h"
 #include "ctl/client.h"
 #include "ctl/http_server.h"
 #include "ctl/paths.h"
@@ -237,28 +238,14 @@ int HvSet(const HvFlags& f) {
     req[key] = *bytes;
   }
   if (req.size() == 2) throw UserError("say what to change: --weight, --min or --max", kExitUsage);
-  auto reply = ctl::Call(ControlPath(f), req);
-  if (!reply) {
-    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", ControlPath(f),
-                                reply.error().message));
-  }
-  if (!(*reply).value("ok", false)) {
-    throw UserError(fmt::format("cmm hv set {}: {} ({})", f.name, (*reply).value("message", "refused"),
-                                ctl::ErrnoName((*reply).value("errno", 0))));
-  }
-  fmt::print("{}: weight {}, min {}, max {}\n", f.name, (*reply)["weight"].get<int>(),
-             FormatBytes((*reply)["min_bytes"]),
-             (*reply)["max_bytes"].get<uint64_t>() == 0 ? "its RAM" : FormatBytes((*reply)["max_bytes"]));
+  const json reply = CallHypervisor(ControlPath(f), req, "cmm hv set " + f.name);
+  fmt::print("{}: weight {}, min {}, max {}\n", f.name, reply["weight"].get<int>(), FormatBytes(reply["min_bytes"]),
+             reply["max_bytes"].get<uint64_t>() == 0 ? "its RAM" : FormatBytes(reply["max_bytes"]));
   return 0;
 }
 
 int HvStatus(const HvFlags& f) {
-  auto reply = ctl::Call(ControlPath(f), {{"op", "status"}});
-  if (!reply) {
-    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", ControlPath(f),
-                                reply.error().message));
-  }
-  json s = *reply;
+  json s = CallHypervisor(ControlPath(f), {{"op", "status"}}, "cmm hv status");
   if (f.json_out) {
     s.erase("ok");
     fmt::print("{}\n", s.dump(2));

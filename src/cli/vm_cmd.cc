@@ -17,9 +17,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "ctl/client.h"
+#include "cli/hv_call.h"
 #include "ctl/paths.h"
-#include "ctl/server.h"
 #include "demo/child.h"
 #include "hv/qmp_client.h"
 #include "vm/qemu.h"
@@ -62,16 +61,7 @@ json AttachToPool(const VmFlags& f, const std::string& qmp, int pid) {
     if (!bytes) throw UserError(fmt::format("{} {}: not a size; try 256M", flag, text), kExitUsage);
     req[key] = *bytes;
   }
-  auto reply = ctl::Call(ControlPath(f), req);
-  if (!reply) {
-    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", ControlPath(f),
-                                reply.error().message));
-  }
-  if (!(*reply).value("ok", false)) {
-    throw UserError(fmt::format("{}: {} ({})", f.name, (*reply).value("message", "refused"),
-                                ctl::ErrnoName((*reply).value("errno", 0))));
-  }
-  return *reply;
+  return CallHypervisor(ControlPath(f), req, "vm " + f.name);
 }
 
 std::string Joined(const json& r) {

@@ -1,0 +1,24 @@
+#include "cli/hv_call.h"
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "ctl/client.h"
+#include "ctl/server.h"
+
+namespace cmm::cli {
+
+nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what) {
+  auto reply = ctl::Call(control, request);
+  if (!reply) {
+    throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", control,
+                                reply.error().message));
+  }
+  if (!(*reply).value("ok", false)) {
+    throw UserError(fmt::format("{}: {} ({})", what, (*reply).value("message", "refused"),
+                                ctl::ErrnoName((*reply).value("errno", 0))));
+  }
+  return *reply;
+}
+
+}  // namespace cmm::cli
