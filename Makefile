@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo demo-simulate test tsan bench fuzz install clean
+.PHONY: deps build demo demo-vms demo-simulate test tsan bench fuzz install clean
 
 deps:
 	@bash scripts/install-deps
@@ -17,6 +17,12 @@ build: deps
 
 demo: build
 	@$(BUILD)/src/cli/cmm demo
+
+# The main job with real QEMU guests: three 512 MiB VMs (Linux's own
+# virtio_balloon) on a 768 MiB pool, their workloads running inside.
+demo-vms: build
+	@scripts/make-guest-image $(BUILD)/guest $(BUILD)/src/vmguest/cmm-vm-workload >/dev/null
+	@$(BUILD)/src/cli/cmm demo --vms --image $(BUILD)/guest
 
 # The simulate-mode story of one partition (no hypervisor), about 10 s.
 demo-simulate: build

@@ -1,7 +1,10 @@
 // `cmm demo`: one hypervisor and four partitions as real processes sharing
 // a pool a third of their size, with a live view and a summary at the end.
 #include <signal.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15,6 +18,7 @@
 #include "demo/runner.h"
 #include "demo/scenario.h"
 #include "demo/summary.h"
+#include "vm/qemu.h"
 
 namespace cmm::cli {
 
@@ -26,6 +30,10 @@ struct DemoFlags {
   double overcommit = 3.0;
   double duration = 60;
   bool compare = false;
+  bool vms = false;
+  bool mixed = false;
+  std::string image;
+  std::string accel = "auto";
 };
 
 volatile sig_atomic_t g_stop = 0;
@@ -46,6 +54,19 @@ int RunDemo(const DemoFlags& f) {
   o.partitions = f.partitions;
   o.overcommit = f.overcommit;
   o.duration_s = f.duration;
+  demo::VmKit kit;
+  if (f.vms || f.mixed) {
+    o.vms = f.vms ? o.partitions : 2;
+    const char* env = std::getenv("CMM_GUEST_IMAGE");
+    kit.image_dir = !f.image.empty() ? f.image : env != nullptr ? env : "";
+    if (kit.image_dir.empty() || access((kit.image_dir + "/initrd.img").c_str(), R_OK) != 0) {
+      throw UserError(fmt::format("--vms/--mixed need a guest image{}: build one with `scripts/make-guest-image DIR "
+                                  "build/release/src/vmguest/cmm-vm-workload` and give --image DIR (make demo-vms "
+                                  "does both)",
+                                  kit.image_dir.empty() ? "" : " at " + kit.image_dir),
+                      kExitUsage);
+    }
+  }
   if (const std::string why = demo::CheckScenario(o); !why.empty()) throw UserError(why, kExitUsage);
   const demo::Scenario s = demo::BuildScenario(o);
 
@@ -57,28 +78,42 @@ int RunDemo(const DemoFlags& f) {
   fmt::print("cmm demo: a pool of {} shared by {} partitions of {} ({:.1f}x overcommit), {:.0f} s\n",
              FormatBytes(s.pool_bytes), s.partitions.size(), FormatBytes(s.partitions[0].ram_bytes), o.overcommit,
              o.duration_s);
-  for (const auto& p : s.partitions) fmt::print("  {:<8} {}: {}\n", p.name, p.role, fmt::join(p.workloads, ", "));
+  for (const auto& p : s.partitions) {
+    fmt::print("  {:<8} {}{}: {}\n", p.name, p.role, p.vm ? " (QEMU VM)" : "", fmt::join(p.workloads, ", "));
+  }
   std::fflush(stdout);
   const std::string exe = SelfExe();
+  if (o.vms > 0) {
+    if (f.accel == "auto") {
+      const auto choice = vm::ProbeAccel(kit.image_dir + "/vmlinuz", "/tmp", std::chrono::seconds(4));
+      kit.accel = choice.accel;
+      fmt::print("VMs run under {} ({})\n", choice.accel == "kvm" ? "KVM" : "TCG", choice.why);
+    } else {
+      kit.accel = f.accel;
+    }
+  }
   bool ok = false;
   demo::Summary on;
+  uint64_t oom_kills = 0;
   {
-    demo::Run run(s, exe, true, o.duration_s, g_stop);
+    demo::Run run(s, exe, true, o.duration_s, g_stop, kit);
     auto done = run.Go(ok);
     if (!done) throw UserError(done.error());
     on = *done;
+    oom_kills = run.guest_oom_kills();
   }
   std::optional<demo::Summary> off;
   if (f.compare && !g_stop) {
     fmt::print("\nthe same run with the balloon disabled, for comparison\n");
     std::fflush(stdout);
     bool ok_off = false;
-    demo::Run run(s, exe, false, o.duration_s, g_stop);
+    demo::Run run(s, exe, false, o.duration_s, g_stop, kit);
     auto done = run.Go(ok_off);
     if (!done) throw UserError(done.error());
     off = *done;
   }
   fmt::print("\n{}", demo::FormatSummary(on, off ? &*off : nullptr));
+  if (o.vms > 0) fmt::print("guest OOM kills (from the VMs' consoles): {}\n", oom_kills);
   fmt::print("{}\n", ok ? "integrity held; every partition returned its pages and exited"
                         : "FAILED: a process failed or integrity broke (see above)");
   return ok ? 0 : 1;
@@ -89,14 +124,32 @@ int RunDemo(const DemoFlags& f) {
 Runner AddDemo(CLI::App& app) {
   auto f = std::make_shared<DemoFlags>();
   auto* c = app.add_subcommand("demo", "Overcommit for real: a hypervisor and partitions sharing a pool, live");
-  c->add_option("--pool", f->pool, "The pool the partitions share")->capture_default_str();
-  c->add_option("--partitions", f->partitions, "How many partitions (web, db, batch, idle, web, ...)")
-      ->capture_default_str();
-  c->add_option("--overcommit", f->overcommit, "Their RAM together, as a multiple of the pool")->capture_default_str();
+  auto* pool = c->add_option("--pool", f->pool, "The pool the partitions share")->capture_default_str();
+  auto* members = c->add_option("--partitions", f->partitions, "How many partitions (web, db, batch, idle, web, ...)")
+                      ->capture_default_str();
+  auto* over = c->add_option("--overcommit", f->overcommit, "Their RAM together, as a multiple of the pool")
+                   ->capture_default_str();
   c->add_option("--duration", f->duration, "Seconds to run")->capture_default_str();
   c->add_flag("--compare", f->compare, "Run again with the balloon disabled and compare");
-  c->footer("Examples:\n  cmm demo\n  cmm demo --pool 512M --duration 30 --compare");
-  return [f] { return RunDemo(*f); };
+  c->add_flag("--vms", f->vms,
+              "Members are real QEMU guests (Linux's virtio_balloon); defaults become 3 VMs of 512 MiB on a 768 MiB "
+              "pool");
+  c->add_flag("--mixed", f->mixed, "Two QEMU guests and two partitions in one pool (defaults: 4 of 512 MiB, 1 GiB pool)");
+  c->add_option("--image", f->image, "With --vms/--mixed: the guest image directory (default: $CMM_GUEST_IMAGE)");
+  c->add_option("--accel", f->accel, "With --vms/--mixed: auto, kvm or tcg")->capture_default_str();
+  c->footer("Examples:\n  cmm demo\n  cmm demo --pool 512M --duration 30 --compare\n"
+            "  cmm demo --vms --image /tmp/guest      (make demo-vms builds the image and runs this)");
+  return [f, pool, members, over] {
+    if (f->vms && f->mixed) throw UserError("--vms or --mixed, not both", kExitUsage);
+    // VMs' own defaults, where not given: 512 MiB each at 2x.
+    if ((f->vms || f->mixed) && pool->count() == 0) f->pool = f->vms ? "768M" : "1G";
+    if ((f->vms || f->mixed) && members->count() == 0) f->partitions = f->vms ? 3 : 4;
+    if ((f->vms || f->mixed) && over->count() == 0) f->overcommit = 2.0;
+    if (f->accel != "auto" && f->accel != "kvm" && f->accel != "tcg") {
+      throw UserError(fmt::format("--accel {}: one of auto, kvm, tcg", f->accel), kExitUsage);
+    }
+    return RunDemo(*f);
+  };
 }
 
 }  // namespace cmm::cli

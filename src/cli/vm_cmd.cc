@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -46,7 +47,26 @@ struct VmFlags {
   std::string run_dir;
   int grace_s = 5;
   std::vector<std::string> workloads;
+  std::vector<std::string> files;
 };
+
+std::string Base64(const std::string& in) {
+  static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
+    out += kDigits[(v >> 18) & 63];
+    out += kDigits[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kDigits[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? kDigits[v & 63] : '=';
+  }
+  return out;
+}
+
+// x86 kernels keep 2048 bytes of command line; the console flags need some.
+constexpr size_t kMaxAppend = 1900;
 
 std::string ControlPath(const VmFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
 
@@ -159,6 +179,19 @@ int VmRun(const VmFlags& f) {
     }
     c.append += fmt::format("{}cmm.workload={}", c.append.empty() ? "" : " ", fmt::join(f.workloads, ","));
   }
+  for (const std::string& path : f.files) {
+    std::ifstream in(path);
+    if (!in) throw UserError(fmt::format("--file {}: cannot read it", path));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string base = path.substr(path.rfind('/') + 1);
+    c.append += fmt::format("{}cmm.file.{}={}", c.append.empty() ? "" : " ", base, Base64(text));
+  }
+  if (c.append.size() > kMaxAppend) {
+    throw UserError(fmt::format("the guest's command line would be {} bytes (the kernel keeps 2048): fewer or "
+                                "smaller --file and --workload",
+                                c.append.size()),
+                    kExitUsage);
+  }
   c.qmp_path = dir + "/qmp.sock";
   c.control_qmp_path = dir + "/control.qmp.sock";
   c.serial_log = dir + "/serial.log";
@@ -253,6 +286,8 @@ Runner AddVm(CLI::App& app) {
   run->add_option("--workload", f->workloads,
                   "Run in the guest, as `cmm guest --workload` does: hog:SIZE[:RATE], unmovable:SIZE[:RATE], "
                   "cache:SIZE[:RATE], phases:/etc/cmm/FILE (needs an image with cmm-vm-workload)");
+  run->add_option("--file", f->files,
+                  "Copy a small file (a phases timeline) into the guest's /etc/cmm, through the kernel command line");
   run->add_option("--accel", f->accel, "auto (KVM only if a probe guest runs under it), kvm or tcg")
       ->capture_default_str();
   run->add_option("--run-dir", f->run_dir, "Where its QMP sockets and serial log go (default: <run dir>/vm-NAME)");

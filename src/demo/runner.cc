@@ -20,8 +20,49 @@ namespace cmm::demo {
 
 using Clock = std::chrono::steady_clock;
 
-Run::Run(const Scenario& s, std::string exe, bool balloon, double duration, const volatile sig_atomic_t& stop)
-    : s_(s), exe_(std::move(exe)), balloon_(balloon), duration_(duration), stop_(stop) {}
+Run::Run(const Scenario& s, std::string exe, bool balloon, double duration, const volatile sig_atomic_t& stop,
+         VmKit kit)
+    : s_(s), exe_(std::move(exe)), balloon_(balloon), duration_(duration), stop_(stop), kit_(std::move(kit)) {}
+
+std::vector<std::string> Run::MemberArgv(const PartitionPlan& p) const {
+  std::vector<std::string> argv;
+  if (p.vm) {
+    argv = {exe_, "vm", "run", p.name, "--mem", fmt::format("{}M", p.ram_bytes >> 20), "--kernel",
+            kit_.image_dir + "/vmlinuz", "--initrd", kit_.image_dir + "/initrd.img", "--control", dir_ + "/hv.ctl",
+            "--run-dir", dir_ + "/vm-" + p.name, "--accel", kit_.accel, "--grace", "1"};
+    // With the balloon off, the policy may ask nothing of it.
+    if (!balloon_) argv.insert(argv.end(), {"--pool-min", fmt::format("{}M", p.ram_bytes >> 20)});
+    if (!p.phases_json.empty()) argv.insert(argv.end(), {"--file", dir_ + "/" + p.name + ".json"});
+    for (const auto& w : p.workloads) {
+      argv.insert(argv.end(), {"--workload", w.rfind("phases:", 0) == 0 ? "phases:/etc/cmm/" + w.substr(7) : w});
+    }
+    return argv;
+  }
+  argv = {exe_, "guest", "--name", p.name, "--mem", std::to_string(p.ram_bytes),
+          "--hv", dir_ + "/hv.hcall", "--socket", dir_ + "/" + p.name + ".sock",
+          "--param", fmt::format("min_mem_mb={}", std::max<uint64_t>(16, p.ram_bytes >> 24))};
+  if (!balloon_) argv.insert(argv.end(), {"--param", "disable=1"});
+  for (const auto& w : p.workloads) {
+    argv.insert(argv.end(), {"--workload", w.rfind("phases:", 0) == 0 ? "phases:" + dir_ + "/" + w.substr(7) : w});
+  }
+  return argv;
+}
+
+uint64_t Run::IntegrityErrors(const PartitionPlan& p) const {
+  if (!p.vm) {
+    const auto r = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
+    return r && r->value("ok", false) ? (*r)["integrity_errors"].get<uint64_t>() : 0;
+  }
+  std::ifstream in(Serial(p));
+  std::string line;
+  uint64_t errors = 0;
+  while (std::getline(in, line)) {
+    if (const size_t e = line.find("integrity_errors="); e != std::string::npos) {
+      errors = std::strtoull(line.c_str() + e + 17, nullptr, 10);
+    }
+  }
+  return errors;
+}
 
 Run::~Run() {
   StopAll();
@@ -59,21 +100,31 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
   if (!hv_ || !WaitFor(dir_ + "/hv.ctl")) return tl::unexpected(fmt::format("the hypervisor did not start:\n{}", Log("hv")));
   for (const auto& p : s_.partitions) {
     if (!p.phases_json.empty()) std::ofstream(dir_ + "/" + p.name + ".json") << p.phases_json;
-    std::vector<std::string> argv = {exe_, "guest", "--name", p.name, "--mem", std::to_string(p.ram_bytes),
-                                     "--hv", dir_ + "/hv.hcall", "--socket", dir_ + "/" + p.name + ".sock",
-                                     "--param", fmt::format("min_mem_mb={}", std::max<uint64_t>(16, p.ram_bytes >> 24))};
-    if (!balloon_) argv.insert(argv.end(), {"--param", "disable=1"});
-    for (const auto& w : p.workloads) {
-      argv.insert(argv.end(), {"--workload", w.rfind("phases:", 0) == 0 ? "phases:" + dir_ + "/" + w.substr(7) : w});
-    }
-    auto c = Child::Spawn(argv, dir_ + "/" + p.name + ".log");
-    if (!c) return tl::unexpected(std::string("cannot start a partition"));
+    auto c = Child::Spawn(MemberArgv(p), dir_ + "/" + p.name + ".log");
+    if (!c) return tl::unexpected(fmt::format("cannot start {}", p.name));
     guests_.push_back(std::make_unique<Child>(std::move(*c)));
   }
-  for (const auto& p : s_.partitions) {
-    if (!WaitFor(dir_ + "/" + p.name + ".sock")) {
-      return tl::unexpected(fmt::format("partition {} did not start:\n{}", p.name, Log(p.name)));
+  // A partition is up when its socket is; a VM when it is in the pool.
+  auto in_pool = [&](const std::string& name) {
+    const auto r = ctl::Call(dir_ + "/hv.ctl", {{"op", "status"}});
+    if (!r || !r->value("ok", false)) return false;
+    for (const auto& m : (*r)["partitions"]) {
+      if (m["name"] == name) return true;
     }
+    return false;
+  };
+  for (size_t i = 0; i < s_.partitions.size(); ++i) {
+    const PartitionPlan& p = s_.partitions[i];
+    bool up = false;
+    if (p.vm) {
+      for (int k = 0; k < 1500 && !stop_ && !up && guests_[i]->Running(); ++k) {
+        up = in_pool(p.name);
+        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    } else {
+      up = WaitFor(dir_ + "/" + p.name + ".sock");
+    }
+    if (!up) return tl::unexpected(fmt::format("{} did not start:\n{}", p.name, Log(p.name)));
   }
 
   const bool tty = isatty(STDOUT_FILENO) == 1;
@@ -103,10 +154,17 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
   // Integrity as each partition counted it, then an orderly stop.
   uint64_t errors = 0;
   for (const auto& p : s_.partitions) {
-    const auto r = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
-    if (r && r->value("ok", false)) errors += (*r)["integrity_errors"].get<uint64_t>();
+    if (!p.vm) errors += IntegrityErrors(p);
   }
   if (!StopAll()) ok = false;
+  // A VM's workload reports on its console, last when it stops.
+  for (const auto& p : s_.partitions) {
+    if (!p.vm) continue;
+    errors += IntegrityErrors(p);
+    std::ifstream in(Serial(p));
+    std::string line;
+    while (std::getline(in, line)) guest_oom_kills_ += line.find("Out of memory: Killed process") != std::string::npos;
+  }
   if (errors != 0) ok = false;
   return summary.Finish(errors);
 }
@@ -140,7 +198,8 @@ std::optional<Sample> Run::Take(double t) {
     p.ram_bytes = s_.partitions[i].ram_bytes;
     // Memory use as the partition counts it now (with the balloon off it
     // does not poll, so the hypervisor has no stats from it)...
-    const auto g = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
+    tl::expected<nlohmann::json, ctl::CallError> g = tl::unexpected(ctl::CallError{false, "a VM"});
+    if (!s_.partitions[i].vm) g = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
     if (g && g->value("ok", false)) {
       const uint64_t ps = (*g)["page_size"];
       p.cache_bytes = (*g)["cache_pages"].get<uint64_t>() * ps;
@@ -157,8 +216,17 @@ std::optional<Sample> Run::Take(double t) {
       p.backing_bytes = v["backing_bytes"];
       p.pages_loaned = v["hcalls"]["pages_loaned"];
       p.pages_returned = v["hcalls"]["pages_returned"];
+      if (s_.partitions[i].vm) {  // a VM's memory use as its guest-stats said it
+        p.free_bytes = v["free_bytes"];
+        p.cache_bytes = v["cache_bytes"];
+        // Less what it could reclaim (MemAvailable), and less the balloon:
+        // with deflate-on-oom its pages count as used in the guest.
+        const uint64_t used = v["used_bytes"];
+        p.used_bytes = used - std::min(used, p.loaned_bytes);
+        p.oom_events = v["oom_events"];
+      }
     }
-    p.rss_shmem_bytes = guests_[i]->RssShmem();
+    p.rss_shmem_bytes = s_.partitions[i].vm ? p.backing_bytes : guests_[i]->RssShmem();
     s.partitions.push_back(p);
   }
   return s;

@@ -19,15 +19,26 @@
 
 namespace cmm::demo {
 
+// For scenarios with VMs: the guest image (vmlinuz, initrd.img made by
+// scripts/make-guest-image with cmm-vm-workload) and the accelerator.
+struct VmKit {
+  std::string image_dir;
+  std::string accel = "tcg";
+};
+
 class Run {
  public:
   // `exe`: the cmm binary; `stop`: set (by a signal handler) to end early.
-  Run(const Scenario& s, std::string exe, bool balloon, double duration, const volatile sig_atomic_t& stop);
+  Run(const Scenario& s, std::string exe, bool balloon, double duration, const volatile sig_atomic_t& stop,
+      VmKit kit = {});
   ~Run();
 
   // The summary; `ok` is false if a process failed or integrity broke. An
   // error says what could not be started.
   tl::expected<Summary, std::string> Go(bool& ok);
+  // Processes the VMs' kernels killed for want of memory, read from their
+  // consoles after the run.
+  uint64_t guest_oom_kills() const { return guest_oom_kills_; }
 
  private:
   bool WaitFor(const std::string& path) const;
@@ -36,12 +47,19 @@ class Run {
   std::string Dead();
   std::optional<Sample> Take(double t);
   bool StopAll();  // true when every process ended with exit code 0
+  std::vector<std::string> MemberArgv(const PartitionPlan& p) const;
+  std::string Serial(const PartitionPlan& p) const { return dir_ + "/vm-" + p.name + "/serial.log"; }
+  // Integrity errors the member counted: a partition over its socket, a VM
+  // in its workload's last report on the console.
+  uint64_t IntegrityErrors(const PartitionPlan& p) const;
 
   const Scenario& s_;
   const std::string exe_;
   const bool balloon_;
   const double duration_;
   const volatile sig_atomic_t& stop_;
+  const VmKit kit_;
+  uint64_t guest_oom_kills_ = 0;
   std::string dir_;
   std::unique_ptr<Child> hv_;
   std::vector<std::unique_ptr<Child>> guests_;

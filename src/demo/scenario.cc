@@ -24,6 +24,11 @@ std::string CheckScenario(const ScenarioOptions& o) {
   if (o.overcommit < 1.0 || o.overcommit > 16.0) return "--overcommit must be between 1 and 16";
   if (o.duration_s < 5) return "--duration must be at least 5 seconds";
   const double ram = static_cast<double>(o.pool_bytes) * o.overcommit / o.partitions;
+  if (o.vms < 0 || o.vms > o.partitions) return "there cannot be more VMs than members";
+  if (o.vms > 0 && ram < 128.0 * kMiB) {
+    return fmt::format("each VM would get {} MiB; give a larger --pool (128 MiB a VM at least)",
+                       static_cast<uint64_t>(ram / kMiB));
+  }
   if (ram < 64.0 * kMiB) {
     return fmt::format("each partition would get {} MiB; give a larger --pool or fewer --partitions (64 MiB at least)",
                        static_cast<uint64_t>(ram / kMiB));
@@ -49,6 +54,7 @@ Scenario BuildScenario(const ScenarioOptions& o) {
     const std::string role = kRoles[i % 4];
     p.name = fmt::format("{}{}", role, i / 4 + 1);
     p.ram_bytes = ram;
+    p.vm = i < o.vms;
     nlohmann::json phases = nlohmann::json::array();
     auto at = [&](double when, double bytes) { phases.push_back({{"at", when * d}, {"size", Size(bytes)}}); };
     if (role == "web") {

@@ -15,6 +15,7 @@ struct ScenarioOptions {
   int partitions = 4;
   double overcommit = 3.0;  // sum of the partitions' RAM / pool
   double duration_s = 60;
+  int vms = 0;  // the first this many members are QEMU VMs, the rest partitions
 };
 
 struct PartitionPlan {
@@ -23,6 +24,7 @@ struct PartitionPlan {
   uint64_t ram_bytes = 0;
   std::vector<std::string> workloads;  // `cmm guest --workload` specs; "phases:" ones name a file below
   std::string phases_json;              // the timeline, written to <name>.json when not empty
+  bool vm = false;                      // a QEMU guest (`cmm vm run`), not a partition
 };
 
 struct Scenario {
@@ -31,7 +33,8 @@ struct Scenario {
 };
 
 // Refuses what cannot run: fewer than 1 or more than 16 partitions, an
-// overcommit below 1, RAM per partition below 64 MiB, a duration below 5 s.
+// overcommit below 1, RAM per partition below 64 MiB (128 MiB for a VM,
+// whose kernel needs some), more VMs than members, a duration below 5 s.
 std::string CheckScenario(const ScenarioOptions& o);  // empty when fine
 Scenario BuildScenario(const ScenarioOptions& o);
 

@@ -4,6 +4,8 @@
 // behind; Ctrl-C ends it early the same way.
 #include <glob.h>
 
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 #include "process.h"
@@ -38,6 +40,39 @@ TEST(Demo, FourPartitionsShareAPoolAThirdOfTheirSizeWithZeroIntegrityErrors) {
   }
   EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no terminal codes when stdout is a file";
   EXPECT_TRUE(DemoDirs(dir.path()).empty()) << "the demo's temporary directory is removed";
+}
+
+// The words: `cmm demo --mixed` puts two VMs and two partitions in
+// one pool; the VMs' workloads run inside real guests.
+TEST(Demo, MixedPutsTwoQemuGuestsAndTwoPartitionsInOnePoolWithZeroIntegrityErrors) {
+  if (std::system("qemu-system-x86_64 --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no qemu-system-x86_64";
+  TempDir dir;
+  const std::string image = dir.path() + "/image";
+  ASSERT_EQ(std::system((std::string(CMM_SOURCE_DIR) + "/scripts/make-guest-image " + image + " " + CMM_VM_WORKLOAD +
+                         " >/dev/null")
+                            .c_str()),
+            0);
+  setenv("TMPDIR", dir.path().c_str(), 1);
+  const auto r = RunCmm(dir.path(),
+                        {"demo", "--mixed", "--image", image, "--pool", "512M", "--duration", "10", "--accel", "tcg"},
+                        std::chrono::seconds(100));
+  unsetenv("TMPDIR");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  for (const char* text : {"a pool of 512 MiB shared by 4 partitions of 256 MiB (2.0x overcommit)",
+                           "web1     bursty web server (QEMU VM)", "db1      database, steady cache (QEMU VM)",
+                           "batch1   nightly batch job: ", "summary after", "integrity errors                       0",
+                           "guest OOM kills (from the VMs' consoles): "}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << text << "\nin:\n" << r.out;
+  }
+  EXPECT_TRUE(DemoDirs(dir.path()).empty()) << "the demo's temporary directory is removed";
+}
+
+TEST(Demo, VmsWithoutAnImageIsAUsageErrorThatSaysHowToBuildOne) {
+  TempDir dir;
+  unsetenv("CMM_GUEST_IMAGE");
+  const auto r = RunCmm(dir.path(), {"demo", "--vms"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("scripts/make-guest-image DIR"), std::string::npos) << r.err;
 }
 
 TEST(Demo, CtrlCStopsEverythingInOrder) {

@@ -52,8 +52,9 @@ class TempDir {
   std::string path_;
 };
 
-// Runs `cmm args...` to completion (killed after 30 s).
-inline RunResult RunCmm(const std::string& dir, std::vector<std::string> args) {
+// Runs `cmm args...` to completion (killed after `limit`).
+inline RunResult RunCmm(const std::string& dir, std::vector<std::string> args,
+                        std::chrono::seconds limit = std::chrono::seconds(30)) {
   static int seq = 0;
   const std::string out = dir + "/run" + std::to_string(++seq) + ".out";
   const std::string err = out + ".err";
@@ -70,7 +71,7 @@ inline RunResult RunCmm(const std::string& dir, std::vector<std::string> args) {
   }
   RunResult r;
   int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   while (waitpid(pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       kill(pid, SIGKILL);
