@@ -263,7 +263,7 @@ int VmRun(const VmFlags& f) {
 }
 
 void CommonPoolFlags(CLI::App* c, VmFlags& f) {
-  c->add_option("--control", f.control, "The hypervisor's control socket (default: <run dir>/hv.ctl)");
+  c->add_option("--hv,--control", f.control, "The hypervisor's control socket (default: <run dir>/hv.ctl)");
   c->add_option("--weight", f.weight, "PAPR memory weight 0-255: higher loans less")->check(CLI::Range(0, 255));
   c->add_option("--pool-min", f.pool_min, "Never ask it below this much usable memory, e.g. 256M");
   c->add_option("--pool-max", f.pool_max, "Usable memory above this is always loaned, e.g. 1G");
