@@ -144,10 +144,12 @@ MemberState VmMember::Observe() const {
 
 void VmMember::Measure() {
   uint64_t backing = 0, own = 0;
-  const auto smaps = ReadSmaps(pid_, ram_bytes_);
-  if (memfd_ >= 0) backing = AllocatedBytes(memfd_);
-  if (smaps) {
-    if (memfd_ < 0) backing = smaps->guest_resident;
+  if (memfd_ >= 0) {
+    // Cheap each period: st_blocks, and QEMU's RSS less its shared memory.
+    backing = AllocatedBytes(memfd_);
+    if (const auto st = ReadStatusRss(pid_)) own = st->rss - std::min(st->rss, st->shmem);
+  } else if (const auto smaps = ReadSmaps(pid_, ram_bytes_)) {
+    backing = smaps->guest_resident;
     own = smaps->total_resident - std::min(smaps->total_resident, smaps->guest_resident);
   }
   std::lock_guard lock(mu_);

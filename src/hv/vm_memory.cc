@@ -97,6 +97,31 @@ tl::expected<SmapsTotals, std::string> ReadSmaps(pid_t pid, uint64_t ram_bytes) 
   return ParseSmaps(text.str(), ram_bytes);
 }
 
+StatusRss ParseStatusRss(std::string_view text) {
+  StatusRss r;
+  auto kb = [&](std::string_view key) -> uint64_t {
+    const size_t at = text.find(key);
+    if (at == std::string_view::npos) return 0;
+    const size_t digit = text.find_first_of("0123456789", at + key.size());
+    if (digit == std::string_view::npos) return 0;
+    uint64_t v = 0;
+    std::from_chars(text.data() + digit, text.data() + text.size(), v);
+    return v * 1024;
+  };
+  r.rss = kb("\nVmRSS:");
+  r.shmem = kb("\nRssShmem:");
+  return r;
+}
+
+tl::expected<StatusRss, std::string> ReadStatusRss(pid_t pid) {
+  const std::string path = fmt::format("/proc/{}/status", pid);
+  std::ifstream in(path);
+  if (!in) return tl::unexpected(fmt::format("cannot read {}", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseStatusRss(text.str());
+}
+
 uint64_t AllocatedBytes(int fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return 0;

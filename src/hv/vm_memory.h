@@ -30,6 +30,16 @@ tl::expected<int, std::string> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes);
 
 tl::expected<SmapsTotals, std::string> ReadSmaps(pid_t pid, uint64_t ram_bytes);
 
+// VmRSS and RssShmem of a process, from /proc/PID/status: with guest RAM
+// in a shared memfd, what QEMU touched of it is its RssShmem, so its own
+// memory is the rest, read without walking every page as smaps does.
+struct StatusRss {
+  uint64_t rss = 0;
+  uint64_t shmem = 0;
+};
+StatusRss ParseStatusRss(std::string_view text);  // pure
+tl::expected<StatusRss, std::string> ReadStatusRss(pid_t pid);
+
 // st_blocks of a descriptor, in bytes.
 uint64_t AllocatedBytes(int fd);
 

@@ -36,6 +36,16 @@ TEST(VmMemory, TheGuestRamMappingIsTheOneOfExactlyItsSizeAndTheRestIsQemusOwn) {
   EXPECT_FALSE(ParseSmaps(smaps, 256 * kMiB).guest_found);
 }
 
+TEST(VmMemory, QemusOwnMemoryIsItsRssLessItsSharedMemoryFromProcStatus) {
+  const StatusRss r = ParseStatusRss("Name:\tqemu\nVmPeak:\t 9000 kB\nVmRSS:\t  300000 kB\nRssAnon:\t  90000 kB\n"
+                                     "RssFile:\t 10000 kB\nRssShmem:\t  200000 kB\n");
+  EXPECT_EQ(r.rss, 300000U * 1024);
+  EXPECT_EQ(r.shmem, 200000U * 1024);
+  const auto self = ReadStatusRss(getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_GT(self->rss, 0U);
+}
+
 TEST(VmMemory, AMemfdOfThisProcessIsFoundByItsSizeAndMeasuredWithStBlocks) {
   const int fd = memfd_create("guest-ram-test", MFD_CLOEXEC);
   ASSERT_GE(fd, 0);
