@@ -99,8 +99,7 @@ papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
   d.pool_size = static_cast<int64_t>(assignment_.pool_bytes);
   d.backing_mem = static_cast<int64_t>(backing_->BackingBytes());
   d.mem_weight = assignment_.weight;
-  d.loan_request = static_cast<int64_t>(assignment_.target_loaned_bytes) -
-                   static_cast<int64_t>(loaned_.count() * cmo_page_size_);
+  d.loan_request = static_cast<int64_t>(assignment_.target_loaned_bytes) - static_cast<int64_t>(LoanedBytesLocked());
   return d;
 }
 
@@ -115,7 +114,7 @@ MemberState HvPartition::Observe() const {
   s.backing_bytes = backing_->BackingBytes();
   s.backing_source = "memfd";
   std::lock_guard lock(mu_);
-  s.loaned_bytes = loaned_.count() * cmo_page_size_;
+  s.loaned_bytes = LoanedBytesLocked();
   s.stats = MemberStats{stats_.free_bytes, stats_.used_bytes, stats_.cache_bytes, stats_.oom_events, stats_taken_};
   s.counts = counts_;
   return s;
@@ -123,12 +122,7 @@ MemberState HvPartition::Observe() const {
 
 uint64_t HvPartition::loaned_bytes() const {
   std::lock_guard lock(mu_);
-  return loaned_.count() * cmo_page_size_;
-}
-
-proto::Stats HvPartition::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  return LoanedBytesLocked();
 }
 
 HcallCounts HvPartition::counts() const {

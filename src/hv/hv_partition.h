@@ -55,11 +55,11 @@ class HvPartition final : public Member {
   uint64_t cmo_page_size() const { return cmo_page_size_; }
   uint64_t loaned_bytes() const;
   uint64_t backing_bytes() const { return backing_->BackingBytes(); }
-  proto::Stats stats() const;
   HcallCounts counts() const;
 
  private:
   papr::Rc Check(uint64_t flags, uint64_t address) const;
+  uint64_t LoanedBytesLocked() const { return loaned_.count() * cmo_page_size_; }  // needs mu_
   // Where this call fails on purpose: a page index below n, or n for nowhere.
   uint64_t InjectedFailureLocked(uint64_t flags, uint64_t n);  // needs mu_
   // Applies the state change to pages [first, first + n) of CMO pages; needs mu_.
