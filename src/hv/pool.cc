@@ -8,6 +8,17 @@
 
 namespace cmm::hv {
 
+tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
+  const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
+  if (s.min_bytes > ram || max > ram) {
+    return tl::unexpected(Refusal{EINVAL, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram)});
+  }
+  if (s.min_bytes > max) {
+    return tl::unexpected(Refusal{EINVAL, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max)});
+  }
+  return {};
+}
+
 Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes) {}
 
 tl::expected<void, Refusal> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
@@ -102,18 +113,12 @@ tl::expected<MemberSettings, Refusal> Pool::Configure(const std::string& name, c
   if (change.weight) s.weight = *change.weight;
   if (change.min_bytes) s.min_bytes = *change.min_bytes;
   if (change.max_bytes) s.max_bytes = *change.max_bytes;
-  const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
-  if (s.min_bytes > ram || max > ram) {
-    return tl::unexpected(Refusal{EINVAL, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram)});
-  }
-  if (s.min_bytes > max) {
-    return tl::unexpected(Refusal{EINVAL, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max)});
-  }
+  if (auto ok = CheckSettings(name, ram, s); !ok) return tl::unexpected(ok.error());
   it->second.settings = s;
   // The new weight reaches the member now, not at the next rebalance.
   it->second.member->Assign({it->second.target_loaned, pool_bytes_.load(), s.weight});
   spdlog::info("{} {}: weight {}, min {} bytes, max {} bytes", KindName(it->second.member->kind()), name, s.weight,
-               s.min_bytes, max);
+               s.min_bytes, s.max_bytes == 0 ? ram : s.max_bytes);
   return s;
 }
 

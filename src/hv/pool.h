@@ -35,6 +35,10 @@ struct SettingsChange {
   std::optional<uint64_t> max_bytes;
 };
 
+// Settings that fit a member of `ram` bytes: min and max within its RAM,
+// min not above max. EINVAL with the reason otherwise.
+tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s);
+
 struct MemberView {
   std::string name;
   MemberKind kind = MemberKind::kPartition;

@@ -24,10 +24,7 @@ tl::expected<std::shared_ptr<VmMember>, Refusal> VmAdapter::Attach(VmOptions opt
   Pool& pool = pool_;
   auto vm = VmMember::Attach(std::move(options), [&pool](VmMember& m) { pool.Remove(m); });
   if (!vm) return tl::unexpected(Refusal{EHOSTUNREACH, vm.error()});
-  const uint64_t ram = (*vm)->ram_bytes();
-  if (settings.min_bytes > ram || settings.max_bytes > ram) {
-    return tl::unexpected(Refusal{EINVAL, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram)});
-  }
+  if (auto ok = CheckSettings(name, (*vm)->ram_bytes(), settings); !ok) return tl::unexpected(ok.error());
   if (auto added = pool_.Add(*vm, settings); !added) return tl::unexpected(added.error());
   spdlog::info("vm {}: QEMU {} (pid {}) attached", name, (*vm)->qemu_version(), (*vm)->pid());
   std::lock_guard lock(mu_);

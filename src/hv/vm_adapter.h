@@ -20,7 +20,8 @@ class VmAdapter {
   VmAdapter(Pool& pool, std::chrono::milliseconds period) : pool_(pool), period_(period) {}
   ~VmAdapter();  // the VMs leave the pool; their QEMUs keep running
 
-  // EEXIST for a name in the pool, EHOSTUNREACH when QEMU cannot be driven.
+  // EEXIST for a name in the pool, EHOSTUNREACH when QEMU cannot be driven,
+  // EINVAL for settings that do not fit its RAM (CheckSettings).
   tl::expected<std::shared_ptr<VmMember>, Refusal> Attach(VmOptions options, MemberSettings settings);
   // Forgets the VMs whose QEMU went away (they have left the pool already).
   void Reap();
