@@ -101,11 +101,10 @@ VmMember::VmMember(VmOptions options, std::unique_ptr<QmpClient> qmp, pid_t pid,
       balloon_path_(std::move(balloon_path)),
       memfd_(memfd),
       version_(qmp_->version()),
+      attached_(MemberClock::now()),
       on_lost_(std::move(on_lost)),
       wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  const auto now = MemberClock::now();
-  stats_seen_ = now;
-  actual_moved_ = now;
+  actual_moved_ = attached_;
 }
 
 VmMember::~VmMember() {
@@ -220,7 +219,6 @@ bool VmMember::Tick(MemberClock::time_point now) {
       stats_.used_bytes = total - std::min(total, available);
       stats_.taken = now;
       stats_update_ = update;
-      stats_seen_ = now;
     }
   }
   if (oom_taken_back_ > 0) {
@@ -229,11 +227,12 @@ bool VmMember::Tick(MemberClock::time_point now) {
     oom_taken_back_ = 0;
   }
   const auto limit = options_.period * options_.stale_periods;
+  const auto stats_seen = stats_.taken == MemberClock::time_point{} ? attached_ : stats_.taken;
   std::string note;
-  if (now - stats_seen_ > std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(3))) {
+  if (now - stats_seen > std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(3))) {
     note = stats_update_ < 0 ? "no guest stats (is the virtio_balloon driver loaded?)"
                              : fmt::format("guest stats stopped {} s ago",
-                                           std::chrono::duration_cast<std::chrono::seconds>(now - stats_seen_).count());
+                                           std::chrono::duration_cast<std::chrono::seconds>(now - stats_seen).count());
   }
   const uint64_t gap = actual_ > pushed_value_ ? actual_ - pushed_value_ : pushed_value_ - actual_;
   if (gap > kMiB && now - actual_moved_ > limit) {

@@ -72,6 +72,7 @@ class VmMember final : public Member {
   const std::string balloon_path_;  // QOM path of the virtio-balloon device
   const int memfd_;                 // -1: measured from smaps
   std::string version_;
+  const MemberClock::time_point attached_;  // stats are awaited from then
   LostHandler on_lost_;
   int wake_fd_ = -1;  // eventfd: a new target, or stop
 
@@ -85,7 +86,6 @@ class VmMember final : public Member {
   MemberStats stats_;
   uint64_t oom_taken_back_ = 0;  // since the last period's log line
   int64_t stats_update_ = -1;  // QEMU's "last-update" of the stats last read
-  MemberClock::time_point stats_seen_{};    // when that value was first seen
   MemberClock::time_point actual_moved_{};  // when actual last changed or a new value was pushed
   uint64_t backing_ = 0;
   uint64_t own_ = 0;
