@@ -9,7 +9,8 @@
 // balloon), then from the rest of it; never below a partition's min. When
 // there is room, loaned memory is handed back, first to partitions that
 // had OOM events or run low on free memory, then to the others, in
-// proportion to their weight + 1. A frozen member keeps what it has loaned.
+// proportion to their weight + 1. A frozen member is asked only what is
+// above its max and given nothing back.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +28,9 @@ struct PolicyInput {
   uint64_t free_bytes = 0;
   uint64_t cache_bytes = 0;
   uint64_t new_oom_events = 0;  // since the last decision
-  // Not following its target (no balloon driver, a stuck guest): it keeps
-  // what it has loaned, is asked for nothing and given nothing.
+  // Not following its target (no balloon driver, a stuck guest): none of
+  // its memory counts as idle and none is handed back to it; only what is
+  // above its max is still asked of it.
   bool frozen = false;
 };
 
