@@ -8,6 +8,13 @@
 
 namespace cmm::cli {
 
+void PutSize(nlohmann::json& request, const char* key, const char* flag, const std::string& text, const char* example) {
+  if (text.empty()) return;
+  const auto bytes = ParseSize(text);
+  if (!bytes) throw UserError(fmt::format("{} {}: not a size; try {}", flag, text, example), kExitUsage);
+  request[key] = *bytes;
+}
+
 nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what) {
   auto reply = ctl::Call(control, request);
   if (!reply) {

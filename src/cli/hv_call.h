@@ -8,6 +8,10 @@
 
 namespace cmm::cli {
 
+// Puts the size `text` given to `flag` into request[key]; nothing when it
+// is empty; a usage error naming the flag (and `example`) when it is not a size.
+void PutSize(nlohmann::json& request, const char* key, const char* flag, const std::string& text, const char* example);
+
 // `what` names the request in a refusal ("cmm hv set web1").
 nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what);
 

@@ -5,7 +5,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -231,12 +230,8 @@ int RunHv(const HvFlags& f) {
 int HvSet(const HvFlags& f) {
   json req = {{"op", "set"}, {"name", f.name}};
   if (f.weight) req["weight"] = *f.weight;
-  for (const auto& [flag, text, key] : {std::tuple{"--min", f.min, "min_bytes"}, {"--max", f.max, "max_bytes"}}) {
-    if (text.empty()) continue;
-    const auto bytes = ParseSize(text);
-    if (!bytes) throw UserError(fmt::format("{} {}: not a size; try 512M", flag, text), kExitUsage);
-    req[key] = *bytes;
-  }
+  PutSize(req, "min_bytes", "--min", f.min, "512M");
+  PutSize(req, "max_bytes", "--max", f.max, "512M");
   if (req.size() == 2) throw UserError("say what to change: --weight, --min or --max", kExitUsage);
   const json reply = CallHypervisor(ControlPath(f), req, "cmm hv set " + f.name);
   fmt::print("{}: weight {}, min {}, max {}\n", f.name, reply["weight"].get<int>(), FormatBytes(reply["min_bytes"]),

@@ -22,6 +22,7 @@
 #include "ctl/paths.h"
 #include "demo/child.h"
 #include "hv/qmp_client.h"
+#include "vm/console.h"
 #include "vm/qemu.h"
 
 namespace cmm::cli {
@@ -74,13 +75,8 @@ std::string ControlPath(const VmFlags& f) { return f.control.empty() ? ctl::RunD
 json AttachToPool(const VmFlags& f, const std::string& qmp, int pid) {
   json req = {{"op", "vm-attach"}, {"name", f.name}, {"qmp", qmp}, {"pid", pid}};
   if (f.weight) req["weight"] = *f.weight;
-  for (const auto& [flag, text, key] :
-       {std::tuple{"--pool-min", f.pool_min, "min_bytes"}, {"--pool-max", f.pool_max, "max_bytes"}}) {
-    if (text.empty()) continue;
-    const auto bytes = ParseSize(text);
-    if (!bytes) throw UserError(fmt::format("{} {}: not a size; try 256M", flag, text), kExitUsage);
-    req[key] = *bytes;
-  }
+  PutSize(req, "min_bytes", "--pool-min", f.pool_min, "256M");
+  PutSize(req, "max_bytes", "--pool-max", f.pool_max, "256M");
   return CallHypervisor(ControlPath(f), req, "vm " + f.name);
 }
 
@@ -104,29 +100,6 @@ bool WaitForSocket(const std::string& path, demo::Child& qemu, std::chrono::mill
     std::this_thread::sleep_for(20ms);
   }
   return false;
-}
-
-// The guest workload's last report on the serial console, and whether it
-// found integrity errors.
-struct WorkloadReport {
-  std::string line;
-  uint64_t errors = 0;
-};
-
-std::optional<WorkloadReport> LastWorkloadReport(const std::string& serial_log) {
-  std::ifstream in(serial_log);
-  std::string line;
-  std::optional<WorkloadReport> last;
-  while (std::getline(in, line)) {
-    const size_t at = line.find("cmm-workload: ");
-    if (at == std::string::npos) continue;
-    WorkloadReport r{line.substr(at + 14), 0};
-    if (const size_t e = line.find("integrity_errors="); e != std::string::npos) {
-      r.errors = std::strtoull(line.c_str() + e + 17, nullptr, 10);
-    }
-    last = r;
-  }
-  return last;
 }
 
 std::string Tail(const std::string& path) {
@@ -236,11 +209,11 @@ int VmRun(const VmFlags& f) {
   }
   // The guest workload's counters, read back from the console.
   auto report = [&] {
-    const auto r = LastWorkloadReport(c.serial_log);
-    if (!r) return 0;
-    fmt::print("vm {}: workload: {}\n", f.name, r->line);
-    if (r->errors == 0) return 0;
-    fmt::print("vm {}: the workload found {} integrity errors\n", f.name, r->errors);
+    const vm::ConsoleReading r = vm::ReadConsole(c.serial_log);
+    if (!r.workload_report) return 0;
+    fmt::print("vm {}: workload: {}\n", f.name, *r.workload_report);
+    if (r.integrity_errors == 0) return 0;
+    fmt::print("vm {}: the workload found {} integrity errors\n", f.name, r.integrity_errors);
     return 1;
   };
   if (sig == 0) {

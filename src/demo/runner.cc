@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl/client.h"
+#include "vm/console.h"
 
 namespace cmm::demo {
 
@@ -53,15 +54,7 @@ uint64_t Run::IntegrityErrors(const PartitionPlan& p) const {
     const auto r = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
     return r && r->value("ok", false) ? (*r)["integrity_errors"].get<uint64_t>() : 0;
   }
-  std::ifstream in(Serial(p));
-  std::string line;
-  uint64_t errors = 0;
-  while (std::getline(in, line)) {
-    if (const size_t e = line.find("integrity_errors="); e != std::string::npos) {
-      errors = std::strtoull(line.c_str() + e + 17, nullptr, 10);
-    }
-  }
-  return errors;
+  return vm::ReadConsole(Serial(p)).integrity_errors;
 }
 
 Run::~Run() {
@@ -160,10 +153,9 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
   // A VM's workload reports on its console, last when it stops.
   for (const auto& p : s_.partitions) {
     if (!p.vm) continue;
-    errors += IntegrityErrors(p);
-    std::ifstream in(Serial(p));
-    std::string line;
-    while (std::getline(in, line)) guest_oom_kills_ += line.find("Out of memory: Killed process") != std::string::npos;
+    const vm::ConsoleReading console = vm::ReadConsole(Serial(p));
+    errors += console.integrity_errors;
+    guest_oom_kills_ += console.oom_kills;
   }
   if (errors != 0) ok = false;
   return summary.Finish(errors);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "hv/vm_memory.h"
+#include "vm/console.h"
 #include "vm/qemu.h"
 
 namespace cmm::hv {
@@ -95,6 +96,20 @@ TEST(QemuCommandLine, SharedMemfdRamBalloonWithDeflateOnOomAndFreePageReportingQ
   EXPECT_TRUE(has("-accel", "tcg"));
   EXPECT_TRUE(has("-smp", "2"));
   EXPECT_TRUE(has("-append", "console=ttyS0 quiet cmm.fill=1"));
+}
+
+TEST(VmConsole, TheWorkloadsLastReportItsIntegrityErrorsAndTheGuestsOomKills) {
+  const vm::ConsoleReading r = vm::ParseConsole(
+      "cmm-guest: ready\r\n"
+      "cmm-workload: running t=1s held=4M allocated=4M freed=0M checked=10 integrity_errors=2 alloc_failures=0\r\n"
+      "[   12.5] Out of memory: Killed process 91 (cmm-vm-workload) total-vm:1234kB\r\n"
+      "cmm-workload: running t=2s held=8M allocated=8M freed=0M checked=20 integrity_errors=3 alloc_failures=0\r\n");
+  ASSERT_TRUE(r.workload_report.has_value());
+  EXPECT_EQ(*r.workload_report,
+            "running t=2s held=8M allocated=8M freed=0M checked=20 integrity_errors=3 alloc_failures=0");
+  EXPECT_EQ(r.integrity_errors, 3U);
+  EXPECT_EQ(r.oom_kills, 1U);
+  EXPECT_FALSE(vm::ParseConsole("cmm-guest: ready\n").workload_report.has_value());
 }
 
 }  // namespace
