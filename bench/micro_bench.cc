@@ -69,7 +69,7 @@ void BM_CopyBatchBytes(benchmark::State& state) {
 BENCHMARK(BM_CopyBatchBytes);
 
 // Partitions of 1 GiB, in different states, over a pool half their size.
-void BM_PolicyLoanRequests(benchmark::State& state) {
+void BM_PolicyDecide(benchmark::State& state) {
   const auto n = static_cast<size_t>(state.range(0));
   std::vector<hv::PolicyInput> in(n);
   for (size_t i = 0; i < n; ++i) {
@@ -83,12 +83,12 @@ void BM_PolicyLoanRequests(benchmark::State& state) {
   hv::PolicyConfig config;
   config.pool_bytes = n * (uint64_t{1} << 29);
   for (auto _ : state) {
-    auto requests = hv::LoanRequests(config, in);
-    benchmark::DoNotOptimize(requests.data());
+    auto decision = hv::Decide(config, in);
+    benchmark::DoNotOptimize(decision.targets.data());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
 }
-BENCHMARK(BM_PolicyLoanRequests)->Arg(4)->Arg(64)->Arg(1024);
+BENCHMARK(BM_PolicyDecide)->Arg(4)->Arg(64)->Arg(1024)->Arg(10000);
 
 // Keeps each run's time per iteration, for the figures beside their raw
 // limit, while the console shows Google Benchmark's own table.

@@ -23,5 +23,6 @@ Runner AddMem(CLI::App& app);
 Runner AddHv(CLI::App& app);
 Runner AddDemo(CLI::App& app);
 Runner AddVm(CLI::App& app);
+Runner AddSim(CLI::App& app);
 
 }  // namespace cmm::cli

@@ -8,10 +8,13 @@ namespace cmm::hv {
 namespace {
 
 // Spreads `amount` over slots in proportion to `share`, no slot above its
-// `cap`; what a capped slot cannot take goes to the others. Returns what
-// each slot got.
-std::vector<double> WaterFill(double amount, const std::vector<double>& share, const std::vector<double>& cap) {
-  std::vector<double> got(share.size(), 0.0);
+// `cap`; what a capped slot cannot take goes to the others, and what is
+// left after a few proportional rounds goes to any slot with room, so the
+// whole amount is placed whenever the caps allow it.
+void WaterFill(double amount, const std::vector<double>& share, const std::vector<double>& cap,
+               std::vector<double>& got) {
+  got.assign(share.size(), 0.0);
+  if (amount <= 0.5) return;
   for (int round = 0; round < 8 && amount > 0.5; ++round) {
     double total = 0;
     for (size_t i = 0; i < share.size(); ++i) total += got[i] < cap[i] ? share[i] : 0;
@@ -25,71 +28,199 @@ std::vector<double> WaterFill(double amount, const std::vector<double>& share, c
     }
     amount -= given;
   }
-  return got;
+  for (size_t i = 0; i < share.size() && amount > 0.5; ++i) {
+    const double take = std::min(std::max(0.0, cap[i] - got[i]), amount);
+    got[i] += take;
+    amount -= take;
+  }
+}
+
+// The columns a decision works in. Kept per thread between calls: a
+// round over thousands of members then allocates (and faults in) nothing.
+struct Work {
+  std::vector<double> ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take,
+      share, cap, first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed;
+  std::vector<uint8_t> needy;
+  void Reset(size_t n) {
+    // Columns read before they are written start at zero; the rest are
+    // written whole before use.
+    for (auto* v : {&want, &taxed, &rest, &take, &cap, &third, &needy_back, &other_back}) v->assign(n, 0.0);
+    for (auto* v : {&ram, &min, &ceil_loan, &floor_loan, &held, &pos, &desired, &inverse, &plus_one, &share, &first,
+                    &second, &granted, &back, &giveback, &weight, &allowed}) {
+      v->resize(n);
+    }
+    needy.resize(n);
+  }
+};
+
+double Sum(const std::vector<double>& v) {
+  double s = 0;
+  for (const double x : v) s += x;
+  return s;
 }
 
 }  // namespace
 
-std::vector<int64_t> LoanRequests(const PolicyConfig& config, std::span<const PolicyInput> parts) {
-  const size_t n = parts.size();
-  std::vector<double> target(n);  // bytes each should have loaned
-  double usable = 0;              // sum of RAM - target
-  for (size_t i = 0; i < n; ++i) {
-    const PolicyInput& p = parts[i];
-    const uint64_t max = p.max_bytes == 0 ? p.ram_bytes : std::min(p.max_bytes, p.ram_bytes);
-    // Start from what it has loaned, at least what is above its max.
-    target[i] = static_cast<double>(std::max(p.loaned_bytes, p.ram_bytes - max));
-    usable += static_cast<double>(p.ram_bytes) - target[i];
-  }
+PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members) {
+  const size_t n = members.size();
   const double pool = static_cast<double>(config.pool_bytes);
-  if (usable > pool) {
-    // Over the pool: ask for the excess from idle memory.
-    double excess = usable - pool;
-    std::vector<double> share(n), taxed(n), rest(n);
+  thread_local Work w;
+  w.Reset(n);
+  auto& [ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take, share, cap,
+         first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed, needy] = w;
+  double entitled = 0;  // what the members may back now
+  double floors = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PolicyInput& m = members[i];
+    const uint64_t max = m.max_bytes == 0 ? m.ram_bytes : std::min(m.max_bytes, m.ram_bytes);
+    ram[i] = static_cast<double>(m.ram_bytes);
+    min[i] = static_cast<double>(std::min(m.min_bytes, max));
+    ceil_loan[i] = ram[i] - static_cast<double>(max);
+    floor_loan[i] = ram[i] - min[i];
+    held[i] = static_cast<double>(m.loaned_bytes - std::min(m.granted_bytes, m.loaned_bytes));
+    entitled += ram[i] - held[i];
+    // Where it stands: the loan it is bound to, at least what is above its
+    // max. A frozen member keeps what it has confirmed.
+    pos[i] = std::max(m.frozen ? static_cast<double>(m.loaned_bytes) : held[i], ceil_loan[i]);
+    floors += m.frozen ? ram[i] - held[i] : min[i];
+    inverse[i] = 256.0 - m.weight;
+    plus_one[i] = m.weight + 1.0;
+    const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
+    needy[i] = !m.frozen && (m.new_oom_events > 0 || idle_now < config.low_free * ram[i]);
+  }
+  PolicyDecision out;
+  out.floors_bytes = static_cast<uint64_t>(floors);
+  out.shortfall_bytes = floors > pool ? static_cast<uint64_t>(floors - pool) : 0;
+
+  if (out.shortfall_bytes > 0) {
+    // Cannot be met: everyone at its floor, steadily.
+    for (size_t i = 0; i < n; ++i) desired[i] = members[i].frozen ? pos[i] : floor_loan[i];
+  } else {
+    double usable = 0;
     for (size_t i = 0; i < n; ++i) {
-      const PolicyInput& p = parts[i];
-      const double usable_i = static_cast<double>(p.ram_bytes) - target[i];
-      const double above_min = std::max(0.0, usable_i - static_cast<double>(p.min_bytes));
-      const double idle =
-          p.frozen ? 0.0 : std::min(above_min, static_cast<double>(p.free_bytes + p.cache_bytes));
-      share[i] = 256.0 - p.weight;
+      const PolicyInput& m = members[i];
+      usable += ram[i] - pos[i];
+      if (m.frozen) continue;
+      if (needy[i] != 0) {
+        want[i] = pos[i] - ceil_loan[i];
+        continue;
+      }
+      const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
+      const double above_min = std::max(0.0, ram[i] - pos[i] - min[i]);
+      const double idle = std::min(above_min, std::max(0.0, idle_now - 2 * config.low_free * ram[i]));
       taxed[i] = idle * config.idle_tax;
       rest[i] = idle - taxed[i];
     }
-    std::vector<double> wshare(n);
-    for (size_t i = 0; i < n; ++i) wshare[i] = share[i] * std::max(taxed[i], 1.0);
-    const auto first = WaterFill(excess, wshare, taxed);
-    for (size_t i = 0; i < n; ++i) excess -= first[i];
-    for (size_t i = 0; i < n; ++i) wshare[i] = share[i] * std::max(rest[i], 1.0);
-    const auto second = WaterFill(excess, wshare, rest);
-    for (size_t i = 0; i < n; ++i) target[i] += first[i] + second[i];
-  } else if (usable < pool) {
-    // Room: hand loaned memory back, the needy first.
-    double room = pool - usable;
-    std::vector<double> need(n), other(n), cap(n);
-    for (size_t i = 0; i < n; ++i) {
-      const PolicyInput& p = parts[i];
-      const uint64_t max = p.max_bytes == 0 ? p.ram_bytes : std::min(p.max_bytes, p.ram_bytes);
-      cap[i] = p.frozen ? 0.0 : std::max(0.0, target[i] - static_cast<double>(p.ram_bytes - max));
-      const bool needy = p.new_oom_events > 0 ||
-                         static_cast<double>(p.free_bytes) < config.low_free * static_cast<double>(p.ram_bytes);
-      (needy ? need : other)[i] = (p.weight + 1.0) * std::max(cap[i], 1.0);
+    const double need = Sum(want);
+    const double deficit = usable + need - pool;
+    double given_needy = need;
+    double room = 0;
+    if (deficit > 0) {
+      for (size_t i = 0; i < n; ++i) share[i] = inverse[i] * std::max(taxed[i], 1.0);
+      WaterFill(deficit, share, taxed, first);
+      for (size_t i = 0; i < n; ++i) share[i] = inverse[i] * std::max(rest[i], 1.0);
+      WaterFill(deficit - Sum(first), share, rest, second);
+      for (size_t i = 0; i < n; ++i) take[i] = first[i] + second[i];
+      // Still over with nothing granted: the pool itself is over, so ask
+      // what it takes of any memory above the floors.
+      // Those short of memory are asked last.
+      for (const bool of_needy : {false, true}) {
+        const double over = usable - Sum(take) - pool;
+        if (over <= 0) break;
+        for (size_t i = 0; i < n; ++i) {
+          const bool eligible = !members[i].frozen && (needy[i] != 0) == of_needy;
+          cap[i] = eligible ? std::max(0.0, ram[i] - pos[i] - take[i] - min[i]) : 0.0;
+          share[i] = inverse[i] * std::max(cap[i], 1.0);
+        }
+        WaterFill(over, share, cap, third);
+        for (size_t i = 0; i < n; ++i) take[i] += third[i];
+      }
+      given_needy = std::clamp(pool - (usable - Sum(take)), 0.0, need);
+    } else {
+      room = -deficit;
     }
-    const auto first = WaterFill(room, need, cap);
+    for (size_t i = 0; i < n; ++i) share[i] = plus_one[i] * std::max(want[i], 1.0);
+    WaterFill(given_needy, share, want, granted);
     for (size_t i = 0; i < n; ++i) {
-      room -= first[i];
-      cap[i] -= first[i];
+      cap[i] = members[i].frozen || needy[i] != 0 ? 0.0 : pos[i] - ceil_loan[i];
+      share[i] = plus_one[i] * std::max(cap[i], 1.0);
     }
-    const auto second = WaterFill(room, other, cap);
-    for (size_t i = 0; i < n; ++i) target[i] -= first[i] + second[i];
+    WaterFill(room, share, cap, back);
+    for (size_t i = 0; i < n; ++i) desired[i] = pos[i] + take[i] - granted[i] - back[i];
   }
-  std::vector<int64_t> out(n);
+
+  // Small moves are not worth a target change: a member not short of
+  // memory keeps its last target when the new one is within a settle band
+  // of it. Loans so skipped that the pool needs are asked instead of
+  // members whose targets move anyway, out of their idle memory, and only
+  // what they cannot give is asked of the small movers after all.
+  double projected = 0;  // what the members will back once all targets are met
+  for (size_t i = 0; i < n; ++i) projected += ram[i] - desired[i];
+  for (size_t i = 0; i < n; ++i) {
+    const PolicyInput& m = members[i];
+    third[i] = 0;
+    cap[i] = 0;
+    if (m.frozen || needy[i] != 0) continue;
+    const double last = held[i] + static_cast<double>(m.asked_bytes);
+    const double band = std::max(4.0 * static_cast<double>(config.granule), ram[i] * config.settle);
+    const double move = desired[i] - last;
+    if (move < 0 && -move < band) {
+      projected -= -move;
+      desired[i] = last;
+    } else if (move > 0 && move < band) {
+      projected += move;
+      third[i] = move;
+      desired[i] = last;
+    } else if (move >= band) {
+      cap[i] = std::max(0.0, taxed[i] + rest[i] - take[i]);
+    }
+  }
+  if (projected > pool) {
+    double need = projected - pool;
+    for (size_t i = 0; i < n; ++i) share[i] = inverse[i] * std::max(cap[i], 1.0);
+    WaterFill(need, share, cap, first);
+    for (size_t i = 0; i < n; ++i) desired[i] += first[i];
+    need -= Sum(first);
+    if (need > 0) {
+      WaterFill(need, third, third, second);
+      for (size_t i = 0; i < n; ++i) desired[i] += second[i];
+    }
+  }
+
+  // Make before break: what is handed back comes only out of the pool's
+  // room over what the members may back now, the needy first.
+  for (size_t i = 0; i < n; ++i) {
+    const PolicyInput& m = members[i];
+    giveback[i] = m.frozen ? 0.0 : std::max(0.0, held[i] - desired[i]);
+    (needy[i] != 0 ? needy_back : other_back)[i] = giveback[i];
+    weight[i] = (m.weight + 1.0) * std::max(giveback[i], 1.0);
+  }
+  double budget = std::max(0.0, pool - entitled);
+  if (Sum(giveback) <= budget) {
+    allowed = giveback;
+  } else {
+    WaterFill(budget, weight, needy_back, first);
+    budget -= Sum(first);
+    WaterFill(budget, weight, other_back, second);
+    for (size_t i = 0; i < n; ++i) allowed[i] = first[i] + second[i];
+  }
+
+  out.targets.resize(n);
   const double g = static_cast<double>(std::max<uint64_t>(config.granule, 1));
   for (size_t i = 0; i < n; ++i) {
-    const double delta = target[i] - static_cast<double>(parts[i].loaned_bytes);
-    // Loans round up (the pool is a limit), give-backs round toward zero.
-    const double rounded = delta > 0 ? std::ceil(delta / g) * g : std::trunc(delta / g) * g;
-    out[i] = static_cast<int64_t>(rounded);
+    const PolicyInput& m = members[i];
+    const double t = desired[i] >= held[i] || m.frozen ? desired[i] : held[i] - allowed[i];
+    if (m.frozen) {
+      out.targets[i] = static_cast<uint64_t>(std::ceil(t));
+      continue;
+    }
+    // Targets move from the confirmed loan in whole granules, always up:
+    // a loan asked is never short, a grant never larger than allowed.
+    const double loaned = static_cast<double>(m.loaned_bytes);
+    double rounded = loaned + std::ceil((t - loaned) / g) * g;
+    if (t <= floor_loan[i]) rounded = std::min(rounded, floor_loan[i]);
+    rounded = std::clamp(rounded, t, ram[i]);
+    out.targets[i] = static_cast<uint64_t>(std::ceil(rounded));
   }
   return out;
 }

@@ -1,16 +1,27 @@
-// The pool policy: from each partition's configuration and last reported
-// stats, how much each should loan. Pure: no clock, no I/O.
+// The pool policy: from each member's terms, its confirmed loan, what it
+// was last granted and its last stats, the loan target of each. Pure: no
+// clock, no I/O.
 //
-// The pool must back what the partitions may use: the sum of (RAM - loaned)
-// is kept within the pool. When it is over, the excess is asked of the
-// partitions in proportion to their idle memory (free + page cache) and to
-// their inverse weight (256 - mem_weight), first from the taxed share of
-// idle memory (an idle-memory tax, default 75%, as in Waldspurger's ESX
-// balloon), then from the rest of it; never below a partition's min. When
-// there is room, loaned memory is handed back, first to partitions that
-// had OOM events or run low on free memory, then to the others, in
-// proportion to their weight + 1. A frozen member is asked only what is
-// above its max and given nothing back.
+// What a member may back is its RAM less the loan it is bound to: its
+// confirmed loan, or less where it has been granted memory back and not yet
+// taken it (its entitlement). The policy keeps the sum of entitlements
+// within the pool, make before break: memory is granted back only out of
+// loans already confirmed, never out of loans merely asked for.
+//
+// Each round, members short of memory (OOM events, or free + cache below
+// `low_free` of RAM) want back what they have loaned; the pool asks it of
+// the others' idle memory (free + cache above a headroom of twice
+// `low_free`), in proportion to their inverse weight (256 - weight), first
+// the taxed share of idle memory (an idle-memory tax, default 75%, as in
+// Waldspurger's ESX balloon), then the rest. If the pool itself is over
+// (it shrank, a member took memory back on its own), the rest is asked of
+// any memory above the members' floors. Room left over goes back to the
+// others in proportion to weight + 1. A frozen member (not following its
+// target) is asked only what is above its max and given nothing back.
+//
+// When the floors alone (each responsive member's min, each frozen
+// member's entitlement) exceed the pool, it cannot be met: every member is
+// held at its floor, nothing is handed back, and the shortfall is reported.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +35,11 @@ struct PolicyInput {
   uint64_t min_bytes = 0;  // never ask it to go below this much usable memory
   uint64_t max_bytes = 0;  // 0: the RAM size; it always loans what is above
   uint8_t weight = 0;
-  uint64_t loaned_bytes = 0;
+  uint64_t loaned_bytes = 0;   // confirmed
+  // Its last target against its confirmed loan: this much lower (granted
+  // back, not yet taken) or higher (asked, not yet loaned).
+  uint64_t granted_bytes = 0;
+  uint64_t asked_bytes = 0;
   uint64_t free_bytes = 0;
   uint64_t cache_bytes = 0;
   uint64_t new_oom_events = 0;  // since the last decision
@@ -37,12 +52,26 @@ struct PolicyInput {
 struct PolicyConfig {
   uint64_t pool_bytes = 0;
   double idle_tax = 0.75;
-  double low_free = 0.05;  // below this share of RAM free, a partition needs memory
-  uint64_t granule = 1 << 20;  // requests are whole multiples of this
+  double low_free = 0.05;  // below this share of RAM idle, a member needs memory
+  uint64_t granule = 1 << 20;  // targets move in whole multiples of this
+  // A member's target stays as it was when the new one is this share of
+  // its RAM (and at least 4 granules) away or less, unless it is short of
+  // memory or the pool needs the change.
+  double settle = 1.0 / 64;
 };
 
-// The loan_request for each partition, in bytes: positive loan more,
-// negative may take back.
-std::vector<int64_t> LoanRequests(const PolicyConfig& config, std::span<const PolicyInput> partitions);
+struct PolicyDecision {
+  std::vector<uint64_t> targets;  // loan target of each member, bytes
+  uint64_t floors_bytes = 0;      // what the members need at least
+  uint64_t shortfall_bytes = 0;   // floors above the pool; 0 when it can be met
+};
+
+PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members);
+
+// What a member may back under a target: its RAM less the loan it is bound
+// to. `granted` as in PolicyInput.
+inline uint64_t Entitlement(uint64_t ram, uint64_t loaned, uint64_t granted) {
+  return ram - (loaned - granted);
+}
 
 }  // namespace cmm::hv

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/size_text.h"
+
 namespace cmm::hv {
 
 tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
@@ -26,69 +28,148 @@ tl::expected<void, Refusal> Pool::Add(std::shared_ptr<Member> member, MemberSett
   const uint64_t ram = member->ram_bytes();
   settings.min_bytes = std::min(settings.min_bytes, ram);
   std::lock_guard lock(mu_);
-  if (const auto it = entries_.find(name); it != entries_.end()) {
-    return tl::unexpected(Refusal{EEXIST, fmt::format("a {} named {} is already registered",
-                                                      KindName(it->second.member->kind()), name)});
+  if (const Entry* e = Lookup(name); e != nullptr) {
+    return tl::unexpected(
+        Refusal{EEXIST, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name)});
   }
-  member->Assign({0, pool_bytes_.load(), settings.weight});
-  spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}", KindName(member->kind()), name, ram,
-               settings.weight);
-  entries_.emplace(name, Entry{std::move(member), settings, 0, 0});
+  // Admission: its balloon holds what the pool has no room for before its
+  // workload runs, so joining never takes the pool over.
+  const uint64_t target = AdmissionTarget(ram, settings);
+  member->Assign({target, pool_bytes_.load(), settings.weight});
+  spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}, starts with {} bytes loaned",
+               KindName(member->kind()), name, ram, settings.weight, target);
+  const uint64_t entitled = ram - target;
+  if (entitled_ + entitled > pool_bytes_.load()) {
+    spdlog::warn("{} {} joined at its floor ({}) with {} of room: the pool is over until others loan",
+                 KindName(member->kind()), name, FormatBytes(entitled),
+                 FormatBytes(pool_bytes_.load() - std::min(pool_bytes_.load(), entitled_)));
+  }
+  entitled_ += entitled;
+  index_.emplace(name, entries_.size());
+  entries_.push_back(Entry{std::move(member), settings, target, 0, entitled});
   return {};
+}
+
+uint64_t Pool::AdmissionTarget(uint64_t ram, const MemberSettings& s) const {
+  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
+  const uint64_t min = std::min(s.min_bytes, max);
+  const uint64_t pool = pool_bytes_.load();
+  const uint64_t room = pool > entitled_ ? pool - entitled_ : 0;
+  uint64_t target = ram > room ? ram - room : 0;
+  const uint64_t g = std::max<uint64_t>(options_.policy.granule, 1);
+  target = (target + g - 1) / g * g;
+  return std::clamp(target, ram - max, ram - min);
+}
+
+bool Pool::HasRoomFor(uint64_t ram, const MemberSettings& s) const {
+  std::lock_guard lock(mu_);
+  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
+  return entitled_ + std::min(s.min_bytes, max) <= pool_bytes_.load();
+}
+
+void Pool::Reserve(uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  reserved_ = bytes;
+}
+
+std::string ShortfallMessage(const Feasibility& f) {
+  if (f.shortfall_bytes == 0) return "";
+  return fmt::format("pool {} cannot be met: members' floors need {}; lower min_mem_mb or grow the pool",
+                     FormatBytes(f.pool_bytes), FormatBytes(f.floors_bytes));
+}
+
+Feasibility Pool::feasibility() const {
+  std::lock_guard lock(mu_);
+  return feasibility_;
+}
+
+void Pool::NoteFeasibility(const PolicyDecision& d, uint64_t pool) {
+  const Feasibility now{pool, d.floors_bytes, d.shortfall_bytes};
+  const bool was = feasibility_.shortfall_bytes > 0;
+  const bool is = now.shortfall_bytes > 0;
+  // Said once per change: when it stops being met, when what it lacks
+  // changes, and when it can be met again.
+  if (is && (!was || now.floors_bytes != feasibility_.floors_bytes || now.pool_bytes != feasibility_.pool_bytes)) {
+    spdlog::warn("{}", ShortfallMessage(now));
+  } else if (was && !is) {
+    spdlog::info("pool {} can be met again: members' floors need {}", FormatBytes(pool),
+                 FormatBytes(now.floors_bytes));
+  }
+  feasibility_ = now;
 }
 
 void Pool::Remove(const Member& member) {
   std::lock_guard lock(mu_);
-  auto it = entries_.find(member.name());
-  if (it != entries_.end() && it->second.member.get() == &member) {
-    spdlog::info("{} {} left; its memory goes back to the host", KindName(member.kind()), member.name());
-    entries_.erase(it);
+  const auto it = index_.find(member.name());
+  if (it == index_.end() || entries_[it->second].member.get() != &member) return;
+  const size_t at = it->second;
+  entitled_ -= std::min(entitled_, entries_[at].entitled);
+  spdlog::info("{} {} left; its memory goes back to the host", KindName(member.kind()), member.name());
+  index_.erase(it);
+  // The last entry takes its place.
+  if (at + 1 != entries_.size()) {
+    entries_[at] = std::move(entries_.back());
+    index_[entries_[at].member->name()] = at;
   }
+  entries_.pop_back();
 }
 
 std::shared_ptr<Member> Pool::Find(const std::string& name) const {
   std::lock_guard lock(mu_);
-  const auto it = entries_.find(name);
-  return it == entries_.end() ? nullptr : it->second.member;
+  const Entry* e = Lookup(name);
+  return e == nullptr ? nullptr : e->member;
+}
+
+Pool::Entry* Pool::Lookup(const std::string& name) {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+const Pool::Entry* Pool::Lookup(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
 void Pool::Rebalance() {
   std::lock_guard lock(mu_);
-  std::vector<MemberState> states;
-  states.reserve(entries_.size());
+  std::vector<PolicyInput>& in = inputs_;
+  in.resize(entries_.size());
   uint64_t backing = 0;
-  for (const auto& [name, e] : entries_) {
-    states.push_back(e.member->Observe());
-    backing += states.back().backing_bytes;
-  }
-  if (options_.sizer) pool_bytes_.store(options_.sizer(backing));
-  PolicyConfig policy = options_.policy;
-  policy.pool_bytes = pool_bytes_.load();
-  std::vector<PolicyInput> in;
-  in.reserve(entries_.size());
-  size_t k = 0;
-  for (auto& [name, e] : entries_) {
-    const MemberState& s = states[k++];
-    PolicyInput i;
+  for (size_t k = 0; k < entries_.size(); ++k) {
+    Entry& e = entries_[k];
+    const MemberState s = e.member->Observe();
+    backing += s.backing_bytes;
+    PolicyInput& i = in[k];
     i.ram_bytes = s.ram_bytes;
     i.min_bytes = e.settings.min_bytes;
     i.max_bytes = e.settings.max_bytes;
     i.weight = e.settings.weight;
-    i.loaned_bytes = s.loaned_bytes;
+    i.loaned_bytes = std::min(s.loaned_bytes, s.ram_bytes);
+    i.granted_bytes = i.loaned_bytes - std::min(i.loaned_bytes, e.target_loaned);
+    i.asked_bytes = e.target_loaned - std::min(i.loaned_bytes, e.target_loaned);
     i.free_bytes = s.stats.free_bytes;
     i.cache_bytes = s.stats.cache_bytes;
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
     e.oom_seen = s.stats.oom_events;
-    in.push_back(i);
   }
-  const auto requests = LoanRequests(policy, in);
-  k = 0;
-  for (auto& [name, e] : entries_) {
-    const int64_t target = static_cast<int64_t>(in[k].loaned_bytes) + requests[k];
+  if (options_.sizer) pool_bytes_.store(options_.sizer(backing));
+  PolicyConfig policy = options_.policy;
+  policy.pool_bytes = pool_bytes_.load() - std::min(pool_bytes_.load(), reserved_);
+  const PolicyDecision d = options_.decide(policy, in);
+  NoteFeasibility(PolicyDecision{{}, d.floors_bytes + reserved_, d.shortfall_bytes}, pool_bytes_.load());
+  size_t k = 0;
+  entitled_ = 0;
+  for (Entry& e : entries_) {
+    const PolicyInput& i = in[k];
+    const uint64_t target = std::min(d.targets[k], i.ram_bytes);
     ++k;
-    e.target_loaned = static_cast<uint64_t>(std::max<int64_t>(0, target));
-    e.member->Assign({e.target_loaned, policy.pool_bytes, e.settings.weight});
+    // Until it sees the new target a member may still act on the old one.
+    const uint64_t bound = std::min({i.loaned_bytes, e.target_loaned, target});
+    e.entitled = i.ram_bytes - bound;
+    entitled_ += e.entitled;
+    e.target_loaned = target;
+    e.member->Assign({target, pool_bytes_.load(), e.settings.weight});
   }
 }
 
@@ -96,28 +177,29 @@ std::vector<MemberView> Pool::Snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<MemberView> out;
   out.reserve(entries_.size());
-  for (const auto& [name, e] : entries_) {
+  for (const Entry& e : entries_) {
     MemberState s = e.member->Observe();
-    out.push_back({name, e.member->kind(), s.ram_bytes, s.backing_bytes, s.loaned_bytes, e.target_loaned, e.settings,
+    out.push_back({e.member->name(), e.member->kind(), s.ram_bytes, s.backing_bytes, s.loaned_bytes, e.target_loaned, e.settings,
                    s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.pid, s.counts});
   }
+  std::sort(out.begin(), out.end(), [](const MemberView& a, const MemberView& b) { return a.name < b.name; });
   return out;
 }
 
 tl::expected<MemberSettings, Refusal> Pool::Configure(const std::string& name, const SettingsChange& change) {
   std::lock_guard lock(mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return tl::unexpected(Refusal{ENOENT, fmt::format("no partition or VM named {}", name)});
-  MemberSettings s = it->second.settings;
-  const uint64_t ram = it->second.member->ram_bytes();
+  Entry* entry = Lookup(name);
+  if (entry == nullptr) return tl::unexpected(Refusal{ENOENT, fmt::format("no partition or VM named {}", name)});
+  MemberSettings s = entry->settings;
+  const uint64_t ram = entry->member->ram_bytes();
   if (change.weight) s.weight = *change.weight;
   if (change.min_bytes) s.min_bytes = *change.min_bytes;
   if (change.max_bytes) s.max_bytes = *change.max_bytes;
   if (auto ok = CheckSettings(name, ram, s); !ok) return tl::unexpected(ok.error());
-  it->second.settings = s;
+  entry->settings = s;
   // The new weight reaches the member now, not at the next rebalance.
-  it->second.member->Assign({it->second.target_loaned, pool_bytes_.load(), s.weight});
-  spdlog::info("{} {}: weight {}, min {} bytes, max {} bytes", KindName(it->second.member->kind()), name, s.weight,
+  entry->member->Assign({entry->target_loaned, pool_bytes_.load(), s.weight});
+  spdlog::info("{} {}: weight {}, min {} bytes, max {} bytes", KindName(entry->member->kind()), name, s.weight,
                s.min_bytes, s.max_bytes == 0 ? ram : s.max_bytes);
   return s;
 }

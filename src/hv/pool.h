@@ -6,10 +6,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,20 @@ struct PoolOptions {
   // the members' backing (`--pool auto`).
   std::function<uint64_t(uint64_t members_backing)> sizer;
   PolicyConfig policy;  // pool_bytes is taken from above
+  // The policy itself; tests put a broken one here to see the checks fail.
+  std::function<PolicyDecision(const PolicyConfig&, std::span<const PolicyInput>)> decide = Decide;
 };
+
+// Whether the pool can be met, from the last rebalance.
+struct Feasibility {
+  uint64_t pool_bytes = 0;
+  uint64_t floors_bytes = 0;
+  uint64_t shortfall_bytes = 0;  // 0: it can be met
+};
+
+// "pool 512 MiB cannot be met: members' floors need 768 MiB; lower
+// min_mem_mb or grow the pool", or "" when it can be met.
+std::string ShortfallMessage(const Feasibility& f);
 
 // A change asked by the operator; absent fields stay as they are.
 struct SettingsChange {
@@ -72,6 +86,14 @@ class Pool {
   tl::expected<MemberSettings, Refusal> Configure(const std::string& name, const SettingsChange& change);
 
   uint64_t pool_bytes() const { return pool_bytes_.load(); }
+  Feasibility feasibility() const;
+
+  // Whether a member of `ram` bytes with these terms could join now with
+  // at least its floor, without taking the pool over.
+  bool HasRoomFor(uint64_t ram, const MemberSettings& s) const;
+  // Memory promised to members waiting to join: the policy runs as if the
+  // pool were that much smaller, so the others make room for them first.
+  void Reserve(uint64_t bytes);
   std::vector<MemberView> Snapshot() const;
   std::shared_ptr<Member> Find(const std::string& name) const;
 
@@ -81,11 +103,28 @@ class Pool {
     MemberSettings settings;
     uint64_t target_loaned = 0;
     uint64_t oom_seen = 0;
+    uint64_t entitled = 0;  // at most what it may back since its last target
   };
+  // The loan a joining member starts with: what the pool has no room for,
+  // within its floor and ceiling. Needs mu_.
+  uint64_t AdmissionTarget(uint64_t ram, const MemberSettings& s) const;
+  void NoteFeasibility(const PolicyDecision& d, uint64_t pool);  // needs mu_
+
   PoolOptions options_;
   std::atomic<uint64_t> pool_bytes_;
-  mutable std::mutex mu_;  // guards entries_
-  std::map<std::string, Entry> entries_;
+  // Needs mu_: the entry of that name, or null.
+  Entry* Lookup(const std::string& name);
+  const Entry* Lookup(const std::string& name) const;
+
+  mutable std::mutex mu_;  // guards what follows
+  // In joining order; a vector so that a round over thousands of members
+  // walks memory in line. `index_` finds one by name.
+  std::vector<Entry> entries_;
+  std::unordered_map<std::string, size_t> index_;
+  std::vector<PolicyInput> inputs_;  // reused every round: a round allocates nothing
+  uint64_t entitled_ = 0;  // sum of the entries' entitled
+  uint64_t reserved_ = 0;
+  Feasibility feasibility_;
 };
 
 }  // namespace cmm::hv

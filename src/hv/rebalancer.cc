@@ -5,7 +5,16 @@ namespace cmm::hv {
 Rebalancer::Rebalancer(Pool& pool, std::chrono::milliseconds period, std::function<void()> after)
     : pool_(pool), period_(period), after_(std::move(after)), thread_([this] { Run(); }) {}
 
+Rebalancer::Rebalancer(Pool& pool, std::chrono::milliseconds period, Manual, std::function<void()> after)
+    : pool_(pool), period_(period), after_(std::move(after)) {}
+
+void Rebalancer::Round() {
+  pool_.Rebalance();
+  if (after_) after_();
+}
+
 Rebalancer::~Rebalancer() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -19,8 +28,7 @@ void Rebalancer::Run() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    pool_.Rebalance();
-    if (after_) after_();
+    Round();
     lock.lock();
     // Periods are kept on a fixed grid: a slow round does not shift the rest.
     next += period_;

@@ -18,11 +18,17 @@ class Rebalancer {
   // Rebalances at once, then every `period` until destroyed; `after` (if
   // set) runs after each round, on the rebalancer's thread.
   Rebalancer(Pool& pool, std::chrono::milliseconds period, std::function<void()> after = {});
+  // No thread: the owner calls Round() once per period of its own clock
+  // (cmm sim's simulated one).
+  struct Manual {};
+  Rebalancer(Pool& pool, std::chrono::milliseconds period, Manual, std::function<void()> after = {});
   ~Rebalancer();
   Rebalancer(const Rebalancer&) = delete;
   Rebalancer& operator=(const Rebalancer&) = delete;
 
   std::chrono::milliseconds period() const { return period_; }
+  // One period's work: the pool rebalances, then the hook runs.
+  void Round();
 
  private:
   void Run();

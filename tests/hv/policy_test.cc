@@ -24,6 +24,25 @@ PolicyConfig Pool(uint64_t mb) {
   return c;
 }
 
+// What each is asked to loan more (positive) or may take back (negative).
+std::vector<int64_t> LoanRequests(const PolicyConfig& c, const std::vector<PolicyInput>& in) {
+  const PolicyDecision d = Decide(c, in);
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    out.push_back(static_cast<int64_t>(d.targets[i]) - static_cast<int64_t>(in[i].loaned_bytes));
+  }
+  return out;
+}
+
+uint64_t EntitledAfter(const std::vector<PolicyInput>& in, const PolicyDecision& d) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const uint64_t bound = std::min({in[i].loaned_bytes, in[i].loaned_bytes - in[i].granted_bytes, d.targets[i]});
+    sum += in[i].ram_bytes - bound;
+  }
+  return sum;
+}
+
 TEST(Policy, WithinThePoolNobodyLoans) {
   const std::vector<PolicyInput> in = {Part(512, 100), Part(512, 100)};
   EXPECT_EQ(LoanRequests(Pool(1024), in), (std::vector<int64_t>{0, 0}));
@@ -82,17 +101,96 @@ TEST(Policy, AboveMaxIsAlwaysLoaned) {
 }
 
 TEST(Policy, RoomGoesBackToTheNeedyFirst) {
-  // 200 MiB of room; the one with OOM events gets it before the idle one.
+  // 824 MiB pool, 424 MiB backed: 400 MiB of room; the one with OOM events
+  // takes back all it loaned, the rest goes to the other.
   PolicyInput needy = Part(512, 0, 300);
   needy.new_oom_events = 3;
   const PolicyInput idle = Part(512, 200, 300);
-  const auto r = LoanRequests(Pool(624), std::vector<PolicyInput>{needy, idle});
-  EXPECT_EQ(r[0], -200 * M);
-  EXPECT_EQ(r[1], 0);
-  // More room than the needy one holds: the rest to the other.
   const auto more = LoanRequests(Pool(824), std::vector<PolicyInput>{needy, idle});
   EXPECT_EQ(more[0], -300 * M);
   EXPECT_EQ(more[1], -100 * M);
+}
+
+TEST(Policy, ABurstIsAskedOfIdleMemoryAndGrantedOnlyFromRoom) {
+  // 624 MiB pool, 424 backed: 200 of room. The needy one wants its 300
+  // back: 200 now, and 100 asked of the idle one's idle memory, which the
+  // needy one gets only once that loan is confirmed (make before break).
+  PolicyInput needy = Part(512, 0, 300);
+  needy.new_oom_events = 1;
+  PolicyInput idle = Part(512, 200, 300);
+  std::vector<PolicyInput> in{needy, idle};
+  auto r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -200 * M);
+  EXPECT_EQ(r[1], 100 * M);
+  // Next period, the idle one has not loaned yet: the needy one keeps its
+  // grant and is given nothing more.
+  in[0].granted_bytes = 200 * MiB;
+  in[0].new_oom_events = 0;
+  r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -200 * M);
+  EXPECT_EQ(r[1], 100 * M);
+  // It has: the rest goes to the needy one.
+  in[1].loaned_bytes = 400 * MiB;
+  in[1].free_bytes = 100 * MiB;
+  r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -300 * M);
+  EXPECT_EQ(r[1], 0);
+}
+
+TEST(Policy, NothingIsGrantedOutOfALoanOnlyAskedFor) {
+  // A needy member and one asked earlier to loan 200 MiB that has not:
+  // the pool is full, so the needy one gets nothing yet.
+  PolicyInput needy = Part(512, 0, 200);
+  needy.new_oom_events = 1;
+  PolicyInput stalled = Part(512, 400, 0);
+  const std::vector<PolicyInput> in{needy, stalled};
+  const PolicyDecision d = Decide(Pool(824), in);
+  EXPECT_EQ(d.targets[0], 200 * MiB);
+  EXPECT_GE(d.targets[1], 200 * MiB);
+  EXPECT_LE(EntitledAfter(in, d), 824 * MiB);
+}
+
+TEST(Policy, AGrantNotYetTakenCountsAgainstTheRoom) {
+  // 100 MiB granted to the first and not yet taken: the pool is full with it.
+  PolicyInput a = Part(512, 0, 300);
+  a.granted_bytes = 100 * MiB;
+  a.new_oom_events = 1;
+  PolicyInput b = Part(512, 0, 300);
+  b.new_oom_events = 1;
+  const std::vector<PolicyInput> in{a, b};
+  const PolicyDecision d = Decide(Pool(524), in);  // 312 + 212 = 524 backed
+  EXPECT_LE(EntitledAfter(in, d), 524 * MiB);
+  EXPECT_EQ(d.targets[1], 300 * MiB);
+}
+
+TEST(Policy, AShrunkPoolIsAskedOfMemoryBeyondIdleDownToTheFloors) {
+  // Nothing idle and the pool 200 MiB smaller than what is backed.
+  PolicyInput a = Part(512, 30);
+  a.min_bytes = 256 * MiB;
+  PolicyInput b = Part(512, 30);
+  b.min_bytes = 256 * MiB;
+  const auto r = LoanRequests(Pool(824), std::vector<PolicyInput>{a, b});
+  EXPECT_EQ(r[0] + r[1], 200 * M);
+}
+
+TEST(Policy, AnInfeasiblePoolHoldsEveryMemberAtItsFloorAndSaysByHowMuch) {
+  // Three 384 MiB members with 256 MiB floors on a 512 MiB pool.
+  std::vector<PolicyInput> in(3, Part(384, 300));
+  for (auto& p : in) p.min_bytes = 256 * MiB;
+  in[2].new_oom_events = 2;  // even a needy one is held
+  const PolicyDecision d = Decide(Pool(512), in);
+  EXPECT_EQ(d.floors_bytes, 768 * MiB);
+  EXPECT_EQ(d.shortfall_bytes, 256 * MiB);
+  for (const uint64_t t : d.targets) EXPECT_EQ(t, 128 * MiB);
+  // Steady: once there, the same targets again.
+  for (auto& p : in) {
+    p.loaned_bytes = 128 * MiB;
+    p.free_bytes = 10 * MiB;
+    p.new_oom_events = 0;
+  }
+  const PolicyDecision again = Decide(Pool(512), in);
+  EXPECT_EQ(again.targets, d.targets);
+  EXPECT_EQ(again.shortfall_bytes, 256 * MiB);
 }
 
 }  // namespace

@@ -1,0 +1,165 @@
+// `cmm sim`: the pool policy against a simulated fleet on a simulated
+// clock, and what it did.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "sim/fleet.h"
+
+namespace cmm::cli {
+
+namespace {
+
+struct SimFlags {
+  uint32_t members = 100;
+  double hours = 1;
+  std::string trace;
+  std::string save_trace;
+  std::string pool;
+  uint64_t seed = 1;
+  bool json = false;
+};
+
+std::string Percent(double part, double whole) {
+  return whole > 0 ? fmt::format("{:.0f}%", 100.0 * part / whole) : "-";
+}
+
+void PrintText(const sim::SimReport& r) {
+  const double pool = static_cast<double>(r.pool_bytes);
+  std::printf("%u members, %s of RAM on a %s pool, %.1f simulated hours at %u s periods\n", r.members,
+              FormatBytes(r.ram_bytes).c_str(), FormatBytes(r.pool_bytes).c_str(), r.seconds / 3600.0, r.period_s);
+  std::printf("time over the pool                  %.0f s\n", r.over_policy_s);
+  std::printf("over the pool after OOM give-back   %.0f s\n", r.over_oom_s);
+  std::printf("over the pool after it shrank       %.0f s\n", r.over_shrink_s);
+  std::printf("pool could not be met (floors)      %.0f s\n", r.over_infeasible_s);
+  std::printf("pool use, peak                      %s (%s of the pool)\n", FormatBytes(r.peak_use_bytes).c_str(),
+              Percent(static_cast<double>(r.peak_use_bytes), pool).c_str());
+  std::printf("pool use, mean                      %s (%s of the pool)\n",
+              FormatBytes(static_cast<uint64_t>(r.mean_use_bytes)).c_str(), Percent(r.mean_use_bytes, pool).c_str());
+  std::printf("OOM events                          %llu\n", static_cast<unsigned long long>(r.oom_events));
+  std::printf("waited for room to join                at most %u s%s\n", r.join_wait_max_s,
+              r.still_waiting ? fmt::format(" ({} still waiting at the end)", r.still_waiting).c_str() : "");
+  std::printf("bursts fed, time to fulfil          %llu, p50 %.0f s, p99 %.0f s\n",
+              static_cast<unsigned long long>(r.bursts), r.burst_p50_s, r.burst_p99_s);
+  std::printf("fairness, RAM loaned by weight     ");
+  for (const auto& b : r.fairness) {
+    if (b.members) std::printf(" %u-%u: %.0f%%", b.lo, b.hi, 100 * b.loaned_share);
+  }
+  std::printf("\n");
+  std::printf("host memory saved, mean             %s (without balloons: %s, with: %s)\n",
+              FormatBytes(static_cast<uint64_t>(std::max(0.0, r.mean_saved_bytes))).c_str(),
+              FormatBytes(static_cast<uint64_t>(r.mean_unballooned_bytes)).c_str(),
+              FormatBytes(static_cast<uint64_t>(r.mean_use_bytes)).c_str());
+  std::printf("target changes per member-hour      %.1f (most for one member: %u)\n", r.churn_per_member_hour,
+              r.churn_max);
+  std::printf("ran in %.1f s (%.0fx real time); one rebalance %.0f us mean, %.0f us at most\n", r.wall_s,
+              r.wall_s > 0 ? r.seconds / r.wall_s : 0.0, r.rebalance_mean_us, r.rebalance_max_us);
+}
+
+nlohmann::json ReportJson(const sim::SimReport& r) {
+  nlohmann::json bands = nlohmann::json::array();
+  for (const auto& b : r.fairness) {
+    bands.push_back({{"weight_lo", b.lo}, {"weight_hi", b.hi}, {"members", b.members}, {"loaned_share", b.loaned_share}});
+  }
+  return {{"members", r.members},
+          {"seconds", r.seconds},
+          {"period_s", r.period_s},
+          {"pool_bytes", r.pool_bytes},
+          {"ram_bytes", r.ram_bytes},
+          {"over_pool_s", r.over_policy_s},
+          {"over_pool_after_oom_s", r.over_oom_s},
+          {"over_pool_after_shrink_s", r.over_shrink_s},
+          {"pool_cannot_be_met_s", r.over_infeasible_s},
+          {"peak_use_bytes", r.peak_use_bytes},
+          {"mean_use_bytes", r.mean_use_bytes},
+          {"oom_events", r.oom_events},
+          {"join_wait_max_s", r.join_wait_max_s},
+          {"still_waiting", r.still_waiting},
+          {"bursts", r.bursts},
+          {"burst_fulfil_p50_s", r.burst_p50_s},
+          {"burst_fulfil_p99_s", r.burst_p99_s},
+          {"fairness", bands},
+          {"mean_unballooned_bytes", r.mean_unballooned_bytes},
+          {"mean_saved_bytes", r.mean_saved_bytes},
+          {"target_changes_per_member_hour", r.churn_per_member_hour},
+          {"target_changes_max", r.churn_max},
+          {"wall_s", r.wall_s},
+          {"rebalance_mean_us", r.rebalance_mean_us},
+          {"rebalance_max_us", r.rebalance_max_us}};
+}
+
+int RunSimCommand(const SimFlags& f) {
+  // Thousands of members join at once: their lines would drown the figures.
+  spdlog::set_level(spdlog::level::warn);
+  sim::Trace trace;
+  if (!f.trace.empty()) {
+    std::ifstream in(f.trace);
+    if (!in) throw UserError(fmt::format("cannot read trace {}", f.trace));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = sim::ParseTrace(text.str());
+    if (!parsed) throw UserError(fmt::format("trace {}: {}", f.trace, parsed.error()), kExitUsage);
+    trace = std::move(*parsed);
+  } else {
+    if (f.members == 0) throw UserError("--members must be at least 1", kExitUsage);
+    trace = sim::GenerateFleet(f.members, f.seed);
+  }
+  if (!f.save_trace.empty()) {
+    std::ofstream out(f.save_trace);
+    out << sim::TraceJson(trace) << "\n";
+    if (!out) throw UserError(fmt::format("cannot write {}", f.save_trace));
+  }
+  sim::SimOptions o;
+  if (!(f.hours > 0 && f.hours <= 24 * 365)) throw UserError("--hours must be above 0 (and at most a year)", kExitUsage);
+  o.seconds = static_cast<uint32_t>(f.hours * 3600);
+  o.seed = f.seed;
+  if (!f.pool.empty()) {
+    const auto pool = ParseSize(f.pool);
+    if (!pool || *pool == 0) throw UserError(fmt::format("--pool {}: not a size like 4G or 512M", f.pool), kExitUsage);
+    o.pool_bytes = *pool;
+  }
+  // Live progress on a terminal, every simulated ten minutes.
+  if (isatty(STDERR_FILENO) != 0) {
+    const uint32_t total = o.seconds;
+    o.progress = [total](uint32_t done) {
+      if (done % 600 == 0 || done >= total) std::fprintf(stderr, "\rsimulated %u of %u min", done / 60, total / 60);
+      if (done >= total) std::fprintf(stderr, "\n");
+    };
+  }
+  const sim::SimReport r = sim::RunSim(trace, o);
+  if (f.json) {
+    std::printf("%s\n", ReportJson(r).dump(2).c_str());
+  } else {
+    PrintText(r);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner AddSim(CLI::App& app) {
+  auto f = std::make_shared<SimFlags>();
+  auto* c = app.add_subcommand("sim", "Run the pool policy against a simulated fleet on a simulated clock");
+  c->add_option("--members", f->members, "Members to generate (web, steady, batch, idle, leaking)")
+      ->capture_default_str();
+  c->add_option("--hours", f->hours, "Simulated time")->capture_default_str();
+  c->add_option("--trace", f->trace, "Replay this trace (JSON, see the README) instead of generating a fleet");
+  c->add_option("--save-trace", f->save_trace, "Write the fleet's trace here (to edit or replay)");
+  c->add_option("--pool", f->pool, "Pool size, e.g. 600G (default: the trace's, else 60% of the members' RAM)");
+  c->add_option("--seed", f->seed, "Seed for the generated fleet and its workloads")->capture_default_str();
+  c->add_flag("--json", f->json, "Print JSON");
+  c->footer(
+      "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n"
+      "  cmm sim --members 20 --save-trace fleet.json && cmm sim --trace fleet.json --pool 16G");
+  return [f] { return RunSimCommand(*f); };
+}
+
+}  // namespace cmm::cli

@@ -1,0 +1,57 @@
+// cmm sim's engine: the hypervisor's own Pool and Rebalancer over
+// simulated members, on a simulated clock, and what it measures.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sim/trace.h"
+
+namespace cmm::sim {
+
+struct SimOptions {
+  uint32_t seconds = 3600;
+  uint64_t pool_bytes = 0;  // 0: the trace's, else 60% of the members' RAM
+  uint64_t seed = 1;
+  // Called every simulated minute with the seconds done (live progress).
+  std::function<void(uint32_t done_s)> progress;
+};
+
+struct WeightBand {
+  unsigned lo = 0, hi = 0;
+  uint32_t members = 0;
+  double loaned_share = 0;  // mean share of RAM loaned
+};
+
+struct SimReport {
+  uint32_t members = 0;
+  uint32_t seconds = 0;
+  uint32_t period_s = 1;
+  uint64_t pool_bytes = 0;  // at the start
+  uint64_t ram_bytes = 0;   // of all members
+  // Seconds the members' entitlements were over the pool, by cause.
+  double over_policy_s = 0;     // the policy's own: must be 0
+  double over_oom_s = 0;        // after members took memory back on OOM
+  double over_shrink_s = 0;     // after the pool shrank, until met again
+  double over_infeasible_s = 0; // the floors alone were above the pool
+  uint64_t peak_use_bytes = 0;  // host memory backing the members
+  double mean_use_bytes = 0;
+  uint64_t oom_events = 0;
+  uint32_t join_wait_max_s = 0;  // longest a member waited for room to join
+  uint32_t still_waiting = 0;    // members still waiting at the end
+  uint64_t bursts = 0;
+  double burst_p50_s = 0, burst_p99_s = 0;  // time from short of memory to fed
+  std::vector<WeightBand> fairness;
+  double mean_unballooned_bytes = 0;  // what the same fleet would back without balloons
+  double mean_saved_bytes = 0;
+  double churn_per_member_hour = 0;  // target changes
+  uint32_t churn_max = 0;
+  double wall_s = 0;
+  double rebalance_mean_us = 0, rebalance_max_us = 0;
+};
+
+SimReport RunSim(const Trace& trace, const SimOptions& options);
+
+}  // namespace cmm::sim
