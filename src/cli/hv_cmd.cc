@@ -90,8 +90,12 @@ json StatusOf(hv::Pool& pool) {
                        {"pages_loaned", v.counts.pages_loaned},
                        {"pages_returned", v.counts.pages_returned}}}});
   }
-  return {{"ok", true}, {"pool_bytes", pool.pool_bytes()}, {"backing_bytes", backing}, {"ram_bytes", ram},
-          {"partitions", parts}};
+  const hv::Feasibility f = pool.feasibility();
+  json out = {{"ok", true},         {"pool_bytes", pool.pool_bytes()}, {"backing_bytes", backing},
+              {"ram_bytes", ram},   {"floors_bytes", f.floors_bytes},  {"shortfall_bytes", f.shortfall_bytes},
+              {"partitions", parts}};
+  if (f.shortfall_bytes > 0) out["problem"] = hv::ShortfallMessage(f);
+  return out;
 }
 
 json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
@@ -199,7 +203,8 @@ int RunHv(const HvFlags& f) {
         f.http, {{"/metrics",
                   [&pool, &hcall_stats] {
                     return ctl::HttpBody{"text/plain; version=0.0.4",
-                                         hv::PrometheusText(pool.pool_bytes(), pool.Snapshot(), hcall_stats.Read())};
+                                         hv::PrometheusText(pool.pool_bytes(), pool.feasibility().shortfall_bytes,
+                                                           pool.Snapshot(), hcall_stats.Read())};
                   }},
                  {"/status", [&pool] {
                     json s = StatusOf(pool);
@@ -255,6 +260,7 @@ int HvStatus(const HvFlags& f) {
              pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions,
              partitions == 1 ? "" : "s", vms, vms == 1 ? "" : "s",
              FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
+  if (s.contains("problem")) fmt::print("{}\n", s["problem"].get<std::string>());
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
   for (const auto& p : s["partitions"]) {

@@ -28,7 +28,7 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
-std::string PrometheusText(uint64_t pool_bytes, const std::vector<MemberView>& members,
+std::string PrometheusText(uint64_t pool_bytes, uint64_t shortfall_bytes, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls) {
   std::string out;
   uint64_t backing = 0, ram = 0;
@@ -38,6 +38,9 @@ std::string PrometheusText(uint64_t pool_bytes, const std::vector<MemberView>& m
   }
   Header(out, "cmm_pool_bytes", "gauge", "Host memory the partitions share.");
   out += fmt::format("cmm_pool_bytes {}\n", pool_bytes);
+  Header(out, "cmm_pool_shortfall_bytes", "gauge",
+         "How far the members' floors are above the pool: it cannot be met by this much (0: it can).");
+  out += fmt::format("cmm_pool_shortfall_bytes {}\n", shortfall_bytes);
   Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all members' RAM now.");
   out += fmt::format("cmm_pool_backing_bytes {}\n", backing);
   Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the members' RAM.");

@@ -45,10 +45,11 @@ TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
   vm.backing_bytes = 8192;
   vm.responsive = false;
   vm.own_bytes = 12345;
-  const std::string t = PrometheusText(64 << 20, {a, vm}, s.Read());
+  const std::string t = PrometheusText(64 << 20, 16 << 20, {a, vm}, s.Read());
   for (const char* line : {
            "# TYPE cmm_pool_bytes gauge\ncmm_pool_bytes 67108864\n",
            "cmm_pool_backing_bytes 12288\n",
+           "# TYPE cmm_pool_shortfall_bytes gauge\ncmm_pool_shortfall_bytes 16777216\n",
            "cmm_partitions{kind=\"partition\"} 1\n",
            "cmm_partitions{kind=\"vm\"} 1\n",
            "cmm_partition_backing_bytes{partition=\"vm1\",kind=\"vm\"} 8192\n",

@@ -144,5 +144,44 @@ TEST(Rebalancer, RunsThePolicyEveryPeriodAndTheHookAfterEachRound) {
   EXPECT_EQ(rounds.load(), after);  // destroyed: it runs no more
 }
 
+TEST(Pool, APoolAutoShrunkBelowTheFloorsIsReportedAndItsMembersHeldThere) {
+  uint64_t host = 300 * MiB;  // what --pool auto would see
+  PoolOptions o;
+  o.pool_bytes = host;
+  o.sizer = [&host](uint64_t) { return host; };
+  Pool pool(o);
+  std::vector<std::shared_ptr<FakeMember>> members;
+  for (const char* name : {"a", "b", "c"}) {
+    members.push_back(std::make_shared<FakeMember>(name, MemberKind::kPartition, 100 * MiB, 50 * MiB));
+    ASSERT_TRUE(pool.Add(members.back(), {0, 80 * MiB, 0}).has_value());
+  }
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, 0U);
+  EXPECT_EQ(ShortfallMessage(pool.feasibility()), "");
+  host = 200 * MiB;  // the host came under pressure
+  for (int round = 0; round < 3; ++round) {
+    pool.Rebalance();
+    EXPECT_EQ(pool.feasibility().shortfall_bytes, 40 * MiB);
+    for (const auto& m : members) EXPECT_EQ(m->last().target_loaned_bytes, 20 * MiB);  // at the floor, steadily
+  }
+  EXPECT_EQ(ShortfallMessage(pool.feasibility()),
+            "pool 200 MiB cannot be met: members' floors need 240 MiB; lower min_mem_mb or grow the pool");
+  host = 400 * MiB;
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, 0U);
+}
+
+TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGive) {
+  Pool pool = MakePool(150 * MiB);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 100 * MiB, 90 * MiB);
+  auto b = std::make_shared<FakeMember>("b", MemberKind::kVm, 100 * MiB, 90 * MiB);
+  ASSERT_TRUE(pool.Add(a, {}).has_value());
+  EXPECT_EQ(a->last().target_loaned_bytes, 0U);
+  EXPECT_TRUE(pool.HasRoomFor(100 * MiB, {0, 50 * MiB, 0}));
+  EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, 0}));
+  ASSERT_TRUE(pool.Add(b, {}).has_value());
+  EXPECT_EQ(b->last().target_loaned_bytes, 50 * MiB);  // 50 MiB of room
+}
+
 }  // namespace
 }  // namespace cmm::hv

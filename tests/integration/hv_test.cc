@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "ctl/client.h"
 #include "process.h"
@@ -311,6 +312,51 @@ TEST_F(Hv, MinAndMaxGivenAtRegistrationReachThePolicy) {
   const auto bad = Cmm({"guest", "--name", "x", "--mem", "32M", "--pool-max", "64M"});
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--pool-max 64M: not a size within --mem 32M"), std::string::npos) << bad.err;
+}
+
+TEST_F(Hv, AnInfeasiblePoolIsReportedOnceAndItsMembersHeldAtTheirFloors) {
+  // The case, scaled down: three partitions whose floors need 96M
+  // on a 64M pool.
+  GuestProcess hv(dir.path(), {"--pool", "64M", "--period-ms", "100", "--http", "127.0.0.1:0"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  std::vector<std::unique_ptr<GuestProcess>> guests;
+  for (const char* name : {"a", "b", "c"}) {
+    guests.push_back(std::make_unique<GuestProcess>(
+        dir.path(), std::vector<std::string>{"--name", name, "--mem", "48M", "--param", "min_mem_mb=32"}, "guest",
+        name));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return PoolStatus().value("shortfall_bytes", uint64_t{0}) == 32 * MiB; }))
+      << PoolStatus().dump();
+  const std::string problem = "pool 64 MiB cannot be met: members' floors need 96 MiB; lower min_mem_mb or grow the pool";
+  EXPECT_EQ(PoolStatus()["problem"], problem);
+  const auto text = Cmm({"hv", "status"});
+  EXPECT_NE(text.out.find(problem), std::string::npos) << text.out;
+  // Held at the floors, not oscillating: the same targets period after period.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto s = PoolStatus();
+    if (s["partitions"].size() != 3) return false;
+    for (const auto& p : s["partitions"]) {
+      if (p["loaned_bytes"] != 16 * MiB) return false;
+    }
+    return true;
+  })) << PoolStatus().dump();
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto s = PoolStatus();
+    for (const auto& p : s["partitions"]) EXPECT_EQ(p["target_loaned_bytes"], 16 * MiB) << p.dump();
+  }
+  std::smatch m;
+  const std::string out = hv.out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("metrics at http://127.0.0.1:([0-9]+)/metrics"))) << out;
+  httplib::Client http("127.0.0.1", std::stoi(m[1]));
+  const auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("cmm_pool_shortfall_bytes 33554432\n"), std::string::npos);
+  // Said once in the log, not every period.
+  const std::string log = hv.err();
+  size_t said = 0;
+  for (size_t at = log.find(problem); at != std::string::npos; at = log.find(problem, at + 1)) ++said;
+  EXPECT_EQ(said, 1U) << log;
 }
 
 TEST_F(Hv, HttpOnlyOnLoopback) {
