@@ -43,7 +43,10 @@ struct Summary {
   double overcommit = 0;  // RAM / pool
   uint64_t peak_backing = 0;
   uint64_t mean_backing = 0;
-  double seconds_over_pool = 0;
+  double seconds_over_pool = 0;  // the policy's own
+  // Over while memory a partition took back on its own (OOM give-back) was
+  // being recovered from the others: counted apart.
+  double seconds_over_after_oom = 0;
   uint64_t peak_loaned = 0;
   uint64_t final_loaned = 0;
   uint64_t oom_events = 0;
@@ -65,6 +68,7 @@ class SummaryBuilder {
   Summary sum_;
   double backing_total_ = 0;
   double last_t_ = 0;
+  double last_oom_t_ = -1e9;  // when a partition last counted an OOM event
 };
 
 // One line per figure, for the end of the run; `compare` (if the run was

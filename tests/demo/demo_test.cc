@@ -22,7 +22,8 @@ TEST(DemoScenario, DefaultsAreFourPartitionsOfThreeQuartersOfTheGibibytePool) {
     EXPECT_FALSE(s.partitions[i].workloads.empty());
   }
   EXPECT_EQ(s.partitions[0].role, "bursty web server");
-  EXPECT_EQ(s.partitions[1].workloads, (std::vector<std::string>{"hog:153M", "cache:256M"}));
+  // Caches keep growing toward most of the RAM: 85% of 768 MiB over half of the 60 s run.
+  EXPECT_EQ(s.partitions[1].workloads, (std::vector<std::string>{"hog:153M", "cache:652M:21M"}));
   EXPECT_NE(s.partitions[0].phases_json.find("\"repeat_after\":30"), std::string::npos) << s.partitions[0].phases_json;
   EXPECT_EQ(s.partitions[0].workloads[0], "phases:web1.json");
 }
@@ -67,15 +68,19 @@ Sample At(double t, uint64_t backing_a, uint64_t backing_b, uint64_t loaned) {
 
 TEST(DemoSummary, PeakMeanTimeOverThePoolAndCounters) {
   SummaryBuilder b;
-  b.Add(At(1, 40 * MiB, 40 * MiB, 5 * MiB));   // 80
-  b.Add(At(2, 60 * MiB, 50 * MiB, 30 * MiB));  // 110: over for the second since the last sample
+  Sample first = At(1, 40 * MiB, 40 * MiB, 5 * MiB);  // 80
+  first.partitions[0].oom_events = 0;
+  b.Add(first);
+  b.Add(At(2, 60 * MiB, 50 * MiB, 30 * MiB));  // 110: over for the second since the last sample, just after an OOM
   b.Add(At(3.5, 50 * MiB, 40 * MiB, 20 * MiB));  // 90
+  b.Add(At(5, 60 * MiB, 50 * MiB, 20 * MiB));  // 110 again, 3 s after the OOM event: the policy's own
   const Summary s = b.Finish(0);
   EXPECT_EQ(s.ram_bytes, 300 * MiB);
   EXPECT_DOUBLE_EQ(s.overcommit, 3.0);
   EXPECT_EQ(s.peak_backing, 110 * MiB);
-  EXPECT_EQ(s.mean_backing, 280 * MiB / 3);
-  EXPECT_DOUBLE_EQ(s.seconds_over_pool, 1.0);
+  EXPECT_EQ(s.mean_backing, 390 * MiB / 4);
+  EXPECT_DOUBLE_EQ(s.seconds_over_after_oom, 1.0);
+  EXPECT_DOUBLE_EQ(s.seconds_over_pool, 1.5);
   EXPECT_EQ(s.peak_loaned, 30 * MiB);
   EXPECT_EQ(s.final_loaned, 20 * MiB);
   EXPECT_EQ(s.oom_events, 1U);
@@ -83,9 +88,10 @@ TEST(DemoSummary, PeakMeanTimeOverThePoolAndCounters) {
   EXPECT_EQ(s.pages_returned, 4U);
   const std::string text = FormatSummary(s, nullptr);
   EXPECT_NE(text.find("300 MiB / 100 MiB = 3.00x"), std::string::npos) << text;
-  EXPECT_NE(text.find("1 s of 4 s"), std::string::npos) << text;
-  // 300 MiB of RAM backed by 280/3 MiB on average.
-  EXPECT_NE(text.find("host memory saved, mean (RAM - use)    206.7 MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("time over the pool                     2 s of 5 s"), std::string::npos) << text;
+  EXPECT_NE(text.find("over the pool after OOM give-back      1 s"), std::string::npos) << text;
+  // 300 MiB of RAM backed by 390/4 MiB on average.
+  EXPECT_NE(text.find("host memory saved, mean (RAM - use)    202.5 MiB"), std::string::npos) << text;
   EXPECT_NE(text.find("integrity errors                       0"), std::string::npos) << text;
 }
 
@@ -97,6 +103,10 @@ TEST(DemoSummary, ComparisonSaysWhatTheBalloonSaved) {
   const std::string text = FormatSummary(a, &b);
   EXPECT_NE(text.find("balloon off"), std::string::npos);
   EXPECT_NE(text.find("host memory saved at peak              110 MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("the balloon saved 110 MiB of host memory on average: without it the partitions came to back "
+                      "190 MiB (63% of their RAM, 190% of the pool); with it, 80 MiB at most (80% of the pool)"),
+            std::string::npos)
+      << text;
 }
 
 TEST(DemoView, FrameAndLine) {
