@@ -50,6 +50,7 @@ bench: build
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_hv
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_micro
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_vm
+	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_sim
 	@$(BUILD)/bench/cmm_bench_report $(BUILD)/bench.jsonl $(BUILD)/bench.json
 
 # The wire decoder under libFuzzer (clang, ASan, UBSan), from the seed
