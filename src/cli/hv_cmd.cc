@@ -23,6 +23,7 @@
 #include "hv/rebalancer.h"
 #include "hv/server.h"
 #include "hv/vm_adapter.h"
+#include "sim/recorder.h"
 
 namespace cmm::cli {
 
@@ -40,6 +41,7 @@ struct HvFlags {
   std::string http;
   uint32_t fail_loan_percent = 0;
   std::string reserve = "512M";
+  std::string record;
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -214,16 +216,46 @@ int RunHv(const HvFlags& f) {
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
   }
-  hv::Rebalancer rebalancer(pool, std::chrono::milliseconds(f.period_ms), [&vms] { vms.Reap(); });
+  std::optional<sim::Recorder> recorder;
+  if (!f.record.empty()) {
+    auto opened = sim::Recorder::Open(f.record, o.pool_bytes);
+    if (!opened) throw UserError(fmt::format("--record: {}", opened.error()));
+    recorder.emplace(std::move(*opened));
+  }
+  const auto started_at = std::chrono::steady_clock::now();
+  auto last_flush = started_at;
+  auto after_round = [&] {
+    vms.Reap();
+    if (!recorder) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto t = std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count();
+    recorder->Sample(static_cast<uint32_t>(t), pool.pool_bytes(), pool.Snapshot());
+    if (now - last_flush >= std::chrono::seconds(10)) {
+      last_flush = now;
+      if (auto ok = recorder->Flush(); !ok) spdlog::warn("--record: {}", ok.error());
+    }
+  };
+  std::optional<hv::Rebalancer> rebalancer;
+  rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));
   if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
                           f.reserve);
   if (http) fmt::print("hypervisor: metrics at http://127.0.0.1:{}/metrics, status at /status\n", http->port());
   if (f.fail_loan_percent != 0) fmt::print("hypervisor: failing {}% of page loans on purpose\n", f.fail_loan_percent);
+  if (recorder) fmt::print("hypervisor: recording the members into {}\n", recorder->path());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);
+  rebalancer.reset();  // no more rounds: the recording below is the last
+  if (recorder) {
+    if (auto ok = recorder->Flush(); ok) {
+      fmt::print("hypervisor: recorded {} members into {} (replay: cmm sim --trace {})\n", recorder->members(),
+                 recorder->path(), recorder->path());
+    } else {
+      spdlog::error("--record: {}", ok.error());
+    }
+  }
   const size_t n = pool.Snapshot().size();
   http.reset();
   control->reset();
@@ -294,6 +326,8 @@ Runner AddHv(CLI::App& app) {
       CLI::Range(10, 60000));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
+  c->add_option("--record", f->record,
+                "Write the members' terms and use, once a second, as a trace for `cmm sim --trace` (JSON)");
   c->add_option("--inject-loan-failures", f->fail_loan_percent,
                 "Testing aid: answer this percent of page loans with H_HARDWARE")
       ->check(CLI::Range(0, 100));

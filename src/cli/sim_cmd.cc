@@ -45,7 +45,7 @@ void PrintText(const sim::SimReport& r) {
   std::printf("pool use, mean                      %s (%s of the pool)\n",
               FormatBytes(static_cast<uint64_t>(r.mean_use_bytes)).c_str(), Percent(r.mean_use_bytes, pool).c_str());
   std::printf("OOM events                          %llu\n", static_cast<unsigned long long>(r.oom_events));
-  std::printf("waited for room to join                at most %u s%s\n", r.join_wait_max_s,
+  std::printf("waited for room to join             at most %u s%s\n", r.join_wait_max_s,
               r.still_waiting ? fmt::format(" ({} still waiting at the end)", r.still_waiting).c_str() : "");
   std::printf("bursts fed, time to fulfil          %llu, p50 %.0f s, p99 %.0f s\n",
               static_cast<unsigned long long>(r.bursts), r.burst_p50_s, r.burst_p99_s);

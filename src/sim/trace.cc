@@ -1,6 +1,7 @@
 #include "sim/trace.h"
 
 #include <array>
+#include <cmath>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -178,8 +179,10 @@ std::string TraceJson(const Trace& t) {
       for (const uint64_t c : m.samples.cache) cache.push_back(c / MiB);
       o["samples"] = {{"t_s", m.samples.t_s}, {"used_mb", used}, {"cache_mb", cache}};
     } else {
-      o["shape"] = {{"kind", ShapeName(m.shape.kind)}, {"base", m.shape.base},       {"peak", m.shape.peak},
-                    {"cache", m.shape.cache},          {"every_s", m.shape.every_s}, {"length_s", m.shape.length_s},
+      // Shares to a thousandth: a float's last digits say nothing.
+      auto share = [](float v) { return std::round(static_cast<double>(v) * 1000) / 1000; };
+      o["shape"] = {{"kind", ShapeName(m.shape.kind)}, {"base", share(m.shape.base)},  {"peak", share(m.shape.peak)},
+                    {"cache", share(m.shape.cache)},    {"every_s", m.shape.every_s}, {"length_s", m.shape.length_s},
                     {"cache_fill_s", m.shape.cache_fill_s}};
     }
     j["members"].push_back(std::move(o));

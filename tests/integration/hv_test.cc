@@ -359,6 +359,73 @@ TEST_F(Hv, AnInfeasiblePoolIsReportedOnceAndItsMembersHeldAtTheirFloors) {
   EXPECT_EQ(said, 1U) << log;
 }
 
+TEST_F(Hv, RecordWritesTheMembersAsATraceThatCmmSimReplays) {
+  const std::string trace = dir.path() + "/yesterday.json";
+  GuestProcess hv(dir.path(), {"--pool", "64M", "--period-ms", "100", "--record", trace}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  {
+    GuestProcess g(dir.path(), {"--name", "rec1", "--mem", "48M", "--param", "min_mem_mb=8", "--weight", "40",
+                                "--workload", "hog:12M", "--workload", "cache:20M"},
+                   "guest", "rec1");
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto s = PoolStatus();
+      return s["partitions"].size() == 1 && s["partitions"][0]["used_bytes"].get<uint64_t>() >= 12 * MiB;
+    })) << g.err();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+    EXPECT_EQ(g.Stop(), 0);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].empty(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(hv.Stop(), 0);
+  EXPECT_NE(hv.out().find("recorded 1 members into " + trace), std::string::npos) << hv.out();
+  std::ifstream in(trace);
+  const auto j = nlohmann::json::parse(in);
+  ASSERT_EQ(j["members"].size(), 1U) << j.dump();
+  const auto& m = j["members"][0];
+  EXPECT_EQ(m["name"], "rec1");
+  EXPECT_EQ(m["ram_mb"], 48);
+  EXPECT_EQ(m["weight"], 40);
+  EXPECT_EQ(m["min_mb"], 8);
+  EXPECT_GT(m["leave_s"].get<int>(), m.value("join_s", 0));
+  uint64_t most_used = 0;
+  for (const auto& u : m["samples"]["used_mb"]) most_used = std::max(most_used, u.get<uint64_t>());
+  EXPECT_GE(most_used, 12U);
+  // The recording replays.
+  const auto replay = Cmm({"sim", "--trace", trace, "--hours", "0.01"});
+  EXPECT_EQ(replay.code, 0) << replay.err;
+  EXPECT_NE(replay.out.find("1 members, 48 MiB of RAM on a 64 MiB pool"), std::string::npos) << replay.out;
+  EXPECT_NE(replay.out.find("time over the pool                  0 s"), std::string::npos) << replay.out;
+  const auto bad = Cmm({"sim", "--trace", dir.path() + "/nothing.json"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("cannot read trace"), std::string::npos) << bad.err;
+  std::ofstream(dir.path() + "/bad.json") << R"({"members":[{"name":"x","ram_mb":0,"shape":{}}]})";
+  const auto refused = Cmm({"sim", "--trace", dir.path() + "/bad.json"});
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_NE(refused.err.find("member x: \"ram_mb\" is required and must be above 0"), std::string::npos) << refused.err;
+}
+
+TEST_F(Hv, SimPrintsItsFiguresAsTextOrJsonAndRefusesBadFlags) {
+  const auto text = Cmm({"sim", "--members", "30", "--hours", "0.2", "--seed", "3"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  for (const char* line : {"30 members, ", "time over the pool                  0 s", "over the pool after OOM give-back",
+                           "bursts fed, time to fulfil", "fairness, RAM loaned by weight", "host memory saved, mean",
+                           "target changes per member-hour"}) {
+    EXPECT_NE(text.out.find(line), std::string::npos) << line << "\n" << text.out;
+  }
+  const auto json = Cmm({"sim", "--members", "30", "--hours", "0.2", "--seed", "3", "--json", "--pool", "40G"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["members"], 30);
+  EXPECT_EQ(j["pool_bytes"], uint64_t{40} << 30);
+  EXPECT_EQ(j["over_pool_s"], 0.0);
+  EXPECT_EQ(j["fairness"].size(), 4U);
+  EXPECT_EQ(Cmm({"sim", "--members", "0"}).code, 2);
+  EXPECT_EQ(Cmm({"sim", "--hours", "-1"}).code, 2);
+  const auto pool = Cmm({"sim", "--pool", "lots"});
+  EXPECT_EQ(pool.code, 2);
+  EXPECT_NE(pool.err.find("--pool lots: not a size like 4G or 512M"), std::string::npos) << pool.err;
+}
+
 TEST_F(Hv, HttpOnlyOnLoopback) {
   const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
   EXPECT_EQ(r.code, 2);
