@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/size_text.h"
 
 namespace cmm::guest {
 
@@ -87,8 +91,20 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
 Partition::~Partition() { Stop(); }
 
 int Partition::Start() {
+  // Admission: what the pool has no room for is loaned before the
+  // workload can touch it.
+  uint64_t admitted_loan = 0;
+  if (hv_ && !workload_specs_.empty()) {
+    papr::MppData mpp;
+    if (hv_->GetMpp(mpp) == papr::kSuccess && mpp.loan_request > 0) admitted_loan = static_cast<uint64_t>(mpp.loan_request);
+  }
   const int rc = controller_->Start();
   started_ = rc == 0;
+  if (started_ && admitted_loan > 0) {
+    const uint64_t held = WaitForBalloon(admitted_loan);
+    spdlog::info("{}: the pool had no room for {}; the balloon holds {} before the workloads start", name_,
+                 FormatBytes(admitted_loan), FormatBytes(held));
+  }
   if (started_ && !workload_specs_.empty()) {
     std::vector<std::unique_ptr<Workload>> list;
     for (const auto& spec : workload_specs_) list.push_back(std::make_unique<Workload>(spec, allocator_, cache_));
@@ -96,6 +112,30 @@ int Partition::Start() {
     workloads_ = std::make_unique<WorkloadRunner>(std::move(list));
   }
   return rc;
+}
+
+uint64_t Partition::WaitForBalloon(uint64_t bytes) {
+  const uint64_t ps = allocator_.Geometry().size();
+  // Bounded: a balloon that stops growing (min_mem_mb, a stalled pool) does
+  // not hold the workload back for long.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  uint64_t last = 0;
+  auto last_growth = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    const uint64_t loaned = static_cast<uint64_t>(controller_->loaned().value()) * ps;
+    // The pool may have settled on less by now (it rebalances meanwhile).
+    const uint64_t target = static_cast<uint64_t>(std::max<int64_t>(0, controller_->loaned_target().value())) * ps;
+    if (loaned >= bytes || (loaned > 0 && loaned >= target)) return loaned;
+    const auto now = std::chrono::steady_clock::now();
+    if (loaned > last) {
+      last = loaned;
+      last_growth = now;
+    } else if (now - last_growth > std::chrono::seconds(2)) {
+      return loaned;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return static_cast<uint64_t>(controller_->loaned().value()) * ps;
 }
 
 void Partition::Stop() {

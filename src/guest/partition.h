@@ -61,7 +61,9 @@ class Partition {
   static tl::expected<std::unique_ptr<Partition>, std::string> Create(const PartitionOptions& options);
   ~Partition();
 
-  // S9 (0 or a positive errno), then the workloads start.
+  // S9 (0 or a positive errno), then the workloads start; with a
+  // hypervisor, once the balloon holds what the pool had no room for (at
+  // most a few seconds: admission).
   int Start();
   // The workloads free their pages (each checked), then S10: every loaned
   // page is given back. Safe to call twice.
@@ -93,6 +95,7 @@ class Partition {
   std::vector<WorkloadStats> workload_stats() const;
 
  private:
+  uint64_t WaitForBalloon(uint64_t bytes);  // what the balloon holds when it returns
   Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv);
 
   std::string name_;

@@ -426,6 +426,33 @@ TEST_F(Hv, SimPrintsItsFiguresAsTextOrJsonAndRefusesBadFlags) {
   EXPECT_NE(pool.err.find("--pool lots: not a size like 4G or 512M"), std::string::npos) << pool.err;
 }
 
+TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadStarts) {
+  GuestProcess hv(dir.path(), {"--pool", "64M", "--period-ms", "200"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  GuestProcess a(dir.path(), {"--name", "first", "--mem", "48M", "--param", "min_mem_mb=8", "--workload", "hog:30M"},
+                 "guest", "first");
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto s = PoolStatus();
+    return s["partitions"].size() == 1 && s["partitions"][0]["used_bytes"].get<uint64_t>() >= 30 * MiB;
+  }));
+  // 16 MiB of room left for a 48 MiB partition: it starts with 32 MiB loaned.
+  GuestProcess b(dir.path(), {"--name", "second", "--mem", "48M", "--param", "min_mem_mb=8", "--workload", "hog:6M"},
+                 "guest", "second");
+  ASSERT_TRUE(WaitUntil([&] { return b.err().find("before the workloads start") != std::string::npos; })) << b.err();
+  EXPECT_NE(hv.err().find("partition second joined the pool: 50331648 bytes of RAM, weight 128, starts with 33554432 "
+                          "bytes loaned"),
+            std::string::npos)
+      << hv.err();
+  // Its balloon held (what the pool then asked of it, at least) before its
+  // workload ran; the pool may since have asked some of the first one.
+  std::smatch m;
+  const std::string err = b.err();
+  ASSERT_TRUE(std::regex_search(
+      err, m, std::regex("second: the pool had no room for 32 MiB; the balloon holds ([0-9.]+) MiB before the workloads")))
+      << err;
+  EXPECT_GE(std::stod(m[1]), 16.0);
+}
+
 TEST_F(Hv, HttpOnlyOnLoopback) {
   const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
   EXPECT_EQ(r.code, 2);
