@@ -41,6 +41,7 @@ struct Work {
   std::vector<double> ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take,
       share, cap, first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed;
   std::vector<uint8_t> needy;
+  std::vector<uint32_t> order;
   void Reset(size_t n) {
     // Columns read before they are written start at zero; the rest are
     // written whole before use.
@@ -59,6 +60,42 @@ double Sum(const std::vector<double>& v) {
   return s;
 }
 
+// What is still needed after the settle band, asked of few members in
+// whole bands rather than of many in slivers: those with the most idle
+// memory left (weighted by inverse weight) first, each at least a band's
+// worth when it has it and at most `bands_at_most` bands (0: no limit).
+// Returns what could not be placed.
+double AskTheIdlest(double need, double bands_at_most, Work& w, std::span<const PolicyInput> members,
+                    const PolicyConfig& config) {
+  const size_t n = members.size();
+  std::vector<uint32_t>& order = w.order;
+  order.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (members[i].frozen || w.needy[i] != 0) continue;
+    const double band = std::max(4.0 * static_cast<double>(config.granule), w.ram[i] * config.settle);
+    double spare = w.taxed[i] + w.rest[i] - std::max(0.0, w.desired[i] - w.pos[i]);
+    if (bands_at_most > 0) spare = std::min(spare, bands_at_most * band);
+    w.cap[i] = spare;
+    if (spare >= band) order.push_back(static_cast<uint32_t>(i));
+  }
+  auto more_idle = [&w](uint32_t a, uint32_t b) { return w.cap[a] * w.inverse[a] > w.cap[b] * w.inverse[b]; };
+  // The few largest first; more only if they do not cover it.
+  size_t done = 0;
+  for (size_t m = 16; done < order.size() && need > 0.5; m *= 4) {
+    const size_t upto = std::min(order.size(), m);
+    std::nth_element(order.begin() + static_cast<long>(done), order.begin() + static_cast<long>(upto - 1), order.end(),
+                     more_idle);
+    std::sort(order.begin() + static_cast<long>(done), order.begin() + static_cast<long>(upto), more_idle);
+    for (; done < upto && need > 0.5; ++done) {
+      const uint32_t i = order[done];
+      const double ask = std::min(w.cap[i], need);
+      w.desired[i] += ask;
+      need -= ask;
+    }
+  }
+  return need;
+}
+
 }  // namespace
 
 PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members) {
@@ -67,7 +104,7 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
   thread_local Work w;
   w.Reset(n);
   auto& [ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take, share, cap,
-         first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed, needy] = w;
+         first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed, needy, order] = w;
   double entitled = 0;  // what the members may back now
   double floors = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -152,8 +189,13 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
   // Small moves are not worth a target change: a member not short of
   // memory keeps its last target when the new one is within a settle band
   // of it. Loans so skipped that the pool needs are asked instead of
-  // members whose targets move anyway, out of their idle memory, and only
-  // what they cannot give is asked of the small movers after all.
+  // members whose targets move anyway, then of those with the most idle
+  // memory in whole bands, and only what they cannot give is asked of the
+  // small movers after all.
+  // Over the pool right now (an OOM give-back, a shrink), what is asked must
+  // be met within a period or two: no one member is asked more than two
+  // bands then.
+  const bool over_now = entitled > pool;
   double projected = 0;  // what the members will back once all targets are met
   for (size_t i = 0; i < n; ++i) projected += ram[i] - desired[i];
   for (size_t i = 0; i < n; ++i) {
@@ -181,7 +223,8 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     WaterFill(need, share, cap, first);
     for (size_t i = 0; i < n; ++i) desired[i] += first[i];
     need -= Sum(first);
-    if (need > 0) {
+    if (need > 0.5) need = AskTheIdlest(need, over_now ? 2.0 : 0.0, w, members, config);
+    if (need > 0.5) {
       WaterFill(need, third, third, second);
       for (size_t i = 0; i < n; ++i) desired[i] += second[i];
     }

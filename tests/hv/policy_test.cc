@@ -173,6 +173,27 @@ TEST(Policy, AShrunkPoolIsAskedOfMemoryBeyondIdleDownToTheFloors) {
   EXPECT_EQ(r[0] + r[1], 200 * M);
 }
 
+TEST(Policy, ASmallNeedIsAskedOfAFewMembersInWholeBandsNotOfEveryoneInSlivers) {
+  // 64 members of 1 GiB with idle memory; one short of memory wants its
+  // 64 MiB back and the pool has no room: 1 MiB from each would change 63
+  // targets; instead a member with the most idle memory gives it all.
+  std::vector<PolicyInput> in(64, Part(1024, 600));
+  in[0] = Part(1024, 0, 64);
+  in[0].new_oom_events = 1;
+  for (size_t i = 1; i < in.size(); ++i) in[i].free_bytes = (600 - i) * MiB;  // some have more idle than others
+  const PolicyDecision d = Decide(Pool(64 * 1024 - 64), in);
+  int changed = 0;
+  uint64_t asked = 0;
+  for (size_t i = 1; i < in.size(); ++i) {
+    changed += d.targets[i] != in[i].loaned_bytes ? 1 : 0;
+    asked += d.targets[i] - in[i].loaned_bytes;
+  }
+  EXPECT_LE(changed, 2);
+  EXPECT_GE(asked, 64 * MiB);
+  EXPECT_GT(d.targets[1], 0U);  // the idlest
+  EXPECT_EQ(d.targets[0], 64 * MiB);  // fed next period, once that loan is confirmed
+}
+
 TEST(Policy, AnInfeasiblePoolHoldsEveryMemberAtItsFloorAndSaysByHowMuch) {
   // Three 384 MiB members with 256 MiB floors on a 512 MiB pool.
   std::vector<PolicyInput> in(3, Part(384, 300));
