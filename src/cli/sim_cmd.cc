@@ -148,10 +148,11 @@ int RunSimCommand(const SimFlags& f) {
 Runner AddSim(CLI::App& app) {
   auto f = std::make_shared<SimFlags>();
   auto* c = app.add_subcommand("sim", "Run the pool policy against a simulated fleet on a simulated clock");
-  c->add_option("--members", f->members, "Members to generate (web, steady, batch, idle, leaking)")
-      ->capture_default_str();
+  auto* members = c->add_option("--members", f->members, "Members to generate (web, steady, batch, idle, leaking)")
+                      ->capture_default_str();
   c->add_option("--hours", f->hours, "Simulated time")->capture_default_str();
-  c->add_option("--trace", f->trace, "Replay this trace (JSON, see the README) instead of generating a fleet");
+  c->add_option("--trace", f->trace, "Replay this trace (JSON, see the README) instead of generating a fleet")
+      ->excludes(members);
   c->add_option("--save-trace", f->save_trace, "Write the fleet's trace here (to edit or replay)");
   c->add_option("--pool", f->pool, "Pool size, e.g. 600G (default: the trace's, else 60% of the members' RAM)");
   c->add_option("--seed", f->seed, "Seed for the generated fleet and its workloads")->capture_default_str();

@@ -77,6 +77,7 @@ nlohmann::json Status(guest::Partition& p) {
       {"workloads", workloads},
       {"blocks", blocks},
       {"oom_events", p.memory().oom_events()},
+      {"oom_give_backs", p.memory().oom_give_backs()},
       {"block_bytes", p.block_bytes()},
       {"blocks_online", p.blocks_online()},
       {"blocks_total", p.blocks_total()},

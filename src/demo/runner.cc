@@ -198,7 +198,9 @@ std::optional<Sample> Run::Take(double t) {
       const uint64_t in_use = ((*g)["movable_pages"].get<uint64_t>() + (*g)["unmovable_pages"].get<uint64_t>()) * ps;
       p.used_bytes = in_use - std::min(in_use, p.cache_bytes);
       p.free_bytes = (*g)["free_pages"].get<uint64_t>() * ps;
-      p.oom_events = (*g)["oom_events"];
+      // Failed allocations and the balloon's OOM give-backs alike: either
+      // way the partition was short of memory.
+      p.oom_events = (*g)["oom_events"].get<uint64_t>() + g->value("oom_give_backs", uint64_t{0});
     }
     // ...and its loans and backing as the hypervisor sees them.
     for (const auto& v : (*r)["partitions"]) {

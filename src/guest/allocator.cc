@@ -87,6 +87,7 @@ tl::expected<Handle, std::string> PageAllocator::Alloc(PageKind kind) {
       if (auto h = TryAlloc(kind)) return *h;
     }
     oom_freed = kernel_->NotifyOom().value();
+    if (oom_freed > 0) oom_give_backs_.fetch_add(1);
     if (auto h = TryAlloc(kind)) return *h;  // the one retry
   }
   oom_events_.fetch_add(1);

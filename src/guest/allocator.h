@@ -95,6 +95,9 @@ class PageAllocator final : public GuestMemory {
   uint64_t integrity_errors() const { return integrity_errors_.load(); }
   std::string last_integrity_error() const;
   uint64_t oom_events() const { return oom_events_.load(); }
+  // Allocations that went on only because an OOM notifier (the balloon's
+  // OOM give-back) freed memory for them.
+  uint64_t oom_give_backs() const { return oom_give_backs_.load(); }
 
   // ---- GuestMemory (the balloon) ----
   PageGeometry Geometry() const override { return geometry_; }
@@ -178,6 +181,7 @@ class PageAllocator final : public GuestMemory {
   std::atomic<int64_t> managed_[2] = {0, 0};
   std::atomic<uint64_t> integrity_errors_{0};
   std::atomic<uint64_t> oom_events_{0};
+  std::atomic<uint64_t> oom_give_backs_{0};
 
   mutable std::mutex mu_;  // guards everything below
   std::vector<FrameState> frames_;

@@ -78,7 +78,10 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
       s.cache_bytes = cache_.pages() * ps;
       s.used_bytes = (c.movable + c.unmovable) * ps - std::min((c.movable + c.unmovable) * ps, s.cache_bytes);
       s.loaned_bytes = static_cast<uint64_t>(controller_->loaned().value()) * ps;
-      s.oom_events = allocator_.oom_events();
+      s.oom_freed_bytes = static_cast<uint64_t>(controller_->oom_freed().value()) * ps;
+      // For the pool, memory the balloon gave back on OOM is an OOM event
+      // as much as a failed allocation: the partition is short of memory.
+      s.oom_events = allocator_.oom_events() + allocator_.oom_give_backs();
       s.time_ns = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
               .count());

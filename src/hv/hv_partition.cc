@@ -99,7 +99,13 @@ papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
   d.pool_size = static_cast<int64_t>(assignment_.pool_bytes);
   d.backing_mem = static_cast<int64_t>(backing_->BackingBytes());
   d.mem_weight = assignment_.weight;
-  d.loan_request = static_cast<int64_t>(assignment_.target_loaned_bytes) - static_cast<int64_t>(LoanedBytesLocked());
+  // Its balloon keeps back from every target what it gave on OOM (until
+  // oom_freed_kb is reset): ask that much more, so it comes to the target
+  // the pool counts on instead of deflating on its own.
+  const uint64_t asked = assignment_.target_loaned_bytes == 0
+                             ? 0
+                             : std::min(config_.ram_bytes, assignment_.target_loaned_bytes + stats.oom_freed_bytes);
+  d.loan_request = static_cast<int64_t>(asked) - static_cast<int64_t>(LoanedBytesLocked());
   return d;
 }
 

@@ -135,7 +135,10 @@ void Put(W& w, const Registered& m) {
 template <class W>
 void Put(W& w, const GetMpp& m) {
   const Stats& s = m.stats;
-  for (uint64_t v : {s.free_bytes, s.used_bytes, s.cache_bytes, s.loaned_bytes, s.oom_events, s.time_ns}) w.U64(v);
+  for (uint64_t v : {s.free_bytes, s.used_bytes, s.cache_bytes, s.loaned_bytes, s.oom_events, s.time_ns,
+                     s.oom_freed_bytes}) {
+    w.U64(v);
+  }
 }
 template <class W>
 void Put(W& w, const Mpp& m) {
@@ -217,7 +220,8 @@ Result Get(Reader& r, Registered) {
 Result Get(Reader& r, GetMpp) {
   GetMpp m;
   Stats& s = m.stats;
-  for (uint64_t* v : {&s.free_bytes, &s.used_bytes, &s.cache_bytes, &s.loaned_bytes, &s.oom_events, &s.time_ns}) {
+  for (uint64_t* v : {&s.free_bytes, &s.used_bytes, &s.cache_bytes, &s.loaned_bytes, &s.oom_events, &s.time_ns,
+                      &s.oom_freed_bytes}) {
     *v = r.U64();
   }
   if (!r.ok()) return tl::unexpected(std::string("get_mpp: truncated"));

@@ -17,7 +17,7 @@
 namespace cmm::proto {
 
 inline constexpr uint16_t kMagic = 0x4D43;  // "CM"
-inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kVersion = 2;
 inline constexpr size_t kHeaderBytes = 8;
 inline constexpr size_t kMaxPayload = 64 * 1024;
 inline constexpr size_t kMaxName = 64;
@@ -52,6 +52,9 @@ struct Stats {
   uint64_t loaned_bytes = 0;
   uint64_t oom_events = 0;
   uint64_t time_ns = 0;  // the partition's monotonic clock
+  // What the balloon gave back on OOM and keeps back from every target
+  // since (oom_freed_kb, S6): the hypervisor asks that much more.
+  uint64_t oom_freed_bytes = 0;
   friend bool operator==(const Stats&, const Stats&) = default;
 };
 

@@ -80,6 +80,9 @@ TEST_F(Reclaim, S6_OrderIsShrinkersThenBalloonGiveBackThenRetry) {
   EXPECT_EQ(c.loaned(), Pages(96));
   EXPECT_EQ(p->memory().FreePages(), 3U);  // one of the four went to the retry
   EXPECT_EQ(p->memory().oom_events(), 0U);
+  // Not a failed allocation, but the pool is told of it (the OOM
+  // give-back, counted apart): the partition was short of memory.
+  EXPECT_EQ(p->memory().oom_give_backs(), 1U);
   p->kernel().UnregisterOom(rec);
   p->kernel().UnregisterShrinker(cache);
 }

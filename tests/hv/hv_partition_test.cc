@@ -73,6 +73,24 @@ TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
   EXPECT_GT(positions.size(), 5U);  // not always the same page
 }
 
+// The words: the pool is never exceeded. A partition's balloon
+// keeps back what it gave on OOM from every target (S6's oom_freed), so
+// the hypervisor asks that much more: the partition then comes to the
+// target the pool counts on instead of deflating on its own.
+TEST(HvGetMpp, AsksWhatTheBalloonKeepsBackAfterAnOomGiveBack) {
+  std::vector<std::pair<uint64_t, uint64_t>> log;
+  HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(p.PageInit(papr::kPageSetLoaned, i * kCmo), papr::kSuccess);
+  p.Assign({20 * kCmo, 64 * kCmo, 0});
+  proto::Stats stats;
+  EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(10 * kCmo));
+  stats.oom_freed_bytes = 3 * kCmo;
+  EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(13 * kCmo));
+  // Nothing to loan: nothing more asked for what it keeps back.
+  p.Assign({0, 64 * kCmo, 0});
+  EXPECT_EQ(p.GetMpp(stats).loan_request, -static_cast<int64_t>(10 * kCmo));
+}
+
 TEST(HvPageInit, LoanedReleasesTheCmoPageActiveCopiesNothing) {
   std::vector<std::pair<uint64_t, uint64_t>> log;
   HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));

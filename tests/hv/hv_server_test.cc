@@ -136,7 +136,7 @@ TEST_F(HvServerTest, DuplicateNamesAreRefusedWithAReason) {
 TEST_F(HvServerTest, AMalformedMessageGetsAnErrorAndTheConnectionIsDropped) {
   auto fd = proto::ConnectSeqpacket(path_);
   ASSERT_TRUE(fd.has_value()) << fd.error();
-  const uint8_t junk[] = {0x43, 0x4D, 1, 99, 0, 0, 0, 0};
+  const uint8_t junk[] = {0x43, 0x4D, proto::kVersion, 99, 0, 0, 0, 0};
   ASSERT_EQ(send(*fd, junk, sizeof junk, 0), static_cast<ssize_t>(sizeof junk));
   auto reply = proto::Receive(*fd, 2s);
   ASSERT_TRUE(reply.has_value()) << reply.error();
