@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,8 +95,12 @@ class GuestProcess {
                const std::string& tag = "guest")
       : out_(dir + "/" + tag + ".out") {
     args.insert(args.begin(), {CMM_BINARY, sub});
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      // A test that crashes (a sanitizer's abort) takes its processes with it.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       const int o = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       const int e = open((out_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(o, 1);
