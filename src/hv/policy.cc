@@ -14,7 +14,6 @@ namespace {
 void WaterFill(double amount, const std::vector<double>& share, const std::vector<double>& cap,
                std::vector<double>& got) {
   got.assign(share.size(), 0.0);
-  if (amount <= 0.5) return;
   for (int round = 0; round < 8 && amount > 0.5; ++round) {
     double total = 0;
     for (size_t i = 0; i < share.size(); ++i) total += got[i] < cap[i] ? share[i] : 0;
@@ -54,6 +53,11 @@ struct Work {
   }
 };
 
+// A target within this of a member's last one stays as it was.
+double SettleBand(const PolicyConfig& config, double ram) {
+  return std::max(4.0 * static_cast<double>(config.granule), ram * config.settle);
+}
+
 double Sum(const std::vector<double>& v) {
   double s = 0;
   for (const double x : v) s += x;
@@ -72,7 +76,7 @@ double AskTheIdlest(double need, double bands_at_most, Work& w, std::span<const 
   order.clear();
   for (size_t i = 0; i < n; ++i) {
     if (members[i].frozen || w.needy[i] != 0) continue;
-    const double band = std::max(4.0 * static_cast<double>(config.granule), w.ram[i] * config.settle);
+    const double band = SettleBand(config, w.ram[i]);
     double spare = w.taxed[i] + w.rest[i] - std::max(0.0, w.desired[i] - w.pos[i]);
     if (bands_at_most > 0) spare = std::min(spare, bands_at_most * band);
     w.cap[i] = spare;
@@ -159,8 +163,8 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
       WaterFill(deficit - Sum(first), share, rest, second);
       for (size_t i = 0; i < n; ++i) take[i] = first[i] + second[i];
       // Still over with nothing granted: the pool itself is over, so ask
-      // what it takes of any memory above the floors.
-      // Those short of memory are asked last.
+      // what it takes of any memory above the floors, those short of
+      // memory last.
       for (const bool of_needy : {false, true}) {
         const double over = usable - Sum(take) - pool;
         if (over <= 0) break;
@@ -204,7 +208,7 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     cap[i] = 0;
     if (m.frozen || needy[i] != 0) continue;
     const double last = held[i] + static_cast<double>(m.asked_bytes);
-    const double band = std::max(4.0 * static_cast<double>(config.granule), ram[i] * config.settle);
+    const double band = SettleBand(config, ram[i]);
     const double move = desired[i] - last;
     if (move < 0 && -move < band) {
       projected -= -move;
@@ -236,7 +240,7 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     const PolicyInput& m = members[i];
     giveback[i] = m.frozen ? 0.0 : std::max(0.0, held[i] - desired[i]);
     (needy[i] != 0 ? needy_back : other_back)[i] = giveback[i];
-    weight[i] = (m.weight + 1.0) * std::max(giveback[i], 1.0);
+    weight[i] = plus_one[i] * std::max(giveback[i], 1.0);
   }
   double budget = std::max(0.0, pool - entitled);
   if (Sum(giveback) <= budget) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,19 @@
 #include "core/size_text.h"
 
 namespace cmm::hv {
+
+namespace {
+
+// The usable memory a member is held within: its floor and its ceiling.
+struct Bounds {
+  uint64_t min = 0, max = 0;
+};
+Bounds BoundsOf(uint64_t ram, const MemberSettings& s) {
+  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
+  return {std::min(s.min_bytes, max), max};
+}
+
+}  // namespace
 
 tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
   const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
@@ -35,14 +49,14 @@ tl::expected<void, Refusal> Pool::Add(std::shared_ptr<Member> member, MemberSett
   // Admission: its balloon holds what the pool has no room for before its
   // workload runs, so joining never takes the pool over.
   const uint64_t target = AdmissionTarget(ram, settings);
-  member->Assign({target, pool_bytes_.load(), settings.weight});
+  const uint64_t pool = pool_bytes_.load();
+  member->Assign({target, pool, settings.weight});
   spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}, starts with {} bytes loaned",
                KindName(member->kind()), name, ram, settings.weight, target);
   const uint64_t entitled = ram - target;
-  if (entitled_ + entitled > pool_bytes_.load()) {
+  if (entitled_ + entitled > pool) {
     spdlog::warn("{} {} joined at its floor ({}) with {} of room: the pool is over until others loan",
-                 KindName(member->kind()), name, FormatBytes(entitled),
-                 FormatBytes(pool_bytes_.load() - std::min(pool_bytes_.load(), entitled_)));
+                 KindName(member->kind()), name, FormatBytes(entitled), FormatBytes(pool - std::min(pool, entitled_)));
   }
   entitled_ += entitled;
   index_.emplace(name, entries_.size());
@@ -51,20 +65,18 @@ tl::expected<void, Refusal> Pool::Add(std::shared_ptr<Member> member, MemberSett
 }
 
 uint64_t Pool::AdmissionTarget(uint64_t ram, const MemberSettings& s) const {
-  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
-  const uint64_t min = std::min(s.min_bytes, max);
+  const Bounds b = BoundsOf(ram, s);
   const uint64_t pool = pool_bytes_.load();
   const uint64_t room = pool > entitled_ ? pool - entitled_ : 0;
   uint64_t target = ram > room ? ram - room : 0;
   const uint64_t g = std::max<uint64_t>(options_.policy.granule, 1);
   target = (target + g - 1) / g * g;
-  return std::clamp(target, ram - max, ram - min);
+  return std::clamp(target, ram - b.max, ram - b.min);
 }
 
 bool Pool::HasRoomFor(uint64_t ram, const MemberSettings& s) const {
   std::lock_guard lock(mu_);
-  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
-  return entitled_ + std::min(s.min_bytes, max) <= pool_bytes_.load();
+  return entitled_ + BoundsOf(ram, s).min <= pool_bytes_.load();
 }
 
 void Pool::Reserve(uint64_t bytes) {
@@ -83,8 +95,7 @@ Feasibility Pool::feasibility() const {
   return feasibility_;
 }
 
-void Pool::NoteFeasibility(const PolicyDecision& d, uint64_t pool) {
-  const Feasibility now{pool, d.floors_bytes, d.shortfall_bytes};
+void Pool::NoteFeasibility(const Feasibility& now) {
   const bool was = feasibility_.shortfall_bytes > 0;
   const bool is = now.shortfall_bytes > 0;
   // Said once per change: when it stops being met, when what it lacks
@@ -92,7 +103,7 @@ void Pool::NoteFeasibility(const PolicyDecision& d, uint64_t pool) {
   if (is && (!was || now.floors_bytes != feasibility_.floors_bytes || now.pool_bytes != feasibility_.pool_bytes)) {
     spdlog::warn("{}", ShortfallMessage(now));
   } else if (was && !is) {
-    spdlog::info("pool {} can be met again: members' floors need {}", FormatBytes(pool),
+    spdlog::info("pool {} can be met again: members' floors need {}", FormatBytes(now.pool_bytes),
                  FormatBytes(now.floors_bytes));
   }
   feasibility_ = now;
@@ -121,8 +132,7 @@ std::shared_ptr<Member> Pool::Find(const std::string& name) const {
 }
 
 Pool::Entry* Pool::Lookup(const std::string& name) {
-  const auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &entries_[it->second];
+  return const_cast<Entry*>(std::as_const(*this).Lookup(name));
 }
 
 const Pool::Entry* Pool::Lookup(const std::string& name) const {
@@ -154,10 +164,11 @@ void Pool::Rebalance() {
     e.oom_seen = s.stats.oom_events;
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing));
+  const uint64_t pool = pool_bytes_.load();
   PolicyConfig policy = options_.policy;
-  policy.pool_bytes = pool_bytes_.load() - std::min(pool_bytes_.load(), reserved_);
+  policy.pool_bytes = pool - std::min(pool, reserved_);
   const PolicyDecision d = options_.decide(policy, in);
-  NoteFeasibility(PolicyDecision{{}, d.floors_bytes + reserved_, d.shortfall_bytes}, pool_bytes_.load());
+  NoteFeasibility({pool, d.floors_bytes + reserved_, d.shortfall_bytes});
   size_t k = 0;
   entitled_ = 0;
   for (Entry& e : entries_) {
@@ -169,7 +180,7 @@ void Pool::Rebalance() {
     e.entitled = i.ram_bytes - bound;
     entitled_ += e.entitled;
     e.target_loaned = target;
-    e.member->Assign({target, pool_bytes_.load(), e.settings.weight});
+    e.member->Assign({target, pool, e.settings.weight});
   }
 }
 

@@ -108,7 +108,7 @@ class Pool {
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling. Needs mu_.
   uint64_t AdmissionTarget(uint64_t ram, const MemberSettings& s) const;
-  void NoteFeasibility(const PolicyDecision& d, uint64_t pool);  // needs mu_
+  void NoteFeasibility(const Feasibility& now);  // needs mu_; says a change in the log
 
   PoolOptions options_;
   std::atomic<uint64_t> pool_bytes_;

@@ -60,9 +60,9 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
 
   const size_t n = trace.members.size();
   std::vector<std::shared_ptr<SimMember>> members(n);
-  std::vector<uint32_t> short_since(n, 0);
+  std::vector<uint32_t> short_since(n, 0);  // 0: fed; else the second it went short, plus one
   std::vector<uint8_t> queued(n, 0);
-  std::vector<size_t> waiting;  // due to join, waiting for room  // 0: fed; else the second it went short, plus one
+  std::vector<size_t> waiting;  // due to join, waiting for room
   std::vector<double> loaned_share(n, 0.0);
   std::vector<uint32_t> present_periods(n, 0);
   std::vector<uint64_t> burst_hist(options.seconds / trace.period_s + 2, 0);

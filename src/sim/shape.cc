@@ -20,13 +20,13 @@ std::optional<ShapeKind> ShapeByName(std::string_view name) {
 
 Workload::Workload(Shape shape, uint64_t ram, uint64_t seed, const Samples* samples)
     : shape_(shape), ram_(ram), rng_(seed), phase_(0), samples_(samples) {
-  phase_ = static_cast<uint32_t>(Next() % std::max<uint32_t>(shape_.every_s, 1));
+  phase_ = static_cast<uint32_t>(SplitMix64(rng_) % std::max<uint32_t>(shape_.every_s, 1));
   burst_start_ = phase_;
   burst_end_ = burst_start_ + shape_.length_s;
 }
 
-uint64_t Workload::Next() {
-  uint64_t z = (rng_ += 0x9e3779b97f4a7c15ULL);
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
@@ -52,7 +52,7 @@ Want Workload::At(uint32_t t) {
     case ShapeKind::kWeb:
       // Bursts at random, about one per `every`.
       while (t >= burst_end_) {
-        burst_start_ = burst_end_ + static_cast<uint32_t>(Next() % (2 * every));
+        burst_start_ = burst_end_ + static_cast<uint32_t>(SplitMix64(rng_) % (2 * every));
         burst_end_ = burst_start_ + shape_.length_s;
       }
       if (t >= burst_start_) used = shape_.peak;

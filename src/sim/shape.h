@@ -15,6 +15,10 @@ enum class ShapeKind : uint8_t { kSteady, kWeb, kBatch, kIdle, kLeak, kSamples }
 std::string_view ShapeName(ShapeKind k);
 std::optional<ShapeKind> ShapeByName(std::string_view name);
 
+// splitmix64: the next of a sequence of well-mixed numbers from `state`.
+// The fleet generator and each workload draw from it.
+uint64_t SplitMix64(uint64_t& state);
+
 // Shares are of the member's RAM.
 struct Shape {
   ShapeKind kind = ShapeKind::kSteady;
@@ -45,7 +49,6 @@ class Workload {
   Want At(uint32_t t_s);
 
  private:
-  uint64_t Next();  // splitmix64
   Shape shape_;
   uint64_t ram_;
   uint64_t rng_;

@@ -192,12 +192,7 @@ std::string TraceJson(const Trace& t) {
 
 Trace GenerateFleet(uint32_t members, uint64_t seed) {
   uint64_t state = seed;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  };
+  auto next = [&state] { return SplitMix64(state); };
   auto uniform = [&next](double lo, double hi) {
     return lo + (hi - lo) * static_cast<double>(next() >> 11) / static_cast<double>(1ULL << 53);
   };
