@@ -37,6 +37,14 @@ double Percentile(const std::vector<uint64_t>& histogram, double p, uint64_t tot
   return static_cast<double>(histogram.size() - 1);
 }
 
+// A member's own counters go into the report when it leaves (or the run
+// ends): OOM events, target changes, the most changes of any one member.
+void CountOnLeaving(const SimMember& m, SimReport& r, uint64_t& target_changes) {
+  r.oom_events += m.oom_events();
+  target_changes += m.target_changes();
+  r.churn_max = std::max(r.churn_max, m.target_changes());
+}
+
 }  // namespace
 
 SimReport RunSim(const Trace& trace, const SimOptions& options) {
@@ -74,7 +82,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   double use_sum = 0, unballooned_sum = 0;
   uint64_t periods = 0;
   double rebalance_total_us = 0;
-  uint64_t left_oom_events = 0;
+  uint64_t left_target_changes = 0;  // of members that have left
   const uint32_t dt = trace.period_s;
 
   for (uint32_t t = 0; t < options.seconds; t += dt) {
@@ -93,7 +101,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
         waiting.push_back(i);
       } else if (members[i] && !due) {
         pool.Remove(*members[i]);
-        left_oom_events += members[i]->oom_events();
+        CountOnLeaving(*members[i], r, left_target_changes);
         members[i].reset();
       }
     }
@@ -170,15 +178,10 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   r.rebalance_mean_us = periods ? rebalance_total_us / static_cast<double>(periods) : 0;
   r.burst_p50_s = Percentile(burst_hist, 0.50, r.bursts) * dt;
   r.burst_p99_s = Percentile(burst_hist, 0.99, r.bursts) * dt;
-  r.oom_events = left_oom_events;
-  uint64_t changes_total = 0;
+  uint64_t changes_total = left_target_changes;
   r.fairness = {{0, 63}, {64, 127}, {128, 191}, {192, 255}};
   for (size_t i = 0; i < n; ++i) {
-    if (members[i]) {
-      r.oom_events += members[i]->oom_events();
-      changes_total += members[i]->target_changes();
-      r.churn_max = std::max(r.churn_max, members[i]->target_changes());
-    }
+    if (members[i]) CountOnLeaving(*members[i], r, changes_total);
     if (present_periods[i] == 0) continue;
     WeightBand& band = r.fairness[trace.members[i].settings.weight / 64];
     band.loaned_share += loaned_share[i] / present_periods[i];

@@ -4,6 +4,7 @@
 // member and field named; and the workload shapes do what they say.
 #include <gtest/gtest.h>
 
+#include "sim/fleet.h"
 #include "sim/shape.h"
 #include "sim/trace.h"
 
@@ -65,6 +66,20 @@ TEST(Shape, BurstsBatchJobsAndLeaksComeAndGoAsTheirShapeSays) {
   Workload s(steady, 1000 * MiB, 3);
   EXPECT_LT(s.At(10).cache, s.At(100).cache);  // caches keep growing
   EXPECT_EQ(s.At(500).cache, s.At(100).cache);
+}
+
+TEST(Sim, AMemberThatLeavesKeepsItsCountsInTheReport) {
+  // One leaking member on half its RAM: its targets move and it gives back
+  // on OOM; it leaves half-way through the run.
+  const auto t = ParseTrace(R"({"pool_mb":512,"members":[{"name":"leaky","ram_mb":1024,"leave_s":300,
+    "shape":{"kind":"leak","base":0.1,"peak":0.9,"every_s":200,"cache_fill_s":60}}]})");
+  ASSERT_TRUE(t.has_value()) << t.error();
+  SimOptions o;
+  o.seconds = 600;
+  const SimReport r = RunSim(*t, o);
+  EXPECT_GT(r.oom_events, 0U);
+  EXPECT_GT(r.churn_max, 0U);
+  EXPECT_GT(r.churn_per_member_hour, 0.0);
 }
 
 }  // namespace
