@@ -2,6 +2,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <charconv>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -19,10 +21,13 @@
 #include "ctl/server.h"
 #include "hv/host_memory.h"
 #include "hv/metrics.h"
+#include "hv/monitor.h"
 #include "hv/pool.h"
 #include "hv/rebalancer.h"
 #include "hv/server.h"
+#include "hv/status.h"
 #include "hv/vm_adapter.h"
+#include "hv/web/page.h"
 #include "sim/recorder.h"
 
 namespace cmm::cli {
@@ -52,52 +57,28 @@ struct HvFlags {
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
 std::string ControlPath(const HvFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
 
-// -1 when the member has reported no stats yet.
-int64_t StatsAgeMs(const hv::MemberStats& s) {
-  if (s.taken == hv::MemberClock::time_point{}) return -1;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(hv::MemberClock::now() - s.taken).count();
+json StatusOf(const hv::Pool& pool) {
+  json s = hv::StatusJson(pool);
+  s["ok"] = true;
+  return s;
 }
 
-json StatusOf(hv::Pool& pool) {
-  json parts = json::array();
-  uint64_t backing = 0, ram = 0;
-  for (const auto& v : pool.Snapshot()) {
-    backing += v.backing_bytes;
-    ram += v.ram_bytes;
-    parts.push_back({{"name", v.name},
-                     {"kind", hv::KindName(v.kind)},
-                     {"ram_bytes", v.ram_bytes},
-                     {"backing_bytes", v.backing_bytes},
-                     {"loaned_bytes", v.loaned_bytes},
-                     {"target_loaned_bytes", v.target_loaned_bytes},
-                     {"weight", v.settings.weight},
-                     {"min_bytes", v.settings.min_bytes},
-                     {"max_bytes", v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes},
-                     {"free_bytes", v.stats.free_bytes},
-                     {"used_bytes", v.stats.used_bytes},
-                     {"cache_bytes", v.stats.cache_bytes},
-                     {"oom_events", v.stats.oom_events},
-                     {"stats_age_ms", StatsAgeMs(v.stats)},
-                     {"responsive", v.responsive},
-                     {"note", v.note},
-                     {"backing_source", v.backing_source},
-                     {"own_bytes", v.own_bytes},
-                     {"pid", v.pid},
-                     {"hcalls",
-                      {{"get_mpp", v.counts.get_mpp},
-                       {"page_init", v.counts.page_init},
-                       {"page_init_failed", v.counts.page_init_failed},
-                       {"batches", v.counts.batches},
-                       {"releases", v.counts.releases},
-                       {"pages_loaned", v.counts.pages_loaned},
-                       {"pages_returned", v.counts.pages_returned}}}});
-  }
-  const hv::Feasibility f = pool.feasibility();
-  json out = {{"ok", true},         {"pool_bytes", pool.pool_bytes()}, {"backing_bytes", backing},
-              {"ram_bytes", ram},   {"floors_bytes", f.floors_bytes},  {"shortfall_bytes", f.shortfall_bytes},
-              {"partitions", parts}};
-  if (f.shortfall_bytes > 0) out["problem"] = hv::ShortfallMessage(f);
-  return out;
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// `since` (unix ms) and `after` (an event's seq), absent: everything kept.
+std::optional<std::pair<int64_t, uint64_t>> LiveArgs(const std::string& since, const std::string& after) {
+  int64_t t = 0;
+  uint64_t seq = 0;
+  auto number = [](const std::string& text, auto& out) {
+    if (text.empty()) return true;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && end == text.data() + text.size();
+  };
+  if (!number(since, t) || !number(after, seq)) return std::nullopt;
+  return std::make_pair(t, seq);
 }
 
 json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
@@ -191,9 +172,15 @@ int RunHv(const HvFlags& f) {
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
   hv::HcallStats& hcall_stats = (*server)->hcall_stats();
   hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms));
-  auto control = ctl::Server::Start(ControlPath(f), [&pool, &vms](const json& req, const ctl::Peer& peer) {
+  hv::PoolMonitor monitor;
+  auto control = ctl::Server::Start(ControlPath(f), [&pool, &vms, &monitor](const json& req, const ctl::Peer& peer) {
     const std::string op = req.value("op", "");
     if (op == "status") return StatusOf(pool);
+    if (op == "live") {
+      json live = hv::LiveJson(pool, monitor, UnixMs(), req.value("since", int64_t{0}), req.value("after", uint64_t{0}));
+      live["ok"] = true;
+      return live;
+    }
     if (op == "set") return Configure(pool, req, peer);
     if (op == "vm-attach") return AttachVm(vms, req, peer);
     return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
@@ -201,18 +188,26 @@ int RunHv(const HvFlags& f) {
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
   std::unique_ptr<ctl::HttpServer> http;
   if (!f.http.empty()) {
-    auto started = ctl::HttpServer::Start(
-        f.http, {{"/metrics",
-                  [&pool, &hcall_stats] {
-                    return ctl::HttpBody{"text/plain; version=0.0.4",
-                                         hv::PrometheusText(pool.pool_bytes(), pool.feasibility().shortfall_bytes,
-                                                           pool.Snapshot(), hcall_stats.Read())};
-                  }},
-                 {"/status", [&pool] {
-                    json s = StatusOf(pool);
-                    s.erase("ok");
-                    return ctl::HttpBody{"application/json", s.dump(2) + "\n"};
-                  }}});
+    ctl::HttpRoutes routes;
+    routes["/"] = [](const ctl::HttpQuery&) {
+      return ctl::HttpBody{"text/html; charset=utf-8", std::string(hv::PageHtml())};
+    };
+    routes["/metrics"] = [&pool, &hcall_stats](const ctl::HttpQuery&) {
+      return ctl::HttpBody{"text/plain; version=0.0.4",
+                           hv::PrometheusText(pool.pool_bytes(), pool.feasibility().shortfall_bytes, pool.Snapshot(),
+                                              hcall_stats.Read())};
+    };
+    routes["/status"] = [&pool](const ctl::HttpQuery&) {
+      return ctl::HttpBody{"application/json", hv::StatusJson(pool).dump(2) + "\n"};
+    };
+    routes["/live"] = [&pool, &monitor](const ctl::HttpQuery& q) {
+      auto value = [&q](const char* key) { return q.contains(key) ? q.at(key) : std::string(); };
+      const auto args = LiveArgs(value("since"), value("after"));
+      if (!args) return ctl::HttpBody{"text/plain", "400 since (unix ms) and after (an event's seq) are numbers\n", 400};
+      return ctl::HttpBody{"application/json",
+                           hv::LiveJson(pool, monitor, UnixMs(), args->first, args->second).dump() + "\n"};
+    };
+    auto started = ctl::HttpServer::Start(f.http, std::move(routes));
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
   }
@@ -226,6 +221,7 @@ int RunHv(const HvFlags& f) {
   auto last_flush = started_at;
   auto after_round = [&] {
     vms.Reap();
+    monitor.Observe(UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
     if (!recorder) return;
     const auto now = std::chrono::steady_clock::now();
     const auto t = std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count();
@@ -241,7 +237,10 @@ int RunHv(const HvFlags& f) {
              ControlPath(f));
   if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
                           f.reserve);
-  if (http) fmt::print("hypervisor: metrics at http://127.0.0.1:{}/metrics, status at /status\n", http->port());
+  if (http) {
+    fmt::print("hypervisor: watch the pool at http://127.0.0.1:{}/ (metrics at /metrics, status at /status)\n",
+               http->port());
+  }
   if (f.fail_loan_percent != 0) fmt::print("hypervisor: failing {}% of page loans on purpose\n", f.fail_loan_percent);
   if (recorder) fmt::print("hypervisor: recording the members into {}\n", recorder->path());
   std::fflush(stdout);
@@ -297,12 +296,13 @@ int HvStatus(const HvFlags& f) {
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
   for (const auto& p : s["partitions"]) {
     std::string notes;
+    if (const std::string c = p.value("condition", ""); c != "at target" && c != "unresponsive") notes = c;
+    auto add = [&notes](const std::string& more) { notes += (notes.empty() ? "" : "; ") + more; };
     if (p.value("kind", "") == "vm") {
-      notes = fmt::format("backing from {}, QEMU's own {}", p.value("backing_source", "?"),
-                          FormatBytes(p.value("own_bytes", uint64_t{0})));
+      add(fmt::format("backing from {}, QEMU's own {}", p.value("backing_source", "?"),
+                      FormatBytes(p.value("own_bytes", uint64_t{0}))));
     }
-    if (!p.value("responsive", true)) notes += fmt::format("{}UNRESPONSIVE: {}", notes.empty() ? "" : "; ",
-                                                           p.value("note", ""));
+    if (!p.value("responsive", true)) add("UNRESPONSIVE: " + p.value("note", ""));
     fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p["name"].get<std::string>(),
                p.value("kind", "partition"), FormatBytes(p["ram_bytes"]), FormatBytes(p["backing_bytes"]),
                FormatBytes(p["loaned_bytes"]), FormatBytes(p["target_loaned_bytes"]), p["weight"].get<int>(),
@@ -325,7 +325,7 @@ Runner AddHv(CLI::App& app) {
   c->add_option("--period-ms", f->period_ms, "How often the pool policy runs")->capture_default_str()->check(
       CLI::Range(10, 60000));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
-  c->add_option("--http", f->http, "Serve /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
+  c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
   c->add_option("--record", f->record,
                 "Write the members' terms and use, once a second, as a trace for `cmm sim --trace` (JSON)");
   c->add_option("--inject-loan-failures", f->fail_loan_percent,

@@ -53,11 +53,6 @@ struct Work {
   }
 };
 
-// A target within this of a member's last one stays as it was.
-double SettleBand(const PolicyConfig& config, double ram) {
-  return std::max(4.0 * static_cast<double>(config.granule), ram * config.settle);
-}
-
 double Sum(const std::vector<double>& v) {
   double s = 0;
   for (const double x : v) s += x;
@@ -101,6 +96,10 @@ double AskTheIdlest(double need, double bands_at_most, Work& w, std::span<const 
 }
 
 }  // namespace
+
+double SettleBand(const PolicyConfig& config, double ram) {
+  return std::max(4.0 * static_cast<double>(config.granule), ram * config.settle);
+}
 
 PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members) {
   const size_t n = members.size();

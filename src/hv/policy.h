@@ -66,6 +66,10 @@ struct PolicyDecision {
   uint64_t shortfall_bytes = 0;   // floors above the pool; 0 when it can be met
 };
 
+// A target within this of a member's last one stays as it was (a
+// member this close to its target has reached it).
+double SettleBand(const PolicyConfig& config, double ram);
+
 PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members);
 
 // What a member may back under a target: its RAM less the loan it is bound

@@ -211,7 +211,7 @@ TEST_F(Hv, InjectedLoanFailuresAreRolledBackAndShowInTheMetrics) {
   std::string out;  // m points into it
   ASSERT_TRUE(WaitUntil([&] {
     out = hv.out();
-    return std::regex_search(out, m, std::regex("metrics at http://127.0.0.1:([0-9]+)/metrics"));
+    return std::regex_search(out, m, std::regex("at http://127.0.0.1:([0-9]+)/ "));
   })) << hv.out() << hv.err();
   httplib::Client http("127.0.0.1", std::stoi(m[1]));
   std::vector<std::unique_ptr<GuestProcess>> guests;
@@ -349,7 +349,7 @@ TEST_F(Hv, AnInfeasiblePoolIsReportedOnceAndItsMembersHeldAtTheirFloors) {
   }
   std::smatch m;
   const std::string out = hv.out();
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("metrics at http://127.0.0.1:([0-9]+)/metrics"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("at http://127.0.0.1:([0-9]+)/ "))) << out;
   httplib::Client http("127.0.0.1", std::stoi(m[1]));
   const auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);

@@ -1,0 +1,98 @@
+#include "hv/status.h"
+
+#include <chrono>
+
+namespace cmm::hv {
+
+using json = nlohmann::json;
+
+namespace {
+
+// -1 when the member has reported no stats yet.
+int64_t StatsAgeMs(const MemberStats& s) {
+  if (s.taken == MemberClock::time_point{}) return -1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(MemberClock::now() - s.taken).count();
+}
+
+uint64_t FloorOf(const MemberView& m) {
+  const uint64_t max = m.settings.max_bytes == 0 ? m.ram_bytes : std::min(m.settings.max_bytes, m.ram_bytes);
+  return std::min(m.settings.min_bytes, max);
+}
+
+}  // namespace
+
+std::string Condition(const MemberView& m) {
+  if (!m.responsive) return "unresponsive";
+  if (m.stats.taken == MemberClock::time_point{}) return "starting";
+  const uint64_t usable = m.ram_bytes - std::min(m.ram_bytes, m.target_loaned_bytes);
+  const double band = SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes));
+  const double gap = static_cast<double>(m.target_loaned_bytes) - static_cast<double>(m.loaned_bytes);
+  if (gap > band) return "inflating";
+  if (-gap > band) return "deflating";
+  if (m.settings.min_bytes > 0 && usable <= FloorOf(m)) return "at its floor";
+  return "at target";
+}
+
+json StatusJson(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+  json parts = json::array();
+  uint64_t backing = 0, ram = 0;
+  for (const auto& v : members) {
+    backing += v.backing_bytes;
+    ram += v.ram_bytes;
+    parts.push_back({{"name", v.name},
+                     {"kind", KindName(v.kind)},
+                     {"ram_bytes", v.ram_bytes},
+                     {"backing_bytes", v.backing_bytes},
+                     {"loaned_bytes", v.loaned_bytes},
+                     {"target_loaned_bytes", v.target_loaned_bytes},
+                     {"weight", v.settings.weight},
+                     {"min_bytes", v.settings.min_bytes},
+                     {"max_bytes", v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes},
+                     {"free_bytes", v.stats.free_bytes},
+                     {"used_bytes", v.stats.used_bytes},
+                     {"cache_bytes", v.stats.cache_bytes},
+                     {"oom_events", v.stats.oom_events},
+                     {"stats_age_ms", StatsAgeMs(v.stats)},
+                     {"responsive", v.responsive},
+                     {"condition", Condition(v)},
+                     {"note", v.note},
+                     {"backing_source", v.backing_source},
+                     {"own_bytes", v.own_bytes},
+                     {"pid", v.pid},
+                     {"hcalls",
+                      {{"get_mpp", v.counts.get_mpp},
+                       {"page_init", v.counts.page_init},
+                       {"page_init_failed", v.counts.page_init_failed},
+                       {"batches", v.counts.batches},
+                       {"releases", v.counts.releases},
+                       {"pages_loaned", v.counts.pages_loaned},
+                       {"pages_returned", v.counts.pages_returned}}}});
+  }
+  json out = {{"pool_bytes", pool_bytes},         {"backing_bytes", backing},
+              {"ram_bytes", ram},                 {"floors_bytes", f.floors_bytes},
+              {"shortfall_bytes", f.shortfall_bytes}, {"partitions", parts}};
+  if (f.shortfall_bytes > 0) out["problem"] = ShortfallMessage(f);
+  return out;
+}
+
+json StatusJson(const Pool& pool) { return StatusJson(pool.pool_bytes(), pool.feasibility(), pool.Snapshot()); }
+
+json LiveJson(const Pool& pool, const PoolMonitor& monitor, int64_t now_ms, int64_t since_ms, uint64_t after_seq) {
+  json t = json::array(), size = json::array(), backing = json::array(), loaned = json::array();
+  for (const PoolSample& s : monitor.SamplesSince(since_ms)) {
+    t.push_back(s.unix_ms);
+    size.push_back(s.pool_bytes);
+    backing.push_back(s.backing_bytes);
+    loaned.push_back(s.loaned_bytes);
+  }
+  json events = json::array();
+  for (const PoolEvent& e : monitor.EventsAfter(after_seq)) {
+    events.push_back({{"seq", e.seq}, {"t", e.unix_ms}, {"kind", e.kind}, {"member", e.member}, {"text", e.text}});
+  }
+  return {{"now_ms", now_ms},
+          {"status", StatusJson(pool)},
+          {"samples", {{"t", t}, {"pool", size}, {"backing", backing}, {"loaned", loaned}}},
+          {"events", events}};
+}
+
+}  // namespace cmm::hv
