@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/hv_call.h"
+#include "cli/hv_watch.h"
 #include "ctl/client.h"
 #include "ctl/http_server.h"
 #include "ctl/paths.h"
@@ -52,6 +53,8 @@ struct HvFlags {
   std::optional<int> weight;
   std::string min;
   std::string max;
+  // cmm hv watch
+  HvWatchOptions watch;
 };
 
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
@@ -334,6 +337,16 @@ Runner AddHv(CLI::App& app) {
   auto* status = c->add_subcommand("status", "Show the pool and each partition");
   status->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
   status->add_flag("--json", f->json_out, "Print JSON");
+  auto* watch = c->add_subcommand("watch", "Live view of the whole pool: the pool bar, every member, the last events");
+  watch->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
+  watch->add_option("--interval", f->watch.interval_s, "Seconds between refreshes")->capture_default_str()->check(
+      CLI::Range(0.1, 3600.0));
+  watch->add_option("--count", f->watch.count, "Stop after this many refreshes (0: until q or Ctrl-C)")->check(
+      CLI::NonNegativeNumber);
+  watch->add_option("--sort", f->watch.sort, "Sort members by name, RAM, used, free, loaned, backing, weight or OOM events")
+      ->capture_default_str();
+  watch->footer("Keys: n r u f l b w o sort (again: the other way round), q quits.\nWithout a terminal: one line per "
+                "refresh.\nExample:\n  cmm hv watch --sort backing");
   auto* set = c->add_subcommand("set", "Change a partition's weight, min or max for the pool policy (uid 0)");
   set->add_option("name", f->name, "The partition")->required();
   set->add_option("--weight", f->weight, "PAPR memory weight 0-255: higher loans less")->check(CLI::Range(0, 255));
@@ -342,9 +355,13 @@ Runner AddHv(CLI::App& app) {
   set->add_option("--control", f->control, "Control socket (default: <run dir>/hv.ctl)");
   c->footer(
       "Examples:\n  cmm hv --pool 1G\n  cmm guest --name web1 --mem 768M      (registers with it)\n  cmm hv status\n"
-      "  cmm hv set web1 --weight 200 --min 256M");
-  return [f, status, set] {
+      "  cmm hv set web1 --weight 200 --min 256M\n  cmm hv watch");
+  return [f, status, set, watch] {
     if (status->parsed()) return HvStatus(*f);
+    if (watch->parsed()) {
+      f->watch.control = ControlPath(*f);
+      return HvWatch(f->watch);
+    }
     if (set->parsed()) return HvSet(*f);
     if (f->pool.empty()) throw UserError("--pool SIZE is required to run the hypervisor, e.g. --pool 4G", kExitUsage);
     return RunHv(*f);
