@@ -34,6 +34,7 @@ struct DemoFlags {
   bool mixed = false;
   std::string image;
   std::string accel = "auto";
+  std::string http = "127.0.0.1:0";
 };
 
 volatile sig_atomic_t g_stop = 0;
@@ -97,6 +98,7 @@ int RunDemo(const DemoFlags& f) {
   uint64_t oom_kills = 0;
   {
     demo::Run run(s, exe, true, o.duration_s, g_stop, kit);
+    if (f.http != "off") run.ServeWeb(f.http);
     auto done = run.Go(ok);
     if (!done) throw UserError(done.error());
     on = *done;
@@ -108,6 +110,7 @@ int RunDemo(const DemoFlags& f) {
     std::fflush(stdout);
     bool ok_off = false;
     demo::Run run(s, exe, false, o.duration_s, g_stop, kit);
+    if (f.http != "off") run.ServeWeb(f.http);
     auto done = run.Go(ok_off);
     if (!done) throw UserError(done.error());
     off = *done;
@@ -137,6 +140,9 @@ Runner AddDemo(CLI::App& app) {
   c->add_flag("--mixed", f->mixed, "Two QEMU guests and two partitions in one pool (defaults: 4 of 512 MiB, 1 GiB pool)");
   c->add_option("--image", f->image, "With --vms/--mixed: the guest image directory (default: $CMM_GUEST_IMAGE)");
   c->add_option("--accel", f->accel, "With --vms/--mixed: auto, kvm or tcg")->capture_default_str();
+  c->add_option("--http", f->http,
+                "Where the hypervisor serves the pool's web page: 127.0.0.1:PORT (0: any free port), or off")
+      ->capture_default_str();
   c->footer("Examples:\n  cmm demo\n  cmm demo --pool 512M --duration 30 --compare\n"
             "  cmm demo --vms --image /tmp/guest      (make demo-vms builds the image and runs this)");
   return [f, pool, members, over] {

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -85,12 +87,27 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
     return tl::unexpected(fmt::format("cannot make a temporary directory {}", tmpl));
   }
   dir_ = tmpl;
-  if (auto hv = Child::Spawn({exe_, "hv", "--pool", std::to_string(s_.pool_bytes), "--socket", dir_ + "/hv.hcall",
-                              "--control", dir_ + "/hv.ctl", "--period-ms", "500"},
-                             dir_ + "/hv.log")) {
-    hv_ = std::make_unique<Child>(std::move(*hv));
-  }
+  std::vector<std::string> hv_argv{exe_, "hv", "--pool", std::to_string(s_.pool_bytes), "--socket", dir_ + "/hv.hcall",
+                                   "--control", dir_ + "/hv.ctl", "--period-ms", "500"};
+  if (!http_.empty()) hv_argv.insert(hv_argv.end(), {"--http", http_});
+  if (auto hv = Child::Spawn(hv_argv, dir_ + "/hv.log")) hv_ = std::make_unique<Child>(std::move(*hv));
   if (!hv_ || !WaitFor(dir_ + "/hv.ctl")) return tl::unexpected(fmt::format("the hypervisor did not start:\n{}", Log("hv")));
+  if (!http_.empty()) {
+    // The hypervisor says its address once it serves (a port it picked).
+    const std::regex said("watch the pool at (http://127\\.0\\.0\\.1:[0-9]+/)");
+    for (int i = 0; i < 250 && url_.empty() && !stop_ && hv_->Running(); ++i) {
+      std::ifstream log(dir_ + "/hv.log");
+      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      if (std::smatch m; std::regex_search(text, m, said)) {
+        url_ = m[1];
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    if (url_.empty()) return tl::unexpected(fmt::format("the hypervisor's web page did not start:\n{}", Log("hv")));
+    fmt::print("watch the pool in a browser: {}\n", url_);
+    std::fflush(stdout);
+  }
   for (const auto& p : s_.partitions) {
     if (!p.phases_json.empty()) std::ofstream(dir_ + "/" + p.name + ".json") << p.phases_json;
     auto c = Child::Spawn(MemberArgv(p), dir_ + "/" + p.name + ".log");
@@ -131,7 +148,8 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
     if (const auto sample = Take(t)) {
       summary.Add(*sample);
       if (tty) {
-        fmt::print("\x1b[H\x1b[2J{}{}\n", mode, FormatFrame(*sample, duration_));
+        fmt::print("\x1b[H\x1b[2J{}{}{}\n", mode, FormatFrame(*sample, duration_),
+                   url_.empty() ? "" : "\nin a browser: " + url_);
       } else {
         fmt::print("{}{}\n", mode, FormatLine(*sample));
       }

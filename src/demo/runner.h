@@ -36,6 +36,9 @@ class Run {
   // The summary; `ok` is false if a process failed or integrity broke. An
   // error says what could not be started.
   tl::expected<Summary, std::string> Go(bool& ok);
+  // Has the hypervisor serve its web page at `address` (127.0.0.1:PORT,
+  // 0: any free port); the run prints where. Before Go.
+  void ServeWeb(std::string address) { http_ = std::move(address); }
   // Processes the VMs' kernels killed for want of memory, read from their
   // consoles after the run.
   uint64_t guest_oom_kills() const { return guest_oom_kills_; }
@@ -61,6 +64,8 @@ class Run {
   const VmKit kit_;
   uint64_t guest_oom_kills_ = 0;
   std::string dir_;
+  std::string http_;
+  std::string url_;  // where the web page is, once the hypervisor says
   std::unique_ptr<Child> hv_;
   std::vector<std::unique_ptr<Child>> guests_;
 };

@@ -7,6 +7,10 @@
 #include <cstdlib>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
 
 #include "process.h"
 
@@ -40,6 +44,34 @@ TEST(Demo, FourPartitionsShareAPoolAThirdOfTheirSizeWithZeroIntegrityErrors) {
   }
   EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no terminal codes when stdout is a file";
   EXPECT_TRUE(DemoDirs(dir.path()).empty()) << "the demo's temporary directory is removed";
+}
+
+// Issue 13: a newcomer starts the demo and, in a browser at the address
+// it prints, watches the pool move.
+TEST(Demo, PrintsWhereThePoolsWebPageIsAndServesItWhileItRuns) {
+  TempDir dir;
+  setenv("TMPDIR", dir.path().c_str(), 1);
+  GuestProcess demo(dir.path(), {"--pool", "256M", "--duration", "6"}, "demo", "demo");
+  unsetenv("TMPDIR");
+  std::smatch m;
+  std::string out;
+  ASSERT_TRUE(WaitUntil([&] {
+    out = demo.out();
+    return std::regex_search(out, m, std::regex("watch the pool in a browser: http://127.0.0.1:([0-9]+)/\n"));
+  })) << demo.out() << demo.err();
+  httplib::Client http("127.0.0.1", std::stoi(m[1]));
+  nlohmann::json live;
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto r = http.Get("/live");
+    if (!r || r->status != 200) return false;
+    live = nlohmann::json::parse(r->body);
+    return live["status"]["partitions"].size() == 4 && live["samples"]["t"].size() >= 2;
+  })) << live.dump(1);
+  const auto page = http.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->body.find("<title>cmm pool</title>"), std::string::npos);
+  // Signal 0 sends nothing: this waits for the demo to end by itself.
+  EXPECT_EQ(demo.Stop(0), 0) << demo.out() << demo.err();
 }
 
 // The issue's words: `cmm demo --mixed` puts two VMs and two partitions in
