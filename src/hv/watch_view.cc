@@ -51,6 +51,15 @@ std::vector<json> Sorted(const json& members, const WatchSort& sort) {
   return rows;
 }
 
+// "287.2 MiB" -> "287.2M": sizes in 7 columns for a narrow terminal.
+std::string Short(std::string size) {
+  for (const char* unit : {" KiB", " MiB", " GiB", " TiB", " B"}) {
+    const size_t at = size.find(unit);
+    if (at != std::string::npos) return size.substr(0, at) + unit[1];
+  }
+  return size;
+}
+
 std::string Fit(std::string line, int width) {
   if (width > 0 && line.size() > static_cast<size_t>(width)) line.resize(static_cast<size_t>(width));
   return line + "\n";
@@ -90,8 +99,8 @@ std::string WatchFrame(const json& status, const std::vector<std::string>& event
       return fmt::format("{:<14} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>5}  {}", name, kind, n[0],
                          n[1], n[2], n[3], n[4], n[5], n[6], n[7], ooms, state);
     }
-    return fmt::format("{:<10} {:<4} {:>9}{:>9}{:>9}{:>9}{:>9} {:>4}  {}", name, kind.substr(0, 4), n[0], n[1], n[3],
-                       n[4], n[6], ooms, state);
+    return fmt::format("{:<10} {:<4} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5}  {}", name, kind.substr(0, 4), Short(n[0]),
+                       Short(n[1]), Short(n[3]), Short(n[4]), Short(n[6]), ooms, state);
   };
   out += Fit(row("NAME", "KIND", {"RAM", "USED", "CACHE", "FREE", "LOANED", "TARGET", "BACKING", "WEIGHT"}, "OOMS",
                  "STATUS"),
