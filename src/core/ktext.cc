@@ -47,11 +47,15 @@ tl::expected<uint64_t, int> ParseUnsigned(std::string_view text, uint64_t max) {
     if (value > (UINT64_MAX - static_cast<uint64_t>(d)) / base) overflow = true;
     value = value * base + static_cast<uint64_t>(d);
   }
-  if (digits == 0 || overflow) return tl::unexpected(EINVAL);
+  // The kernel's order: a 64-bit overflow is ERANGE before the rest of the
+  // text is looked at; then no digits or anything after them is EINVAL;
+  // then a value too large for the type is ERANGE.
+  if (overflow) return tl::unexpected(ERANGE);
+  if (digits == 0) return tl::unexpected(EINVAL);
   s.remove_prefix(digits);
   if (!s.empty() && s[0] == '\n') s.remove_prefix(1);
   if (!s.empty()) return tl::unexpected(EINVAL);
-  if (value > max) return tl::unexpected(EINVAL);
+  if (value > max) return tl::unexpected(ERANGE);
   return value;
 }
 

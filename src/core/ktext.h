@@ -10,9 +10,10 @@
 namespace cmm::ktext {
 
 // kstrtoull/kstrtoul/kstrtouint with base 0: optional '+', then decimal,
-// 0x hex or leading-0 octal digits, then at most one '\n'. Anything else,
-// no digits, or a value above `max` is EINVAL. The text ends at a NUL, as
-// a C string does. The error is a positive errno.
+// 0x hex or leading-0 octal digits, then at most one '\n'. Digits beyond
+// 64 bits, or a value above `max`, are ERANGE; anything else, or no
+// digits, is EINVAL. The text ends at a NUL, as a C string does. The error
+// is a positive errno.
 tl::expected<uint64_t, int> ParseUnsigned(std::string_view text, uint64_t max);
 
 // simple_strtoul(text, NULL, 10): the base-10 digits at the start, no

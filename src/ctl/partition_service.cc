@@ -136,6 +136,7 @@ std::string Explain(int err, const std::string& file) {
     case EPERM: return fmt::format("writing {} needs administrator rights (uid 0)", file);
     case EBADMSG: return fmt::format("only 0 may be written to {}, to reset it", file);
     case EINVAL: return fmt::format("{} does not accept that value", file);
+    case ERANGE: return fmt::format("the number is too large for {}", file);
     default: return fmt::format("write to {} failed", file);
   }
 }

@@ -51,9 +51,19 @@ TEST(Params, S1_WritesFollowKstrtouint) {
 
 TEST(Params, S1_BadWritesAreEinvalAndLeaveTheValue) {
   Rig r(1024);
-  for (const char* bad : {"-1", " 1", "1x", "", "4294967296", "1\n\n", "0x"}) {
+  for (const char* bad : {"-1", " 1", "1x", "", "4294967296x", "1\n\n", "0x"}) {
     EXPECT_EQ(WriteErr(r, "delay", bad), EINVAL) << bad;
     EXPECT_EQ(Read(r, "delay"), "1\n");
+  }
+}
+
+TEST(Params, S1_ANumberTooLargeForTheTypeIsErangeAndLeavesTheValue) {
+  Rig r(1024);
+  for (const char* param : {"delay", "hotplug_delay", "oom_kb", "debug"}) {
+    const std::string before = Read(r, param);
+    EXPECT_EQ(WriteErr(r, param, "4294967296"), ERANGE) << param;
+    EXPECT_EQ(WriteErr(r, param, "0x100000000\n"), ERANGE) << param;
+    EXPECT_EQ(Read(r, param), before);
   }
 }
 
@@ -61,7 +71,7 @@ TEST(Params, S1_MinMemMbIsUlong) {
   Rig r(1024);
   EXPECT_EQ(WriteErr(r, "min_mem_mb", "4294967296"), 0);
   EXPECT_EQ(Read(r, "min_mem_mb"), "4294967296\n");
-  EXPECT_EQ(WriteErr(r, "min_mem_mb", "18446744073709551616"), EINVAL);
+  EXPECT_EQ(WriteErr(r, "min_mem_mb", "18446744073709551616"), ERANGE);
   EXPECT_EQ(Read(r, "min_mem_mb"), "4294967296\n");
 }
 
@@ -226,7 +236,7 @@ TEST(Params, S1_SetAtStartUsesTheFileRules) {
   EXPECT_EQ(v.delay, 3U);
   EXPECT_EQ(SetParamAtStart(v, "min_mem_mb", "5000000000"), 0);
   EXPECT_EQ(v.min_mem_mb, 5000000000U);
-  EXPECT_EQ(SetParamAtStart(v, "oom_kb", "4294967296"), EINVAL);
+  EXPECT_EQ(SetParamAtStart(v, "oom_kb", "4294967296"), ERANGE);
   EXPECT_EQ(SetParamAtStart(v, "simulate", "Y"), 0);
   EXPECT_TRUE(v.simulate);
   EXPECT_EQ(SetParamAtStart(v, "simulate", "off"), 0);

@@ -22,17 +22,25 @@ TEST(Ktext, S1_DecimalHexOctalAndPlus) {
 
 TEST(Ktext, S1_RejectsWithEinval) {
   for (const char* bad : {"", "\n", "-1", " 1", "1 ", "1\n\n", "abc", "1a", "08", "0x", "0xg", "++1", "+",
-                          "1\r\n", "4294967296"}) {
+                          "1\r\n", "4294967296x"}) {
     const auto r = ParseUnsigned(bad, kUint);
     ASSERT_FALSE(r.has_value()) << "accepted '" << bad << "'";
     EXPECT_EQ(r.error(), EINVAL) << bad;
   }
 }
 
-TEST(Ktext, S1_UlongOverflowIsEinval) {
+TEST(Ktext, S1_ANumberTooLargeForTheTypeIsErange) {
+  EXPECT_EQ(ParseUnsigned("4294967295", kUint).value(), 4294967295U);
+  EXPECT_EQ(ParseUnsigned("4294967296", kUint).error(), ERANGE);
+  EXPECT_EQ(ParseUnsigned("0x100000000\n", kUint).error(), ERANGE);
   EXPECT_EQ(ParseUnsigned("18446744073709551615", UINT64_MAX).value(), UINT64_MAX);
-  EXPECT_EQ(ParseUnsigned("18446744073709551616", UINT64_MAX).error(), EINVAL);
-  EXPECT_EQ(ParseUnsigned("0x10000000000000000", UINT64_MAX).error(), EINVAL);
+  EXPECT_EQ(ParseUnsigned("18446744073709551616", UINT64_MAX).error(), ERANGE);
+  EXPECT_EQ(ParseUnsigned("0x10000000000000000", UINT64_MAX).error(), ERANGE);
+  // As kstrtoull: the overflow is found while reading digits, before the
+  // text after them is looked at; within 64 bits, a bad tail is EINVAL.
+  EXPECT_EQ(ParseUnsigned("99999999999999999999x", UINT64_MAX).error(), ERANGE);
+  EXPECT_EQ(ParseUnsigned("4294967296x", kUint).error(), EINVAL);
+  EXPECT_EQ(ParseUnsigned("+4294967296", kUint).error(), ERANGE);
 }
 
 TEST(Ktext, S1_TextEndsAtNul) {

@@ -62,7 +62,7 @@ TEST_F(Cli, S10_SigintReturnsEveryPageAndExitsZero) {
       << g.out();
 }
 
-TEST_F(Cli, S7_WriteErrorsPrintTheErrnoAndExitOne) {
+TEST_F(Cli, S1_S7_WriteErrorsPrintTheErrnoAndExitOne) {
   GuestProcess g(dir.path(), {"--simulate", "--name", "p", "--mem", "64M"});
   ASSERT_TRUE(Up("p"));
   auto r = Cmm({"set", "p", "oom_freed_kb", "5"});
@@ -77,6 +77,12 @@ TEST_F(Cli, S7_WriteErrorsPrintTheErrnoAndExitOne) {
   r = Cmm({"param", "p", "simulate=N"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("EACCES"), std::string::npos) << r.err;
+  r = Cmm({"param", "p", "delay=4294967296"});  // S1: too large for a uint
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("ERANGE"), std::string::npos) << r.err;
+  r = Cmm({"set", "p", "simulate_loan_target_kb", "18446744073709551616"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("ERANGE"), std::string::npos) << r.err;
   r = Cmm({"param", "p", "disable=2"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("EINVAL"), std::string::npos) << r.err;

@@ -92,6 +92,10 @@ TEST_F(Mount, S1_S8_ParametersAndDisable) {
   EXPECT_NE(Sh(std::string("echo N > ") + kPar + "/simulate").err.find("Permission denied"), std::string::npos);
   EXPECT_EQ(Sh(std::string("cat ") + kPar + "/delay").out, "1\n");
   EXPECT_NE(Sh(std::string("echo soon > ") + kPar + "/delay").err.find("Invalid argument"), std::string::npos);
+  // A number too large for a uint: ERANGE, as kstrtouint; the value stays.
+  EXPECT_NE(Sh(std::string("echo 4294967296 > ") + kPar + "/delay").err.find("Numerical result out of range"),
+            std::string::npos);
+  EXPECT_EQ(Sh(std::string("cat ") + kPar + "/delay").out, "1\n");
   ASSERT_EQ(Sh(std::string("echo 102400 > ") + kDev + "/simulate_loan_target_kb").code, 0);
   ASSERT_TRUE(WaitUntil([&] { return Sh(std::string("cat ") + kDev + "/loaned_kb").out == "102400\n"; }));
   ASSERT_EQ(Sh(std::string("echo 1 > ") + kPar + "/disable").code, 0);  // S8: every page back
