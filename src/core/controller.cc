@@ -36,6 +36,9 @@ void Controller::Debug(std::string_view format, const Args&... args) {
 }
 
 TimePoint Controller::After(uint32_t seconds) const {
+  // A sleep of 0 s is still one scheduler tick, as msleep_interruptible(0)
+  // is in the kernel (S3): with delay=0 the loop polls often, never spins.
+  if (seconds == 0) return ports_.clock.Now() + kSchedulerTick;
   return ports_.clock.Now() + std::chrono::seconds(seconds);
 }
 

@@ -42,6 +42,9 @@ struct ControllerSnapshot {
   uint64_t isolated = 0;
 };
 
+// One jiffy at the HZ=250 of Debian's kernels: the shortest sleep.
+inline constexpr std::chrono::milliseconds kSchedulerTick{4};
+
 class Controller final : public Pollable, public OomListener, public RebootListener, public MemoryListener {
  public:
   static constexpr int kMemoryNotifierPriority = 1;

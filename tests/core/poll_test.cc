@@ -31,6 +31,38 @@ TEST(Poll, S3_DelayParameterSetsThePeriod) {
   EXPECT_EQ(r.hv.get_mpp_calls, 10);
 }
 
+TEST(Poll, S3_DelayZeroStillSleepsOneSchedulerTickAndNeverSpins) {
+  Rig r(1024);
+  r.ctrl.params().delay = 0;
+  ASSERT_EQ(r.ctrl.Start(), 0);
+  const TimePoint t0 = r.clock.Now();
+  const TimePoint first = r.ctrl.Poll(t0);  // the first act is the sleep
+  EXPECT_EQ(first, t0 + kSchedulerTick);
+  EXPECT_EQ(r.ctrl.Poll(t0), first) << "woken before the tick: nothing";
+  EXPECT_EQ(r.hv.get_mpp_calls, 0);
+  r.clock.Set(first);
+  EXPECT_EQ(r.ctrl.Poll(first), first + kSchedulerTick);
+  EXPECT_EQ(r.hv.get_mpp_calls, 1);
+  // A second of delay=0 is one H_GET_MPP per tick: 250, not a spin.
+  r.RunFor(seconds(1));
+  EXPECT_EQ(r.hv.get_mpp_calls, 251);
+}
+
+TEST(Poll, S3_HotplugDelayZeroPausesOneTick) {
+  Rig r(1024);
+  ASSERT_EQ(r.ctrl.Start(), 0);
+  r.ctrl.params().hotplug_delay = 0;
+  r.ctrl.OnMemoryEvent(MemoryAction::kGoingOffline);
+  r.ctrl.OnMemoryEvent(MemoryAction::kOffline);
+  const TimePoint t0 = r.clock.Now();
+  // t0+1: the round sees "occurred" and pauses one tick, then sleeps 1 s.
+  r.RunFor(seconds(1));
+  EXPECT_EQ(r.ctrl.Poll(r.clock.Now()), t0 + seconds(1) + kSchedulerTick);
+  r.RunFor(seconds(1) + kSchedulerTick);
+  EXPECT_EQ(r.hv.get_mpp_calls, 1);
+  EXPECT_EQ(r.clock.Now(), t0 + seconds(2) + kSchedulerTick);
+}
+
 TEST(Poll, S3_InflatesThenDeflatesTowardTarget) {
   Rig r(1024);
   ASSERT_EQ(r.ctrl.Start(), 0);
