@@ -1,5 +1,7 @@
 #include "ctl/http_server.h"
 
+#include <sys/socket.h>
+
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -159,9 +161,19 @@ tl::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::Start(const s
     res.set_content(std::move(b.text), b.content_type);
     return httplib::Server::HandlerResponse::Handled;
   });
+  // httplib listens with a backlog of 5: a burst of clients would see
+  // their connections dropped by the kernel before any answer. The socket
+  // is caught here and listened on again with the system's backlog.
+  int listening = -1;
+  server.set_socket_options([&listening](int sock) {
+    const int on = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    listening = sock;
+  });
   s->port_ = port == 0 ? server.bind_to_any_port(std::string(kLoopback))
                        : (server.bind_to_port(std::string(kLoopback), port) ? port : -1);
   if (s->port_ < 0) return tl::unexpected(fmt::format("--http {}: cannot listen there (port in use?)", address));
+  if (listening >= 0) (void)::listen(listening, SOMAXCONN);
   s->thread_ = std::thread([raw = s->server_.get()] { raw->listen_after_bind(); });
   // stop() only reaches a server that is running: wait for it to be.
   for (int i = 0; i < 1000 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));

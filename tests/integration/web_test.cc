@@ -272,7 +272,7 @@ TEST_F(Web, BadRequestsGetAClearStatusCodeAndLeaveTheHvServing) {
   ASSERT_TRUE(WaitUntil([&] {
     busy = RawRequest(port, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
     return busy.starts_with("HTTP/1.1 503");
-  })) << busy;
+  }, std::chrono::seconds(30))) << busy;
   for (int fd : idle) close(fd);
   ASSERT_TRUE(WaitUntil([&] {
     const auto ok = http.Get("/status");
