@@ -222,9 +222,7 @@ int RunHv(const HvFlags& f) {
   }
   const auto started_at = std::chrono::steady_clock::now();
   auto last_flush = started_at;
-  auto after_round = [&] {
-    vms.Reap();
-    monitor.Observe(UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
+  auto record = [&] {
     if (!recorder) return;
     const auto now = std::chrono::steady_clock::now();
     const auto t = std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count();
@@ -234,7 +232,12 @@ int RunHv(const HvFlags& f) {
       if (auto ok = recorder->Flush(); !ok) spdlog::warn("--record: {}", ok.error());
     }
   };
-  std::optional<hv::Rebalancer> rebalancer;
+  auto after_round = [&] {
+    vms.Reap();
+    record();
+    // Last: what the history shows has been recorded too.
+    monitor.Observe(UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
+  };  std::optional<hv::Rebalancer> rebalancer;
   rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));

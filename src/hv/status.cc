@@ -78,12 +78,14 @@ json StatusJson(uint64_t pool_bytes, const Feasibility& f, const std::vector<Mem
 json StatusJson(const Pool& pool) { return StatusJson(pool.pool_bytes(), pool.feasibility(), pool.Snapshot()); }
 
 json LiveJson(const Pool& pool, const PoolMonitor& monitor, int64_t now_ms, int64_t since_ms, uint64_t after_seq) {
-  json t = json::array(), size = json::array(), backing = json::array(), loaned = json::array();
+  json t = json::array(), size = json::array(), backing = json::array(), loaned = json::array(),
+       members = json::array();
   for (const PoolSample& s : monitor.SamplesSince(since_ms)) {
     t.push_back(s.unix_ms);
     size.push_back(s.pool_bytes);
     backing.push_back(s.backing_bytes);
     loaned.push_back(s.loaned_bytes);
+    members.push_back(s.members);
   }
   json events = json::array();
   for (const PoolEvent& e : monitor.EventsAfter(after_seq)) {
@@ -91,7 +93,7 @@ json LiveJson(const Pool& pool, const PoolMonitor& monitor, int64_t now_ms, int6
   }
   return {{"now_ms", now_ms},
           {"status", StatusJson(pool)},
-          {"samples", {{"t", t}, {"pool", size}, {"backing", backing}, {"loaned", loaned}}},
+          {"samples", {{"t", t}, {"pool", size}, {"backing", backing}, {"loaned", loaned}, {"members", members}}},
           {"events", events}};
 }
 

@@ -24,7 +24,7 @@ nlohmann::json StatusJson(const Pool& pool);
 
 // What a live view asks each second: {"status": StatusJson, "now_ms",
 // "samples": {"t": [unix ms], "pool": [...], "backing": [...], "loaned":
-// [...]} since `since_ms`, "events": [{"seq", "t", "kind", "member",
+// [...], "members": [...]} since `since_ms`, "events": [{"seq", "t", "kind", "member",
 // "text"}] after `after_seq`}.
 nlohmann::json LiveJson(const Pool& pool, const PoolMonitor& monitor, int64_t now_ms, int64_t since_ms,
                         uint64_t after_seq);

@@ -26,6 +26,16 @@ class Hv : public ::testing::Test {
     const auto r = Cmm({"hv", "status", "--json"});
     return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
   }
+  // Seconds of the hv's kept history (one sample each) in which the pool
+  // had `n` members.
+  int SecondsWithMembers(size_t n) {
+    const auto r = ctl::Call(dir.path() + "/hv.ctl", {{"op", "live"}});
+    if (!r || !r->value("ok", false)) return 0;
+    int seconds = 0;
+    const auto& t = (*r)["samples"]["t"];
+    for (size_t i = 0; i < t.size(); ++i) seconds += (*r)["samples"]["members"][i].get<size_t>() == n;
+    return seconds;
+  }
   nlohmann::json Status(const std::string& name) {
     const auto r = Cmm({"status", name, "--json"});
     return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
@@ -150,8 +160,14 @@ TEST_F(Hv, KilledMidInflateARestartedHypervisorLearnsEveryLoanedPageOnce) {
   // With no hypervisor the partition keeps its last target (S2) and loans
   // nothing more; the round cut short set it back to the loaned count
   // before that round (S3), so it holds at least the first 32 MiB.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const uint64_t orphan = Status("g")["loaned_pages"].get<uint64_t>() * 4096;
+  // Wait for that state, not for a time: once the cut round has set the
+  // target back, the next deflates to it (activations fail, S5 goes on).
+  nlohmann::json cut;
+  ASSERT_TRUE(WaitUntil([&] {
+    cut = Status("g");
+    return !cut.empty() && cut["loaned_pages"] == cut["loaned_target_pages"];
+  })) << cut.dump(1);
+  const uint64_t orphan = cut["loaned_pages"].get<uint64_t>() * 4096;
   EXPECT_GE(orphan, 31 * MiB);
   EXPECT_LT(orphan, 64 * MiB) << "the inflate was over before the kill";
 
@@ -373,11 +389,14 @@ TEST_F(Hv, RecordWritesTheMembersAsATraceThatCmmSimReplays) {
       const auto s = PoolStatus();
       return s["partitions"].size() == 1 && s["partitions"][0]["used_bytes"].get<uint64_t>() >= 12 * MiB;
     })) << g.err();
-    std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+    // The recorder samples once a second (its own seconds), after the
+    // round the hv's history also samples: four seconds of that history
+    // span over two, so the recorder has sampled the member twice.
+    ASSERT_TRUE(WaitUntil([&] { return SecondsWithMembers(1) >= 4; })) << g.err();
     EXPECT_EQ(g.Stop(), 0);
   }
   ASSERT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].empty(); }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ASSERT_TRUE(WaitUntil([&] { return SecondsWithMembers(0) >= 4; }));  // and the leave
   EXPECT_EQ(hv.Stop(), 0);
   EXPECT_NE(hv.out().find("recorded 1 members into " + trace), std::string::npos) << hv.out();
   std::ifstream in(trace);

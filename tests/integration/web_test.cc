@@ -39,7 +39,7 @@ class Web : public ::testing::Test {
     if (!WaitUntil([&] {
           out = hv->out();
           return std::regex_search(out, m, std::regex("watch the pool at http://127.0.0.1:([0-9]+)/ "));
-        })) {
+        }, std::chrono::seconds(30))) {
       ADD_FAILURE() << hv->out() << hv->err();
       return 0;
     }
