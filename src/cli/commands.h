@@ -17,6 +17,7 @@ Runner AddParam(CLI::App& app);
 Runner AddStatus(CLI::App& app);
 Runner AddWatch(CLI::App& app);
 Runner AddList(CLI::App& app);
+Runner AddReboot(CLI::App& app);
 Runner AddLparcfg(CLI::App& app);
 Runner AddMount(CLI::App& app);
 Runner AddMem(CLI::App& app);

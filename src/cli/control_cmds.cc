@@ -318,6 +318,44 @@ Runner AddWatchImpl(CLI::App& app) {
   };
 }
 
+Runner AddRebootImpl(CLI::App& app) {
+  auto t = std::make_shared<Target>();
+  auto timeout = std::make_shared<double>(30.0);
+  auto* c = app.add_subcommand("reboot", "Restart a partition (S11): its balloon stops and returns every page, then "
+                                         "it comes back up with its RAM, parameters and balloon as at start (uid 0)");
+  AddTargetFlags(c, *t, true);
+  c->add_option("--timeout", *timeout, "Seconds to wait for it to come back up")->capture_default_str()->check(
+      CLI::Range(1.0, 3600.0));
+  c->footer("Example:\n  cmm reboot web1");
+  return [t, timeout] {
+    const json asked = Request(*t, {{"op", "reboot"}}, "cmm reboot " + t->name);
+    const uint64_t was = asked.value("boot", uint64_t{1});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(*timeout);
+    // Requests wait (or fail) while it restarts: ask until the next boot answers.
+    json s;
+    for (;;) {
+      auto r = ctl::Call(PathOf(*t), {{"op", "status"}});
+      if (r && r->value("ok", false) && r->value("boot", uint64_t{0}) > was) {
+        s = *r;
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw UserError(fmt::format("cmm reboot {}: restarted, but not back up within {} s; see its log", t->name,
+                                    *timeout));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const uint64_t ps = s["page_size"];
+    fmt::print("partition {}: restarted: {} loaned pages ({}) returned; up again with {} of guest RAM, {} mode, "
+               "boot {}\n",
+               t->name, s.value("restart_returned_pages", int64_t{0}),
+               FormatBytes(static_cast<uint64_t>(s.value("restart_returned_pages", int64_t{0})) * ps),
+               FormatBytes(s["ram_bytes"]), s["simulate"].get<bool>() ? "simulate" : "hypervisor",
+               s["boot"].get<uint64_t>());
+    return 0;
+  };
+}
+
 Runner AddListImpl(CLI::App& app) {
   auto as_json = std::make_shared<bool>(false);
   auto* c = app.add_subcommand("list", "List running partitions, and the VMs in the pool");
@@ -432,6 +470,7 @@ Runner AddParam(CLI::App& app) { return AddParamImpl(app); }
 Runner AddStatus(CLI::App& app) { return AddStatusImpl(app); }
 Runner AddWatch(CLI::App& app) { return AddWatchImpl(app); }
 Runner AddList(CLI::App& app) { return AddListImpl(app); }
+Runner AddReboot(CLI::App& app) { return AddRebootImpl(app); }
 Runner AddLparcfg(CLI::App& app) { return AddLparcfgImpl(app); }
 Runner AddMount(CLI::App& app) { return AddMountImpl(app); }
 

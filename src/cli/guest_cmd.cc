@@ -1,9 +1,14 @@
 // `cmm guest`: run one partition until SIGINT/SIGTERM.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <shared_mutex>
+#include <thread>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -107,16 +112,8 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   return o;
 }
 
-int RunGuest(const GuestFlags& f) {
-  guest::PartitionOptions o = Options(f);
-  if (!o.params.simulate) o.hv_socket = f.hv.empty() ? ctl::RunDir() + "/hv.hcall" : f.hv;
-  // Signals are taken by sigwait below; block them before any thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
+// The first boot: a partition that cannot be made is a user error.
+std::unique_ptr<guest::Partition> Boot(const guest::PartitionOptions& o) {
   auto partition = guest::Partition::Create(o);
   if (!partition && !o.hv_socket.empty() && partition.error().find("connect to") != std::string::npos) {
     // S9: no platform support for CMO is EOPNOTSUPP; here that is no hypervisor.
@@ -125,21 +122,64 @@ int RunGuest(const GuestFlags& f) {
                                 o.name, ctl::ErrnoName(EOPNOTSUPP), partition.error()));
   }
   if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
-  guest::Partition& p = **partition;
+  return std::move(*partition);
+}
+
+// After a restart: the hypervisor drops the old registration when the old
+// connection closes, so a new one may be refused for a moment; try again
+// for a few seconds.
+tl::expected<std::unique_ptr<guest::Partition>, std::string> Reboot(const guest::PartitionOptions& o) {
+  auto made = guest::Partition::Create(o);
+  for (int i = 0; i < 50 && !made; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    made = guest::Partition::Create(o);
+  }
+  return made;
+}
+
+int RunGuest(const GuestFlags& f) {
+  guest::PartitionOptions o = Options(f);
+  if (!o.params.simulate) o.hv_socket = f.hv.empty() ? ctl::RunDir() + "/hv.hcall" : f.hv;
+  // Signals are taken by sigwait below; block them before any thread
+  // starts. SIGUSR1 is a restart (`cmm reboot`).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // The partition of this boot; requests share it, a restart swaps it.
+  std::unique_ptr<guest::Partition> current = Boot(o);
+  std::shared_mutex current_mu;
+  std::atomic<uint64_t> boot{1};
+  std::atomic<int64_t> returned_on_restart{-1};
 
   const std::string path = f.socket.empty() ? ctl::SocketPathFor(o.name) : f.socket;
   if (f.socket.empty()) {
     if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
   }
-  auto server = ctl::Server::Start(path, [&p](const nlohmann::json& req, const ctl::Peer& peer) {
-    return ctl::HandlePartitionRequest(p, req, peer);
+  auto server = ctl::Server::Start(path, [&](const nlohmann::json& req, const ctl::Peer& peer) {
+    const std::string op = req.value("op", "");
+    if (op == "reboot") {
+      if (!peer.admin()) return ctl::ErrorReply(EPERM, "restarting a partition needs uid 0");
+      kill(getpid(), SIGUSR1);  // the main thread runs the restart
+      return nlohmann::json{{"ok", true}, {"boot", boot.load()}};
+    }
+    std::shared_lock lock(current_mu);
+    nlohmann::json reply = ctl::HandlePartitionRequest(*current, req, peer);
+    if (op == "status") {
+      reply["boot"] = boot.load();
+      if (returned_on_restart.load() >= 0) reply["restart_returned_pages"] = returned_on_restart.load();
+    }
+    return reply;
   });
   if (!server) {
     throw UserError(fmt::format("partition {}: control socket: {}; is a partition of that name running? (cmm list)",
                                 o.name, server.error()));
   }
 
-  if (const int rc = p.Start(); rc != 0) {
+  if (const int rc = current->Start(); rc != 0) {
     throw UserError(fmt::format("partition {}: the CMM driver did not start: {} ({})", o.name, std::strerror(rc),
                                 ctl::ErrnoName(rc)));
   }
@@ -149,7 +189,35 @@ int RunGuest(const GuestFlags& f) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR1) break;
+    // S11: the restart chain, then the guest as at start (its RAM, the
+    // parameters it was given, a balloon that registers again).
+    std::unique_lock lock(current_mu);
+    const int64_t returned = current->Restart();
+    const int64_t left = current->controller().loaned().value();
+    const uint64_t errors = current->memory().integrity_errors();
+    current.reset();
+    auto made = Reboot(o);
+    if (!made) {
+      spdlog::error("partition {}: restarted, but cannot come up again: {}", o.name, made.error());
+      return kExitError;
+    }
+    current = std::move(*made);
+    if (const int rc = current->Start(); rc != 0) {
+      spdlog::error("partition {}: restarted, but the CMM driver did not start: {}", o.name, ctl::ErrnoName(rc));
+      return kExitError;
+    }
+    returned_on_restart = returned;
+    ++boot;
+    fmt::print("partition {}: restart: {} loaned pages returned, {} still loaned, {} integrity errors; up again "
+               "(boot {})\n",
+               o.name, returned, left, errors, boot.load());
+    std::fflush(stdout);
+    if (errors != 0) return kExitError;
+  }
+  guest::Partition& p = *current;
   const int64_t loaned = p.controller().loaned().value();
   p.Stop();
   server->reset();

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
 
   using Add = Runner (*)(CLI::App&);
   static constexpr Add kSubcommands[] = {AddDemo, AddGuest,   AddGet,   AddSet, AddParam, AddStatus,
-                                         AddWatch, AddList, AddLparcfg, AddMount, AddMem, AddHv, AddVm, AddSim};
+                                         AddWatch, AddList, AddReboot, AddLparcfg, AddMount, AddMem, AddHv, AddVm, AddSim};
   std::map<CLI::App*, Runner> runners;
   for (Add add : kSubcommands) {
     const size_t before = app.get_subcommands({}).size();

@@ -141,16 +141,27 @@ uint64_t Partition::WaitForBalloon(uint64_t bytes) {
   return static_cast<uint64_t>(controller_->loaned().value()) * ps;
 }
 
-void Partition::Stop() {
-  if (!started_) return;
-  started_ = false;
+void Partition::StopWorkloads() {
   std::unique_ptr<WorkloadRunner> stopping;
   {
     std::lock_guard lock(workloads_mu_);
     stopping = std::move(workloads_);
   }
   stopping.reset();  // joins the thread and frees every page, checked
+}
+
+void Partition::Stop() {
+  if (!started_) return;
+  started_ = false;
+  StopWorkloads();
   controller_->Stop();
+}
+
+int64_t Partition::Restart() {
+  const int64_t loaned = controller_->loaned().value();
+  StopWorkloads();
+  kernel_.NotifyReboot(RebootAction::kRestart);
+  return loaned - controller_->loaned().value();
 }
 
 std::vector<WorkloadStats> Partition::workload_stats() const {

@@ -68,6 +68,11 @@ class Partition {
   // The workloads free their pages (each checked), then S10: every loaned
   // page is given back. Safe to call twice.
   void Stop();
+  // S11, the restart chain: the workloads end (their pages freed, checked),
+  // then the reboot notifiers run and the balloon stops and gives back
+  // every page. Returns how many it gave back. The partition is then
+  // dropped and made again from its options (`cmm reboot`).
+  int64_t Restart();
 
   // Hot-add (`cmm mem add`): onlines `bytes` of offline memory blocks,
   // lowest first, in Zone Movable. Returns the blocks onlined.
@@ -96,6 +101,7 @@ class Partition {
 
  private:
   uint64_t WaitForBalloon(uint64_t bytes);  // what the balloon holds when it returns
+  void StopWorkloads();
   Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv);
 
   std::string name_;

@@ -474,6 +474,51 @@ TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadS
   EXPECT_GE(std::stod(m[1]), 16.0);
 }
 
+// S11 is reachable: `cmm reboot` runs the restart chain on a running
+// partition (its balloon stops and returns every page), then the guest
+// comes back up as at start: its RAM, the parameters it was given (not
+// those changed since), a balloon that registers with the hypervisor again.
+TEST_F(Hv, S11_CmmRebootRunsTheRestartChainAndTheGuestComesBackAsAtStart) {
+  GuestProcess hv(dir.path(), {"--pool", "48M", "--period-ms", "100"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  GuestProcess g(dir.path(), {"--name", "g", "--mem", "64M", "--param", "min_mem_mb=8", "--param", "oom_kb=512",
+                              "--workload", "cache:40M"},
+                 "guest", "g");
+  auto loaned = [&] {
+    const auto s = Status("g");
+    return s.is_object() ? s.value("loaned_pages", uint64_t{0}) * 4096 : 0;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return loaned() >= 16 * MiB; }, std::chrono::seconds(30))) << g.err();
+  ASSERT_EQ(Cmm({"param", "g", "oom_kb=2048"}).code, 0);  // changed at run time: gone after the restart
+
+  const auto r = Cmm({"reboot", "g"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("partition g: restarted: ([0-9]+) loaned pages \\(.*\\) "
+                                                     "returned; up again with 64 MiB of guest RAM, hypervisor mode, "
+                                                     "boot 2\n")))
+      << r.out;
+  EXPECT_GE(std::stoull(m[1]) * 4096, 16 * MiB) << "every page the balloon held came back";
+  const std::string log = g.out();
+  EXPECT_NE(log.find("restart: " + std::string(m[1]) + " loaned pages returned, 0 still loaned, 0 integrity errors; "
+                     "up again (boot 2)"),
+            std::string::npos)
+      << log;
+  const auto s = Status("g");
+  EXPECT_EQ(s["boot"], 2);
+  EXPECT_EQ(s["ram_bytes"], 64 * MiB);
+  EXPECT_EQ(s["restart_returned_pages"].get<uint64_t>(), std::stoull(m[1]));
+  EXPECT_EQ(Cmm({"param", "g", "oom_kb"}).out, "512\n") << "the parameters it was started with";
+  // It registered again: the hypervisor saw it leave and join, and its new
+  // balloon loans again.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto p = PoolStatus();
+    return p["partitions"].size() == 1 && loaned() >= 16 * MiB;
+  }, std::chrono::seconds(30))) << PoolStatus().dump(1);
+  EXPECT_NE(hv.err().find("partition g left"), std::string::npos) << hv.err();
+  EXPECT_EQ(g.Stop(), 0) << g.err();
+}
+
 TEST_F(Hv, HttpOnlyOnLoopback) {
   const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
   EXPECT_EQ(r.code, 2);
