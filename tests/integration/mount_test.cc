@@ -1,6 +1,9 @@
 // `cmm mount` (issue: "the kernel's file tree, mounted"): a partition's
 // files under a FUSE mount in a temporary directory, used with plain
 // cat/echo from bash, every file and every error as the kernel's.
+#include <grp.h>
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -116,6 +119,37 @@ TEST_F(Mount, EveryParameterReadsAndTakesAValueLikeTheKernels) {
     const std::string bad = name == "disable" ? "2" : "-5x";
     EXPECT_NE(Sh("echo " + bad + " > " + path).err.find("Invalid argument"), std::string::npos) << name;
   }
+}
+
+// The kernel's permission rule for its files: a writer that is not root
+// gets EACCES from a root-owned 0644 file (it may still read it). A child
+// drops to nobody and tries both.
+TEST_F(Mount, S1_ANonRootWriterOfARootOwned0644FileGetsEacces) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to drop privileges in a child";
+  ASSERT_EQ(chmod(dir.path().c_str(), 0711), 0);  // nobody may walk to the mount
+  const std::string file = mnt + "/" + kPar + "/delay";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Only async-signal-safe calls here: the test process has threads.
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(90);
+    const int r = open(file.c_str(), O_RDONLY);
+    if (r < 0) _exit(91);  // it may read
+    char buf[16];
+    if (read(r, buf, sizeof buf) != 2 || buf[0] != '1') _exit(92);
+    close(r);
+    const int w = open(file.c_str(), O_WRONLY);
+    if (w >= 0) _exit(93);  // it must not write
+    _exit(errno == EACCES ? 0 : 94);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "90: could not drop privileges, 91/92: could not read, 93: could write, "
+                                       "94: another errno than EACCES";
+  // Root still writes it.
+  EXPECT_EQ(Sh(std::string("echo 2 > ") + kPar + "/delay").code, 0);
+  EXPECT_EQ(Sh(std::string("cat ") + kPar + "/delay").out, "2\n");
 }
 
 TEST_F(Mount, ProcFilesShowTheGuestsView) {
