@@ -46,8 +46,7 @@ struct GuestFlags {
 guest::PartitionOptions Options(const GuestFlags& f) {
   guest::PartitionOptions o;
   if (!ctl::ValidName(f.name)) {
-    throw UserError(fmt::format("partition name \"{}\" is not valid: use 1-64 letters, digits, '_', '.', '-'", f.name),
-                    kExitUsage);
+    throw UserError(fmt::format("partition name \"{}\" is not valid: use {}", f.name, kNameRule), kExitUsage);
   }
   o.name = f.name;
   const auto mem = ParseSize(f.mem);

@@ -35,14 +35,4 @@ tl::expected<void, std::string> EnsureDir(const std::string& dir) {
   return {};
 }
 
-bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 }  // namespace cmm::ctl

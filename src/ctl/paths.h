@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "core/names.h"
+
 #include <tl/expected.hpp>
 
 namespace cmm::ctl {
@@ -12,7 +14,6 @@ std::string RunDir();
 std::string SocketPathFor(const std::string& partition);
 // Creates the directory (mode 0700) if it is missing.
 tl::expected<void, std::string> EnsureDir(const std::string& dir);
-// A partition name: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
-bool ValidName(const std::string& name);
+using cmm::ValidName;  // core/names.h
 
 }  // namespace cmm::ctl

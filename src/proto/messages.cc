@@ -296,16 +296,6 @@ Result DecodeAs(size_t index, Reader& r) {
 
 }  // namespace
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxName) return false;
-  for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::vector<uint8_t> Encode(const Message& m) {
   Sizer payload;
   std::visit([&](const auto& v) { Put(payload, v); }, m);

@@ -12,6 +12,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/names.h"
+
 #include "papr/papr.h"
 
 namespace cmm::proto {
@@ -20,7 +22,7 @@ inline constexpr uint16_t kMagic = 0x4D43;  // "CM"
 inline constexpr uint8_t kVersion = 2;
 inline constexpr size_t kHeaderBytes = 8;
 inline constexpr size_t kMaxPayload = 64 * 1024;
-inline constexpr size_t kMaxName = 64;
+inline constexpr size_t kMaxName = kMaxNameLength;
 inline constexpr uint32_t kMaxBatch = 4096;  // CMO pages per batched call
 inline constexpr uint32_t kCapBatch = 1;     // capability bit: PageInitBatch
 
@@ -107,7 +109,6 @@ std::vector<uint8_t> Encode(const Message& m);
 // Why a packet was refused, said for the log and the Error reply.
 tl::expected<Message, std::string> Decode(std::span<const uint8_t> packet);
 
-// 1-64 of letters, digits, '_', '.', '-'.
-bool ValidName(std::string_view name);
+using cmm::ValidName;  // core/names.h: one rule for names everywhere
 
 }  // namespace cmm::proto

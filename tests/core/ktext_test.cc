@@ -67,3 +67,19 @@ TEST(Ktext, S1_S7_Formats) {
 }
 
 }  // namespace cmm::ktext
+
+#include "core/names.h"
+
+namespace cmm {
+namespace {
+
+TEST(Names, OneRuleForEveryName) {
+  for (const char* ok : {"web1", "db_2", "a.b-c", "A", "x-"}) EXPECT_TRUE(ValidName(ok)) << ok;
+  for (const char* bad : {"", ".hidden", "-opt", "a b", "a/b", "ü"}) EXPECT_FALSE(ValidName(bad)) << bad;
+  EXPECT_TRUE(ValidName(std::string(64, 'n')));
+  EXPECT_FALSE(ValidName(std::string(65, 'n')));
+  static_assert(ValidName("web1"));  // usable at compile time
+}
+
+}  // namespace
+}  // namespace cmm

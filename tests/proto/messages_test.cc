@@ -95,6 +95,11 @@ TEST(Proto, MalformedPacketsAreRefusedWithAReason) {
 
 TEST(Proto, FieldsAreValidated) {
   EXPECT_NE(Why(Encode(Register{"bad name", 4096, 1 << 20, 0, 0, 0, true})).find("not valid"), std::string::npos);
+  // One rule for names everywhere (core/names.h): the wire refuses what the
+  // command line refuses, a leading '.' or '-' too.
+  for (const char* bad : {".hidden", "-opt", "", "a/b"}) {
+    EXPECT_NE(Why(Encode(Register{bad, 4096, 1 << 20, 0, 0, 0, true})).find("not valid"), std::string::npos) << bad;
+  }
   EXPECT_NE(Why(Encode(Register{"a", 3000, 1 << 20, 0, 0, 0, true})).find("power of two"), std::string::npos);
   EXPECT_NE(Why(Encode(Register{"a", 4096, 5000, 0, 0, 0, true})).find("whole pages"), std::string::npos);
   EXPECT_NE(Why(Encode(Register{"a", 4096, 1 << 20, 0, 2 << 20, 0, true})).find("must not exceed"), std::string::npos);
