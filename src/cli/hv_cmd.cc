@@ -2,11 +2,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include <charconv>
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +16,7 @@
 #include "cli/hv_watch.h"
 #include "ctl/client.h"
 #include "ctl/http_server.h"
+#include "ctl/hv_service.h"
 #include "ctl/paths.h"
 #include "ctl/server.h"
 #include "hv/host_memory.h"
@@ -59,74 +58,6 @@ struct HvFlags {
 
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
 std::string ControlPath(const HvFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
-
-json StatusOf(const hv::Pool& pool) {
-  json s = hv::StatusJson(pool);
-  s["ok"] = true;
-  return s;
-}
-
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// `since` (unix ms) and `after` (an event's seq), absent: everything kept.
-std::optional<std::pair<int64_t, uint64_t>> LiveArgs(const std::string& since, const std::string& after) {
-  int64_t t = 0;
-  uint64_t seq = 0;
-  auto number = [](const std::string& text, auto& out) {
-    if (text.empty()) return true;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size();
-  };
-  if (!number(since, t) || !number(after, seq)) return std::nullopt;
-  return std::make_pair(t, seq);
-}
-
-json Configure(hv::Pool& pool, const json& req, const ctl::Peer& peer) {
-  if (!req.contains("name") || !req["name"].is_string()) return ctl::ErrorReply(EINVAL, "set needs a string \"name\"");
-  if (!peer.admin()) return ctl::ErrorReply(EPERM, "changing a partition's weight, min or max needs uid 0");
-  hv::SettingsChange change;
-  auto field = [&](const char* key, uint64_t limit) -> std::optional<uint64_t> {
-    if (!req.contains(key)) return std::nullopt;
-    if (!req[key].is_number_unsigned() || req[key].get<uint64_t>() > limit) throw std::invalid_argument(key);
-    return req[key].get<uint64_t>();
-  };
-  try {
-    if (auto w = field("weight", 255)) change.weight = static_cast<uint8_t>(*w);
-    change.min_bytes = field("min_bytes", UINT64_MAX);
-    change.max_bytes = field("max_bytes", UINT64_MAX);
-  } catch (const std::invalid_argument& e) {
-    return ctl::ErrorReply(EINVAL, fmt::format("\"{}\" is out of range", e.what()));
-  }
-  auto s = pool.Configure(req["name"], change);
-  if (!s) return ctl::ErrorReply(static_cast<int>(s.error().code), s.error().message);
-  return {{"ok", true}, {"weight", s->weight}, {"min_bytes", s->min_bytes}, {"max_bytes", s->max_bytes}};
-}
-
-// `cmm vm attach` / `cmm vm run`: a QEMU joins the pool through its QMP socket.
-json AttachVm(hv::VmAdapter& vms, const json& req, const ctl::Peer& peer) {
-  if (!peer.admin()) return ctl::ErrorReply(EPERM, "adding a VM to the pool needs uid 0");
-  if (!req.contains("name") || !req["name"].is_string() || !req.contains("qmp") || !req["qmp"].is_string()) {
-    return ctl::ErrorReply(EINVAL, "vm-attach needs a string \"name\" and \"qmp\"");
-  }
-  hv::VmOptions o;
-  o.name = req["name"];
-  o.qmp_path = req["qmp"];
-  o.pid = req.value("pid", 0);
-  hv::MemberSettings settings;
-  settings.weight = static_cast<uint8_t>(std::min(255, req.value("weight", 0)));
-  settings.min_bytes = req.value("min_bytes", uint64_t{0});
-  settings.max_bytes = req.value("max_bytes", uint64_t{0});
-  auto vm = vms.Attach(o, settings);
-  if (!vm) return ctl::ErrorReply(static_cast<int>(vm.error().code), vm.error().message);
-  const hv::MemberState st = (*vm)->Observe();
-  return {{"ok", true},          {"name", o.name},
-          {"pid", (*vm)->pid()}, {"ram_bytes", st.ram_bytes},
-          {"qemu", (*vm)->qemu_version()}, {"backing_source", st.backing_source},
-          {"backing_bytes", st.backing_bytes}};
-}
 
 int RunHv(const HvFlags& f) {
   hv::PoolOptions o;
@@ -176,17 +107,9 @@ int RunHv(const HvFlags& f) {
   hv::HcallStats& hcall_stats = (*server)->hcall_stats();
   hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms));
   hv::PoolMonitor monitor;
-  auto control = ctl::Server::Start(ControlPath(f), [&pool, &vms, &monitor](const json& req, const ctl::Peer& peer) {
-    const std::string op = req.value("op", "");
-    if (op == "status") return StatusOf(pool);
-    if (op == "live") {
-      json live = hv::LiveJson(pool, monitor, UnixMs(), req.value("since", int64_t{0}), req.value("after", uint64_t{0}));
-      live["ok"] = true;
-      return live;
-    }
-    if (op == "set") return Configure(pool, req, peer);
-    if (op == "vm-attach") return AttachVm(vms, req, peer);
-    return ctl::ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
+  ctl::HvService service{pool, vms, monitor};
+  auto control = ctl::Server::Start(ControlPath(f), [&service](const json& req, const ctl::Peer& peer) {
+    return ctl::HandleHvRequest(service, req, peer);
   });
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
   std::unique_ptr<ctl::HttpServer> http;
@@ -203,13 +126,7 @@ int RunHv(const HvFlags& f) {
     routes["/status"] = [&pool](const ctl::HttpQuery&) {
       return ctl::HttpBody{"application/json", hv::StatusJson(pool).dump(2) + "\n"};
     };
-    routes["/live"] = [&pool, &monitor](const ctl::HttpQuery& q) {
-      auto value = [&q](const char* key) { return q.contains(key) ? q.at(key) : std::string(); };
-      const auto args = LiveArgs(value("since"), value("after"));
-      if (!args) return ctl::HttpBody{"text/plain", "400 since (unix ms) and after (an event's seq) are numbers\n", 400};
-      return ctl::HttpBody{"application/json",
-                           hv::LiveJson(pool, monitor, UnixMs(), args->first, args->second).dump() + "\n"};
-    };
+    routes["/live"] = [&service](const ctl::HttpQuery& q) { return ctl::HvLivePage(service, q); };
     auto started = ctl::HttpServer::Start(f.http, std::move(routes));
     if (!started) throw UserError(started.error(), kExitUsage);
     http = std::move(*started);
@@ -236,8 +153,9 @@ int RunHv(const HvFlags& f) {
     vms.Reap();
     record();
     // Last: what the history shows has been recorded too.
-    monitor.Observe(UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
-  };  std::optional<hv::Rebalancer> rebalancer;
+    monitor.Observe(ctl::UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
+  };
+  std::optional<hv::Rebalancer> rebalancer;
   rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));

@@ -519,6 +519,22 @@ TEST_F(Hv, S11_CmmRebootRunsTheRestartChainAndTheGuestComesBackAsAtStart) {
   EXPECT_EQ(g.Stop(), 0) << g.err();
 }
 
+// One rule for names (core/names.h): the hypervisor's control service
+// refuses a VM named against it, as the command line and the wire do.
+TEST_F(Hv, AVmNameAgainstTheRuleIsRefused) {
+  GuestProcess hv(dir.path(), {"--pool", "32M"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+  for (const char* bad : {"-x", ".x", "a b"}) {
+    const auto r = ctl::Call(dir.path() + "/hv.ctl", {{"op", "vm-attach"}, {"name", bad}, {"qmp", "/nonexistent"}});
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ((*r)["error"], "EINVAL") << bad;
+    EXPECT_NE((*r)["message"].get<std::string>().find("is not valid"), std::string::npos) << r->dump();
+  }
+  const auto guest = Cmm({"guest", "--name", "-x", "--simulate"});
+  EXPECT_EQ(guest.code, 2);
+  EXPECT_NE(guest.err.find("not starting with '.' or '-'"), std::string::npos) << guest.err;
+}
+
 TEST_F(Hv, HttpOnlyOnLoopback) {
   const auto r = Cmm({"hv", "--pool", "16M", "--http", "0.0.0.0:9100"});
   EXPECT_EQ(r.code, 2);
