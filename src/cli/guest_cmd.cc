@@ -114,20 +114,20 @@ guest::PartitionOptions Options(const GuestFlags& f) {
 // The first boot: a partition that cannot be made is a user error.
 std::unique_ptr<guest::Partition> Boot(const guest::PartitionOptions& o) {
   auto partition = guest::Partition::Create(o);
-  if (!partition && !o.hv_socket.empty() && partition.error().find("connect to") != std::string::npos) {
+  if (!partition && partition.error().code == ErrorCode::kUnavailable) {
     // S9: no platform support for CMO is EOPNOTSUPP; here that is no hypervisor.
     throw UserError(fmt::format("partition {}: no hypervisor with CMO support ({}): {}; start one with `cmm hv "
                                 "--pool SIZE`, or run with --simulate to use simulate_loan_target_kb instead",
-                                o.name, ctl::ErrnoName(EOPNOTSUPP), partition.error()));
+                                o.name, ctl::ErrnoName(EOPNOTSUPP), partition.error().message));
   }
-  if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error()));
+  if (!partition) throw UserError(fmt::format("cannot create partition {}: {}", o.name, partition.error().message));
   return std::move(*partition);
 }
 
 // After a restart: the hypervisor drops the old registration when the old
 // connection closes, so a new one may be refused for a moment; try again
 // for a few seconds.
-tl::expected<std::unique_ptr<guest::Partition>, std::string> Reboot(const guest::PartitionOptions& o) {
+Result<std::unique_ptr<guest::Partition>> Reboot(const guest::PartitionOptions& o) {
   auto made = guest::Partition::Create(o);
   for (int i = 0; i < 50 && !made; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -200,7 +200,7 @@ int RunGuest(const GuestFlags& f) {
     current.reset();
     auto made = Reboot(o);
     if (!made) {
-      spdlog::error("partition {}: restarted, but cannot come up again: {}", o.name, made.error());
+      spdlog::error("partition {}: restarted, but cannot come up again: {}", o.name, made.error().message);
       return kExitError;
     }
     current = std::move(*made);

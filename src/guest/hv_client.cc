@@ -18,36 +18,37 @@ constexpr auto kFirstBackoff = std::chrono::milliseconds(250);
 constexpr auto kMaxBackoff = std::chrono::seconds(8);
 
 // Connects and registers; the fd and the hypervisor's terms.
-tl::expected<std::pair<int, proto::Registered>, std::string> Register(const std::string& path,
-                                                                      const proto::Register& registration, int memfd) {
+Result<std::pair<int, proto::Registered>> Register(const std::string& path, const proto::Register& registration,
+                                                   int memfd) {
   auto fd = proto::ConnectSeqpacket(path);
   if (!fd) return tl::unexpected(fd.error());
-  auto fail = [&](std::string why) {
+  auto fail = [&](ErrorCode code, std::string why) {
     close(*fd);
-    return tl::unexpected(std::move(why));
+    return Fail(code, std::move(why));
   };
-  if (auto sent = proto::Send(*fd, registration, memfd); !sent) return fail(sent.error());
+  if (auto sent = proto::Send(*fd, registration, memfd); !sent) return fail(ErrorCode::kIo, sent.error());
   auto reply = proto::Receive(*fd, kTimeout);
-  if (!reply) return fail(fmt::format("registration: {}", reply.error()));
+  if (!reply) return fail(ErrorCode::kIo, fmt::format("registration: {}", reply.error()));
   if (reply->fd >= 0) close(reply->fd);
   if (const auto* e = std::get_if<proto::Error>(&reply->message)) {
-    return fail(fmt::format("the hypervisor refused the registration: {}", e->message));
+    return fail(e->code == EEXIST ? ErrorCode::kExists : ErrorCode::kRefused,
+                fmt::format("the hypervisor refused the registration: {}", e->message));
   }
   const auto* terms = std::get_if<proto::Registered>(&reply->message);
-  if (terms == nullptr) return fail("registration: unexpected reply");
+  if (terms == nullptr) return fail(ErrorCode::kProtocol, "registration: unexpected reply");
   if (terms->cmo_page_size == 0 || registration.page_size % terms->cmo_page_size != 0) {
-    return fail(fmt::format("CMO page size {} does not divide the page size {}", terms->cmo_page_size,
-                            registration.page_size));
+    return fail(ErrorCode::kProtocol, fmt::format("CMO page size {} does not divide the page size {}",
+                                                  terms->cmo_page_size, registration.page_size));
   }
   // Calls then wait in recvmsg itself: one system call per reply.
-  if (auto set = proto::SetReceiveTimeout(*fd, kTimeout); !set) return fail(set.error());
+  if (auto set = proto::SetReceiveTimeout(*fd, kTimeout); !set) return fail(ErrorCode::kIo, set.error());
   return std::make_pair(*fd, *terms);
 }
 
 }  // namespace
 
-tl::expected<std::unique_ptr<HvClient>, std::string> HvClient::Connect(const std::string& path,
-                                                                      const proto::Register& registration, int memfd) {
+Result<std::unique_ptr<HvClient>> HvClient::Connect(const std::string& path, const proto::Register& registration,
+                                                    int memfd) {
   auto r = Register(path, registration, memfd);
   if (!r) return tl::unexpected(r.error());
   return std::unique_ptr<HvClient>(new HvClient(path, registration, memfd, r->first, r->second));
@@ -123,7 +124,7 @@ void HvClient::ReconnectLocked() {
     backoff_ = std::min<SteadyClock::duration>(backoff_ * 2, kMaxBackoff);
   };
   auto r = Register(path_, registration_, memfd_);
-  if (!r) return retry_later(r.error());
+  if (!r) return retry_later(r.error().message);
   if (r->second.cmo_page_size != terms_.cmo_page_size) {
     close(r->first);
     return retry_later(fmt::format("the CMO page size changed from {} to {}", terms_.cmo_page_size,

@@ -17,6 +17,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+
 #include "core/ports.h"
 #include "proto/messages.h"
 
@@ -28,8 +30,10 @@ class HvClient final : public Hypervisor {
 
   // Connects to `path` and registers; `memfd` is passed, not given away,
   // and must stay open while the client lives (for re-registration).
-  static tl::expected<std::unique_ptr<HvClient>, std::string> Connect(const std::string& path,
-                                                                      const proto::Register& registration, int memfd);
+  // kUnavailable: no hypervisor listens at `path`; kExists: the name is
+  // registered already; kRefused, kProtocol, kIo otherwise.
+  static Result<std::unique_ptr<HvClient>> Connect(const std::string& path, const proto::Register& registration,
+                                                   int memfd);
   ~HvClient() override;
 
   // Where GetMpp() takes the stats it reports.

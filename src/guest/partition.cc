@@ -11,17 +11,17 @@
 
 namespace cmm::guest {
 
-tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const PartitionOptions& o) {
+Result<std::unique_ptr<Partition>> Partition::Create(const PartitionOptions& o) {
   if (!PageGeometry::Valid(o.page_size)) {
-    return tl::unexpected(fmt::format("page size {} is not a power of two of at least 1 KiB", o.page_size));
+    return Fail(ErrorCode::kInvalid, fmt::format("page size {} is not a power of two of at least 1 KiB", o.page_size));
   }
   if (o.ram_bytes == 0 || o.ram_bytes % o.page_size != 0) {
-    return tl::unexpected(fmt::format("guest RAM of {} bytes is not a whole number of {}-byte pages", o.ram_bytes,
+    return Fail(ErrorCode::kInvalid, fmt::format("guest RAM of {} bytes is not a whole number of {}-byte pages", o.ram_bytes,
                                       o.page_size));
   }
   const uint64_t max = o.max_bytes == 0 ? o.ram_bytes : o.max_bytes;
   if (max < o.ram_bytes || max % o.page_size != 0) {
-    return tl::unexpected(fmt::format("maximum RAM {} must be whole {}-byte pages and at least the boot RAM {}", max,
+    return Fail(ErrorCode::kInvalid, fmt::format("maximum RAM {} must be whole {}-byte pages and at least the boot RAM {}", max,
                                       o.page_size, o.ram_bytes));
   }
   uint64_t block = o.block_bytes;
@@ -29,16 +29,16 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
     block = uint64_t{128} << 20;
     while (block > o.page_size && (o.ram_bytes % block != 0 || max % block != 0)) block /= 2;
   } else if (block % o.page_size != 0 || o.ram_bytes % block != 0 || max % block != 0) {
-    return tl::unexpected(fmt::format("block size {} must be a whole number of pages and divide both the boot RAM "
+    return Fail(ErrorCode::kInvalid, fmt::format("block size {} must be a whole number of pages and divide both the boot RAM "
                                       "({}) and the maximum RAM ({})",
                                       block, o.ram_bytes, max));
   }
   auto ram = GuestRam::Create(o.name, max);
-  if (!ram) return tl::unexpected(ram.error());
+  if (!ram) return Fail(ErrorCode::kIo, ram.error());
   std::unique_ptr<HvClient> hv;
   if (!o.hv_socket.empty()) {
     // The hypervisor releases pages of this memfd: its size must not change.
-    if (auto sealed = ram->Seal(); !sealed) return tl::unexpected(sealed.error());
+    if (auto sealed = ram->Seal(); !sealed) return Fail(ErrorCode::kIo, sealed.error());
     proto::Register reg;
     reg.name = o.name;
     reg.page_size = o.page_size;
@@ -48,7 +48,7 @@ tl::expected<std::unique_ptr<Partition>, std::string> Partition::Create(const Pa
     reg.min_bytes = std::min<uint64_t>(max, o.pool_min_bytes.value_or(o.params.min_mem_mb << 20));
     reg.max_bytes = o.pool_max_bytes.value_or(0);
     auto client = HvClient::Connect(o.hv_socket, reg, ram->fd());
-    if (!client) return tl::unexpected(fmt::format("hypervisor at {}: {}", o.hv_socket, client.error()));
+    if (!client) return tl::unexpected(client.error().Within("hypervisor at " + o.hv_socket));
     hv = std::move(*client);
   }
   return std::unique_ptr<Partition>(new Partition(o, std::move(*ram), block, std::move(hv)));

@@ -11,6 +11,7 @@
 #include <tl/expected.hpp>
 
 #include "core/controller.h"
+#include "core/error.h"
 #include "core/runner.h"
 #include "core/steady_clock.h"
 #include "guest/allocator.h"
@@ -58,7 +59,9 @@ struct HotRemoveError {
 class Partition {
  public:
   // Builds guest RAM and the controller; nothing runs yet.
-  static tl::expected<std::unique_ptr<Partition>, std::string> Create(const PartitionOptions& options);
+  // kInvalid for options that do not fit together, kIo when the RAM
+  // cannot be made, and the hypervisor's errors (HvClient::Connect).
+  static Result<std::unique_ptr<Partition>> Create(const PartitionOptions& options);
   ~Partition();
 
   // S9 (0 or a positive errno), then the workloads start; with a

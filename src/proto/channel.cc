@@ -52,15 +52,17 @@ tl::expected<int, std::string> ListenSeqpacket(const std::string& path) {
   return fd;
 }
 
-tl::expected<int, std::string> ConnectSeqpacket(const std::string& path) {
+Result<int> ConnectSeqpacket(const std::string& path) {
   auto addr = Address(path);
-  if (!addr) return tl::unexpected(addr.error());
+  if (!addr) return Fail(ErrorCode::kInvalid, addr.error());
   const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return tl::unexpected(fmt::format("socket: {}", std::strerror(errno)));
+  if (fd < 0) return Fail(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
   if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
     const int e = errno;
     close(fd);
-    return tl::unexpected(fmt::format("connect to {}: {}", path, std::strerror(e)));
+    const bool nobody = e == ENOENT || e == ECONNREFUSED;
+    return Fail(nobody ? ErrorCode::kUnavailable : ErrorCode::kIo,
+                fmt::format("connect to {}: {}", path, std::strerror(e)));
   }
   return fd;
 }

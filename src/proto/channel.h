@@ -9,13 +9,16 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+
 #include "proto/messages.h"
 
 namespace cmm::proto {
 
 // Binds and listens at `path` (mode 0600), replacing a stale socket file.
 tl::expected<int, std::string> ListenSeqpacket(const std::string& path);
-tl::expected<int, std::string> ConnectSeqpacket(const std::string& path);
+// kUnavailable when nobody listens there (no such socket, or refused).
+Result<int> ConnectSeqpacket(const std::string& path);
 // Sets SO_RCVTIMEO (0: none), for Receive with kSocketTimeout.
 tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
 inline constexpr std::chrono::milliseconds kSocketTimeout{-1};

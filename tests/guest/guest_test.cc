@@ -218,7 +218,8 @@ TEST(HotAdd, BlockSizeMustDivideTheRamSizes) {
   o.block_bytes = 64 << 20;
   const auto made = Partition::Create(o);
   ASSERT_FALSE(made.has_value());
-  EXPECT_NE(made.error().find("divide"), std::string::npos) << made.error();
+  EXPECT_EQ(made.error().code, ErrorCode::kInvalid);
+  EXPECT_NE(made.error().message.find("divide"), std::string::npos) << made.error();
   o.max_bytes = 32 << 20;
   EXPECT_FALSE(Partition::Create(o).has_value());  // maximum below boot RAM
   o.block_bytes = 0;

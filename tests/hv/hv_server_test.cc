@@ -130,7 +130,8 @@ TEST_F(HvServerTest, DuplicateNamesAreRefusedWithAReason) {
   o.hv_socket = path_;
   const auto b = guest::Partition::Create(o);
   ASSERT_FALSE(b.has_value());
-  EXPECT_NE(b.error().find("a partition named db1 is already registered"), std::string::npos) << b.error();
+  EXPECT_EQ(b.error().code, ErrorCode::kExists);
+  EXPECT_NE(b.error().message.find("a partition named db1 is already registered"), std::string::npos) << b.error();
 }
 
 TEST_F(HvServerTest, AMalformedMessageGetsAnErrorAndTheConnectionIsDropped) {

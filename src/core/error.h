@@ -1,0 +1,56 @@
+// One error type across the layers, like leveldb's Status: a named code a
+// caller decides on, and a message a person reads. No caller looks inside
+// the message to decide anything.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace cmm {
+
+enum class ErrorCode : uint8_t {
+  kInvalid,      // the request or the options cannot be met as given
+  kNotFound,     // no such thing
+  kExists,       // already there (a name in use)
+  kUnavailable,  // nobody answers where the other side should be (no hypervisor)
+  kRefused,      // the other side answered no
+  kProtocol,     // the other side said something that makes no sense
+  kIo,           // the operating system said no
+};
+
+constexpr std::string_view CodeName(ErrorCode c) {
+  switch (c) {
+    case ErrorCode::kInvalid: return "invalid";
+    case ErrorCode::kNotFound: return "not found";
+    case ErrorCode::kExists: return "exists";
+    case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kRefused: return "refused";
+    case ErrorCode::kProtocol: return "protocol";
+    case ErrorCode::kIo: return "io";
+  }
+  return "?";
+}
+
+struct Error {
+  ErrorCode code = ErrorCode::kIo;
+  std::string message;
+
+  // The same error said in a wider context: "hypervisor at P: " + message.
+  Error Within(std::string_view context) const { return {code, std::string(context) + ": " + message}; }
+};
+
+inline std::ostream& operator<<(std::ostream& out, const Error& e) { return out << e.message; }
+
+template <class T>
+using Result = tl::expected<T, Error>;
+
+inline tl::unexpected<Error> Fail(ErrorCode code, std::string message) {
+  return tl::unexpected(Error{code, std::move(message)});
+}
+
+}  // namespace cmm
