@@ -34,7 +34,7 @@ int main() {
   o.params.disable = 1;  // the benchmark drives the controller itself
   auto made = guest::Partition::Create(o);
   if (!made) {
-    std::fprintf(stderr, "bench: %s\n", made.error().c_str());
+    std::fprintf(stderr, "bench: %s\n", made.error().message.c_str());
     return 1;
   }
   guest::Partition& p = **made;

@@ -34,7 +34,7 @@ std::unique_ptr<guest::Partition> Make(const char* name, uint64_t blocks) {
   o.params.disable = 1;
   auto made = guest::Partition::Create(o);
   if (!made) {
-    std::fprintf(stderr, "bench: %s\n", made.error().c_str());
+    std::fprintf(stderr, "bench: %s\n", made.error().message.c_str());
     std::exit(1);
   }
   return std::move(*made);
