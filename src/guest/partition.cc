@@ -112,7 +112,7 @@ int Partition::Start() {
     std::vector<std::unique_ptr<Workload>> list;
     for (const auto& spec : workload_specs_) list.push_back(std::make_unique<Workload>(spec, allocator_, cache_));
     std::lock_guard lock(workloads_mu_);
-    workloads_ = std::make_unique<WorkloadRunner>(std::move(list));
+    workloads_ = std::make_unique<WorkloadRunner>(std::move(list), clock_);
   }
   return rc;
 }

@@ -1,5 +1,7 @@
 #include "guest/workload.h"
 
+#include <system_error>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -149,25 +151,20 @@ WorkloadStats Workload::Stats() const {
 
 // ---- WorkloadRunner ---------------------------------------------------------
 
-WorkloadRunner::WorkloadRunner(std::vector<std::unique_ptr<Workload>> workloads) : workloads_(std::move(workloads)) {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      for (auto& w : workloads_) w->Step(std::chrono::steady_clock::now());
-      lock.lock();
-      wake_.wait_for(lock, kPeriod, [this] { return stop_; });
-    }
-  });
+WorkloadRunner::WorkloadRunner(std::vector<std::unique_ptr<Workload>> workloads, Clock& clock)
+    : workloads_(std::move(workloads)), runner_(clock) {
+  if (const int rc = runner_.Start(*this); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "workload thread");
+  }
+}
+
+TimePoint WorkloadRunner::Poll(TimePoint now) {
+  for (auto& w : workloads_) w->Step(now);
+  return now + kPeriod;
 }
 
 WorkloadRunner::~WorkloadRunner() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+  runner_.Stop();
   for (auto& w : workloads_) w->Release();
 }
 

@@ -16,6 +16,7 @@
 #include <tl/expected.hpp>
 
 #include "core/ports.h"
+#include "core/runner.h"
 #include "guest/allocator.h"
 #include "guest/page_cache.h"
 #include "guest/workload_spec.h"
@@ -72,18 +73,19 @@ class Workload {
 };
 
 // Runs workloads on one thread, a step every few milliseconds.
-class WorkloadRunner {
+// Steps every workload each period on a poll runner of its own, on the
+// partition's clock: the same loop and the same Clock port as the balloon's.
+class WorkloadRunner final : public Pollable {
  public:
-  explicit WorkloadRunner(std::vector<std::unique_ptr<Workload>> workloads);
-  ~WorkloadRunner();  // stops and releases every workload's pages
+  WorkloadRunner(std::vector<std::unique_ptr<Workload>> workloads, Clock& clock);
+  ~WorkloadRunner() override;  // stops and releases every workload's pages
   std::vector<WorkloadStats> Stats() const;
+
+  TimePoint Poll(TimePoint now) override;
 
  private:
   std::vector<std::unique_ptr<Workload>> workloads_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+  PollRunner runner_;
 };
 
 }  // namespace cmm::guest
