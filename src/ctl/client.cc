@@ -12,8 +12,7 @@ tl::expected<nlohmann::json, CallError> Call(const std::string& socket_path, con
   constexpr auto kTimeout = std::chrono::seconds(5);
   auto fd = Connect(socket_path);
   if (!fd) {
-    const bool absent = fd.error().err == ENOENT || fd.error().err == ECONNREFUSED;
-    return tl::unexpected(CallError{absent, fd.error().message});
+    return tl::unexpected(CallError{fd.error().code == ErrorCode::kUnavailable, fd.error().message});
   }
   if (auto s = SendLine(fd->get(), request.dump(), kTimeout); !s) {
     return tl::unexpected(CallError{false, s.error()});

@@ -28,15 +28,6 @@ nlohmann::json ErrorReply(int err, const std::string& message) {
 nlohmann::json OkReply() { return {{"ok", true}}; }
 
 tl::expected<std::unique_ptr<Server>, std::string> Server::Start(const std::string& path, Handler handler) {
-  if (access(path.c_str(), F_OK) == 0) {
-    auto live = Connect(path);
-    if (live) return tl::unexpected(fmt::format("{} is in use by a running process", path));
-    if (live.error().err == ECONNREFUSED) {
-      unlink(path.c_str());  // left by a process that died
-    } else {
-      return tl::unexpected(fmt::format("{} exists and is not a usable socket: {}", path, live.error().message));
-    }
-  }
   auto listener = Listen(path);
   if (!listener) return tl::unexpected(listener.error());
   Fd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

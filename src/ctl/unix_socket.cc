@@ -2,8 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,35 +11,7 @@
 
 namespace cmm::ctl {
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) close(fd_);
-}
-
-int Fd::release() {
-  const int f = fd_;
-  fd_ = -1;
-  return f;
-}
-
 namespace {
-
-tl::expected<sockaddr_un, std::string> Address(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(a.sun_path)) {
-    return tl::unexpected(fmt::format("socket path {} is longer than {} bytes", path, sizeof(a.sun_path) - 1));
-  }
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
-}
 
 // Waits for `events` on fd until the deadline; false on timeout.
 bool WaitFor(int fd, short events, std::chrono::steady_clock::time_point deadline) {
@@ -58,31 +28,12 @@ bool WaitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 }  // namespace
 
 tl::expected<Fd, std::string> Listen(const std::string& path) {
-  auto addr = Address(path);
-  if (!addr) return tl::unexpected(addr.error());
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return tl::unexpected(fmt::format("socket: {}", std::strerror(errno)));
-  // Created 0600 from the start: no moment where others could connect.
-  const mode_t old = umask(0177);
-  const int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof(*addr));
-  const int bind_errno = errno;
-  umask(old);
-  if (rc != 0) return tl::unexpected(fmt::format("bind {}: {}", path, std::strerror(bind_errno)));
-  if (listen(fd.get(), 16) != 0) return tl::unexpected(fmt::format("listen {}: {}", path, std::strerror(errno)));
-  return fd;
+  auto fd = proto::ListenUnix(path, SOCK_STREAM, 16);
+  if (!fd) return tl::unexpected(fd.error().message);
+  return std::move(*fd);
 }
 
-tl::expected<Fd, ConnectError> Connect(const std::string& path) {
-  auto addr = Address(path);
-  if (!addr) return tl::unexpected(ConnectError{ENAMETOOLONG, addr.error()});
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return tl::unexpected(ConnectError{errno, fmt::format("socket: {}", std::strerror(errno))});
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof(*addr)) != 0) {
-    const int e = errno;
-    return tl::unexpected(ConnectError{e, fmt::format("connect {}: {}", path, std::strerror(e))});
-  }
-  return fd;
-}
+Result<Fd> Connect(const std::string& path) { return proto::ConnectUnix(path, SOCK_STREAM); }
 
 tl::expected<void, std::string> SendLine(int fd, const std::string& line, std::chrono::milliseconds timeout) {
   const std::string data = line + "\n";

@@ -1,4 +1,5 @@
-// Unix stream sockets carrying one JSON text line each way.
+// Unix stream sockets carrying one JSON text line each way, made by the
+// one set of socket helpers (proto/unix_socket).
 #pragma once
 
 #include <sys/types.h>
@@ -8,34 +9,18 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+#include "proto/unix_socket.h"
+
 namespace cmm::ctl {
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  int release();
-  explicit operator bool() const { return fd_ >= 0; }
+using proto::Fd;
 
- private:
-  int fd_ = -1;
-};
-
-// Binds and listens at `path` with mode 0600.
+// A control socket (SOCK_STREAM) at `path`, mode 0600; a stale one left by
+// a dead process is replaced, a live one refused (proto::ListenUnix).
 tl::expected<Fd, std::string> Listen(const std::string& path);
-// Errors keep the errno so callers can tell "nobody there" from others.
-struct ConnectError {
-  int err;
-  std::string message;
-};
-tl::expected<Fd, ConnectError> Connect(const std::string& path);
+// kUnavailable when nothing is running there.
+Result<Fd> Connect(const std::string& path);
 
 // Both give up after `timeout`.
 tl::expected<void, std::string> SendLine(int fd, const std::string& line, std::chrono::milliseconds timeout);

@@ -2,8 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,59 +10,20 @@
 
 #include <fmt/format.h>
 
+#include "proto/unix_socket.h"
+
 namespace cmm::proto {
 
-namespace {
-
-tl::expected<sockaddr_un, std::string> Address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return tl::unexpected(fmt::format("socket path too long: {}", path));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-}  // namespace
-
 tl::expected<int, std::string> ListenSeqpacket(const std::string& path) {
-  auto addr = Address(path);
-  if (!addr) return tl::unexpected(addr.error());
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return tl::unexpected(fmt::format("socket: {}", std::strerror(errno)));
-  // A socket file nobody answers on is stale: replace it.
-  if (const int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); probe >= 0) {
-    const bool live = connect(probe, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0;
-    close(probe);
-    if (live) {
-      close(fd);
-      return tl::unexpected(fmt::format("{} is in use by a running hypervisor", path));
-    }
-  }
-  unlink(path.c_str());
-  const mode_t old = umask(0177);
-  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
-  umask(old);
-  if (rc != 0 || listen(fd, 64) != 0) {
-    const int e = errno;
-    close(fd);
-    return tl::unexpected(fmt::format("listen on {}: {}", path, std::strerror(e)));
-  }
-  return fd;
+  auto fd = ListenUnix(path, SOCK_SEQPACKET, 64);
+  if (!fd) return tl::unexpected(fd.error().message);
+  return fd->release();
 }
 
 Result<int> ConnectSeqpacket(const std::string& path) {
-  auto addr = Address(path);
-  if (!addr) return Fail(ErrorCode::kInvalid, addr.error());
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Fail(ErrorCode::kIo, fmt::format("socket: {}", std::strerror(errno)));
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
-    const int e = errno;
-    close(fd);
-    const bool nobody = e == ENOENT || e == ECONNREFUSED;
-    return Fail(nobody ? ErrorCode::kUnavailable : ErrorCode::kIo,
-                fmt::format("connect to {}: {}", path, std::strerror(e)));
-  }
-  return fd;
+  auto fd = ConnectUnix(path, SOCK_SEQPACKET);
+  if (!fd) return tl::unexpected(fd.error());
+  return fd->release();
 }
 
 tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd) {
