@@ -1,6 +1,8 @@
 #include "proto/messages.h"
 
 #include <bit>
+#include <concepts>
+#include <iterator>
 #include <cstring>
 #include <span>
 #include <type_traits>
@@ -116,178 +118,183 @@ class Reader {
   bool ok_ = true;
 };
 
+// ---- each message's fields, described once ----------------------------
+// Fields(v, m) names every field of m in wire order. With an Out visitor
+// (over the Sizer or the Writer) it encodes; with In (over the Reader) it
+// decodes into m. Checks beyond the wire's shape are in Check(m).
+
+template <class M, class T>
+concept Of = std::same_as<std::remove_const_t<M>, T>;
+
 template <class W>
-void Put(W& w, const Register& m) {
-  w.Str(m.name);
-  w.U64(m.page_size);
-  w.U64(m.ram_bytes);
-  w.U8(m.weight);
-  w.U64(m.min_bytes);
-  w.U64(m.max_bytes);
-  w.U8(m.want_batch ? 1 : 0);
-}
-template <class W>
-void Put(W& w, const Registered& m) {
-  w.U64(m.cmo_page_size);
-  w.U32(m.caps);
-  w.U32(m.max_batch);
-}
-template <class W>
-void Put(W& w, const GetMpp& m) {
-  const Stats& s = m.stats;
-  for (uint64_t v : {s.free_bytes, s.used_bytes, s.cache_bytes, s.loaned_bytes, s.oom_events, s.time_ns,
-                     s.oom_freed_bytes}) {
-    w.U64(v);
+struct Out {
+  W& w;
+  void U8(uint8_t v) { w.U8(v); }
+  void U16(uint16_t v) { w.U16(v); }
+  void U32(uint32_t v) { w.U32(v); }
+  void U64(uint64_t v) { w.U64(v); }
+  void I64(int64_t v) { w.I64(v); }
+  void Flag(bool v) { w.U8(v ? 1 : 0); }
+  void Str(const std::string& v, size_t max) { w.Str(v.size() > max ? v.substr(0, max) : v); }
+  // A count, then the values.
+  void U64s(const std::vector<uint64_t>& v, size_t) {
+    w.U32(static_cast<uint32_t>(v.size()));
+    for (const uint64_t x : v) w.U64(x);
   }
+};
+
+struct In {
+  Reader& r;
+  std::string stop;  // a field that made the rest unreadable: said first
+  std::string late;  // a field out of range: said after the other checks
+  template <class T>
+  void U8(T& v) { v = static_cast<T>(r.U8()); }
+  template <class T>
+  void U16(T& v) { v = static_cast<T>(r.U16()); }
+  template <class T>
+  void U32(T& v) { v = static_cast<T>(r.U32()); }
+  template <class T>
+  void U64(T& v) { v = static_cast<T>(r.U64()); }
+  template <class T>
+  void I64(T& v) { v = static_cast<T>(r.I64()); }
+  void Flag(bool& v) {
+    const uint8_t x = r.U8();
+    if (x > 1) late = "batch flag must be 0 or 1";
+    v = x == 1;
+  }
+  void Str(std::string& v, size_t max) { v = r.Str(max); }
+  void U64s(std::vector<uint64_t>& v, size_t max) {
+    const uint32_t n = r.U32();
+    if (!r.ok() || !stop.empty()) return;
+    if (n == 0 || n > max) {
+      stop = fmt::format("{} pages (1-{} allowed)", n, max);
+      return;
+    }
+    v.resize(n);
+    r.U64s(v);
+  }
+};
+
+template <class V, Of<Register> M>
+void Fields(V& v, M& m) {
+  v.Str(m.name, kMaxName);
+  v.U64(m.page_size);
+  v.U64(m.ram_bytes);
+  v.U8(m.weight);
+  v.U64(m.min_bytes);
+  v.U64(m.max_bytes);
+  v.Flag(m.want_batch);
 }
-template <class W>
-void Put(W& w, const Mpp& m) {
-  const papr::MppData& d = m.data;
-  w.I64(m.rc);
-  w.I64(d.entitled_mem);
-  w.I64(d.mapped_entitled_mem);
-  w.U16(d.group_num);
-  w.U16(d.pool_num);
-  w.U8(d.mem_weight);
-  w.U8(d.unallocated_mem_weight);
-  w.I64(d.unallocated_entitlement);
-  w.I64(d.pool_size);
-  w.I64(d.loan_request);
-  w.I64(d.backing_mem);
+template <class V, Of<Registered> M>
+void Fields(V& v, M& m) {
+  v.U64(m.cmo_page_size);
+  v.U32(m.caps);
+  v.U32(m.max_batch);
 }
-template <class W>
-void Put(W& w, const PageInit& m) {
-  w.U64(m.flags);
-  w.U64(m.address);
+template <class V, Of<GetMpp> M>
+void Fields(V& v, M& m) {
+  auto& s = m.stats;
+  v.U64(s.free_bytes);
+  v.U64(s.used_bytes);
+  v.U64(s.cache_bytes);
+  v.U64(s.loaned_bytes);
+  v.U64(s.oom_events);
+  v.U64(s.time_ns);
+  v.U64(s.oom_freed_bytes);
 }
-template <class W>
-void Put(W& w, const PageInitRc& m) { w.I64(m.rc); }
-template <class W>
-void Put(W& w, const PageInitBatch& m) {
-  w.U64(m.flags);
-  w.U32(static_cast<uint32_t>(m.addresses.size()));
-  for (uint64_t a : m.addresses) w.U64(a);
+template <class V, Of<Mpp> M>
+void Fields(V& v, M& m) {
+  auto& d = m.data;
+  v.I64(m.rc);
+  v.I64(d.entitled_mem);
+  v.I64(d.mapped_entitled_mem);
+  v.U16(d.group_num);
+  v.U16(d.pool_num);
+  v.U8(d.mem_weight);
+  v.U8(d.unallocated_mem_weight);
+  v.I64(d.unallocated_entitlement);
+  v.I64(d.pool_size);
+  v.I64(d.loan_request);
+  v.I64(d.backing_mem);
 }
-template <class W>
-void Put(W& w, const PageInitBatchRc& m) {
-  w.U32(m.done);
-  w.I64(m.rc);
+template <class V, Of<PageInit> M>
+void Fields(V& v, M& m) {
+  v.U64(m.flags);
+  v.U64(m.address);
 }
-template <class W>
-void Put(W& w, const Error& m) {
-  w.U32(m.code);
-  w.Str(m.message.substr(0, 1024));
+template <class V, Of<PageInitRc> M>
+void Fields(V& v, M& m) {
+  v.I64(m.rc);
+}
+template <class V, Of<PageInitBatch> M>
+void Fields(V& v, M& m) {
+  v.U64(m.flags);
+  v.U64s(m.addresses, kMaxBatch);
+}
+template <class V, Of<PageInitBatchRc> M>
+void Fields(V& v, M& m) {
+  v.U32(m.done);
+  v.I64(m.rc);
+}
+template <class V, Of<Error> M>
+void Fields(V& v, M& m) {
+  v.U32(m.code);
+  v.Str(m.message, 1024);
+}
+
+// What the wire's shape does not say; "" when the message is sound.
+std::string Check(const Register& m) {
+  if (!ValidName(m.name)) return fmt::format("partition name \"{}\" is not valid", m.name);
+  if (m.page_size < 1024 || (m.page_size & (m.page_size - 1)) != 0) {
+    return fmt::format("page size {} is not a power of two of at least 1 KiB", m.page_size);
+  }
+  if (m.ram_bytes == 0 || m.ram_bytes % m.page_size != 0) {
+    return fmt::format("RAM size {} is not whole pages", m.ram_bytes);
+  }
+  if (m.min_bytes > m.ram_bytes || m.max_bytes > m.ram_bytes) return "min and max must not exceed the RAM size";
+  return "";
+}
+std::string Check(const Registered& m) {
+  if (m.cmo_page_size < 1024 || (m.cmo_page_size & (m.cmo_page_size - 1)) != 0) {
+    return fmt::format("CMO page size {} is not a power of two", m.cmo_page_size);
+  }
+  if (m.max_batch > kMaxBatch) return "batch limit too large";
+  return "";
+}
+std::string Check(const PageInitBatchRc& m) { return m.done > kMaxBatch ? "count too large" : ""; }
+template <class M>
+std::string Check(const M&) {
+  return "";
+}
+
+// The names errors use, in the variant's order.
+constexpr const char* kNames[] = {"register", "registered",      "get_mpp",           "mpp",  "page_init",
+                                  "page_init_rc", "page_init_batch", "page_init_batch_rc", "error"};
+static_assert(std::size(kNames) == std::variant_size_v<Message>);
+
+template <class W, class M>
+void Put(W& w, const M& m) {
+  Out<W> out{w};
+  Fields(out, m);
 }
 
 using Result = tl::expected<Message, std::string>;
 
-Result Get(Reader& r, Register) {
-  Register m;
-  m.name = r.Str(kMaxName);
-  m.page_size = r.U64();
-  m.ram_bytes = r.U64();
-  m.weight = r.U8();
-  m.min_bytes = r.U64();
-  m.max_bytes = r.U64();
-  const uint8_t batch = r.U8();
-  if (!r.ok()) return tl::unexpected(std::string("register: truncated"));
-  if (!ValidName(m.name)) return tl::unexpected(fmt::format("register: partition name \"{}\" is not valid", m.name));
-  if (m.page_size < 1024 || (m.page_size & (m.page_size - 1)) != 0) {
-    return tl::unexpected(fmt::format("register: page size {} is not a power of two of at least 1 KiB", m.page_size));
-  }
-  if (m.ram_bytes == 0 || m.ram_bytes % m.page_size != 0) {
-    return tl::unexpected(fmt::format("register: RAM size {} is not whole pages", m.ram_bytes));
-  }
-  if (m.min_bytes > m.ram_bytes || m.max_bytes > m.ram_bytes) {
-    return tl::unexpected(std::string("register: min and max must not exceed the RAM size"));
-  }
-  if (batch > 1) return tl::unexpected(std::string("register: batch flag must be 0 or 1"));
-  m.want_batch = batch == 1;
-  return m;
-}
-Result Get(Reader& r, Registered) {
-  Registered m;
-  m.cmo_page_size = r.U64();
-  m.caps = r.U32();
-  m.max_batch = r.U32();
-  if (!r.ok()) return tl::unexpected(std::string("registered: truncated"));
-  if (m.cmo_page_size < 1024 || (m.cmo_page_size & (m.cmo_page_size - 1)) != 0) {
-    return tl::unexpected(fmt::format("registered: CMO page size {} is not a power of two", m.cmo_page_size));
-  }
-  if (m.max_batch > kMaxBatch) return tl::unexpected(std::string("registered: batch limit too large"));
-  return m;
-}
-Result Get(Reader& r, GetMpp) {
-  GetMpp m;
-  Stats& s = m.stats;
-  for (uint64_t* v : {&s.free_bytes, &s.used_bytes, &s.cache_bytes, &s.loaned_bytes, &s.oom_events, &s.time_ns,
-                      &s.oom_freed_bytes}) {
-    *v = r.U64();
-  }
-  if (!r.ok()) return tl::unexpected(std::string("get_mpp: truncated"));
-  return m;
-}
-Result Get(Reader& r, Mpp) {
-  Mpp m;
-  papr::MppData& d = m.data;
-  m.rc = r.I64();
-  d.entitled_mem = r.I64();
-  d.mapped_entitled_mem = r.I64();
-  d.group_num = r.U16();
-  d.pool_num = r.U16();
-  d.mem_weight = r.U8();
-  d.unallocated_mem_weight = r.U8();
-  d.unallocated_entitlement = r.I64();
-  d.pool_size = r.I64();
-  d.loan_request = r.I64();
-  d.backing_mem = r.I64();
-  if (!r.ok()) return tl::unexpected(std::string("mpp: truncated"));
-  return m;
-}
-Result Get(Reader& r, PageInit) {
-  PageInit m;
-  m.flags = r.U64();
-  m.address = r.U64();
-  if (!r.ok()) return tl::unexpected(std::string("page_init: truncated"));
-  return m;
-}
-Result Get(Reader& r, PageInitRc) {
-  PageInitRc m;
-  m.rc = r.I64();
-  if (!r.ok()) return tl::unexpected(std::string("page_init_rc: truncated"));
-  return m;
-}
-Result Get(Reader& r, PageInitBatch) {
-  PageInitBatch m;
-  m.flags = r.U64();
-  const uint32_t n = r.U32();
-  if (!r.ok()) return tl::unexpected(std::string("page_init_batch: truncated"));
-  if (n == 0 || n > kMaxBatch) return tl::unexpected(fmt::format("page_init_batch: {} pages (1-{} allowed)", n, kMaxBatch));
-  m.addresses.resize(n);
-  r.U64s(m.addresses);
-  if (!r.ok()) return tl::unexpected(std::string("page_init_batch: truncated"));
-  return m;
-}
-Result Get(Reader& r, PageInitBatchRc) {
-  PageInitBatchRc m;
-  m.done = r.U32();
-  m.rc = r.I64();
-  if (!r.ok()) return tl::unexpected(std::string("page_init_batch_rc: truncated"));
-  if (m.done > kMaxBatch) return tl::unexpected(std::string("page_init_batch_rc: count too large"));
-  return m;
-}
-Result Get(Reader& r, Error) {
-  Error m;
-  m.code = r.U32();
-  m.message = r.Str(1024);
-  if (!r.ok()) return tl::unexpected(std::string("error: truncated"));
+template <class M>
+Result Get(Reader& r, const char* name, M m) {
+  In in{r, {}, {}};
+  Fields(in, m);
+  if (!in.stop.empty()) return tl::unexpected(fmt::format("{}: {}", name, in.stop));
+  if (!r.ok()) return tl::unexpected(fmt::format("{}: truncated", name));
+  if (const std::string why = Check(m); !why.empty()) return tl::unexpected(fmt::format("{}: {}", name, why));
+  if (!in.late.empty()) return tl::unexpected(fmt::format("{}: {}", name, in.late));
   return m;
 }
 
 template <size_t I = 0>
 Result DecodeAs(size_t index, Reader& r) {
   if constexpr (I < std::variant_size_v<Message>) {
-    if (index == I) return Get(r, std::variant_alternative_t<I, Message>{});
+    if (index == I) return Get(r, kNames[I], std::variant_alternative_t<I, Message>{});
     return DecodeAs<I + 1>(index, r);
   } else {
     return tl::unexpected(std::string("unknown message type"));
