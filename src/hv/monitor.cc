@@ -1,21 +1,11 @@
 #include "hv/monitor.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include "core/size_text.h"
+#include "hv/status.h"
 
 namespace cmm::hv {
-
-namespace {
-
-bool Reached(const MemberView& m) {
-  const double gap = std::fabs(static_cast<double>(m.target_loaned_bytes) - static_cast<double>(m.loaned_bytes));
-  return gap <= SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes));
-}
-
-}  // namespace
 
 PoolMonitor::PoolMonitor(std::chrono::milliseconds keep, size_t max_events)
     : keep_ms_(keep.count()), max_events_(max_events) {}
@@ -43,7 +33,7 @@ void PoolMonitor::Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibilit
 
   std::map<std::string, Seen> now;
   for (const auto& m : members) {
-    Seen n{m.stats.oom_events, m.responsive, Reached(m)};
+    Seen n{m.stats.oom_events, m.responsive, AtTarget(m)};
     auto was = seen_.find(m.name);
     if (was == seen_.end()) {
       Note(unix_ms, "joined", m.name,

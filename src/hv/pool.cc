@@ -11,18 +11,10 @@
 
 namespace cmm::hv {
 
-namespace {
-
-// The usable memory a member is held within: its floor and its ceiling.
-struct Bounds {
-  uint64_t min = 0, max = 0;
-};
 Bounds BoundsOf(uint64_t ram, const MemberSettings& s) {
   const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
   return {std::min(s.min_bytes, max), max};
 }
-
-}  // namespace
 
 tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
   const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;

@@ -49,6 +49,13 @@ struct SettingsChange {
   std::optional<uint64_t> max_bytes;
 };
 
+// The usable memory a member of `ram` bytes is kept between: its floor
+// (min, within max) and its ceiling (max, within its RAM).
+struct Bounds {
+  uint64_t min = 0, max = 0;
+};
+Bounds BoundsOf(uint64_t ram, const MemberSettings& s);
+
 // Settings that fit a member of `ram` bytes: min and max within its RAM,
 // min not above max. EINVAL with the reason otherwise.
 tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s);

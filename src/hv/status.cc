@@ -1,6 +1,7 @@
 #include "hv/status.h"
 
 #include <chrono>
+#include <cmath>
 
 namespace cmm::hv {
 
@@ -14,22 +15,25 @@ int64_t StatsAgeMs(const MemberStats& s) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(MemberClock::now() - s.taken).count();
 }
 
-uint64_t FloorOf(const MemberView& m) {
-  const uint64_t max = m.settings.max_bytes == 0 ? m.ram_bytes : std::min(m.settings.max_bytes, m.ram_bytes);
-  return std::min(m.settings.min_bytes, max);
+// How far the loan is from the target (positive: still to inflate), in
+// settle bands: within one, the member is at its target.
+double BandsToGo(const MemberView& m) {
+  const double gap = static_cast<double>(m.target_loaned_bytes) - static_cast<double>(m.loaned_bytes);
+  return gap / SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes));
 }
 
 }  // namespace
 
+bool AtTarget(const MemberView& m) { return std::abs(BandsToGo(m)) <= 1; }
+
 std::string Condition(const MemberView& m) {
   if (!m.responsive) return "unresponsive";
   if (m.stats.taken == MemberClock::time_point{}) return "starting";
+  const double to_go = BandsToGo(m);
+  if (to_go > 1) return "inflating";
+  if (to_go < -1) return "deflating";
   const uint64_t usable = m.ram_bytes - std::min(m.ram_bytes, m.target_loaned_bytes);
-  const double band = SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes));
-  const double gap = static_cast<double>(m.target_loaned_bytes) - static_cast<double>(m.loaned_bytes);
-  if (gap > band) return "inflating";
-  if (-gap > band) return "deflating";
-  if (m.settings.min_bytes > 0 && usable <= FloorOf(m)) return "at its floor";
+  if (m.settings.min_bytes > 0 && usable <= BoundsOf(m.ram_bytes, m.settings).min) return "at its floor";
   return "at target";
 }
 

@@ -16,6 +16,8 @@ namespace cmm::hv {
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or
 // "at target". A member is at its target within the policy's settle band.
 std::string Condition(const MemberView& m);
+// Whether its loan is within the settle band of its target.
+bool AtTarget(const MemberView& m);
 
 // {"pool_bytes", "backing_bytes", "ram_bytes", "floors_bytes",
 //  "shortfall_bytes", ["problem"], "partitions": [one object per member]}.
