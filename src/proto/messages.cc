@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "core/units.h"
+
 namespace cmm::proto {
 
 namespace {
@@ -245,7 +247,7 @@ void Fields(V& v, M& m) {
 // What the wire's shape does not say; "" when the message is sound.
 std::string Check(const Register& m) {
   if (!ValidName(m.name)) return fmt::format("partition name \"{}\" is not valid", m.name);
-  if (m.page_size < 1024 || (m.page_size & (m.page_size - 1)) != 0) {
+  if (!PageGeometry::Valid(m.page_size)) {
     return fmt::format("page size {} is not a power of two of at least 1 KiB", m.page_size);
   }
   if (m.ram_bytes == 0 || m.ram_bytes % m.page_size != 0) {
@@ -255,7 +257,7 @@ std::string Check(const Register& m) {
   return "";
 }
 std::string Check(const Registered& m) {
-  if (m.cmo_page_size < 1024 || (m.cmo_page_size & (m.cmo_page_size - 1)) != 0) {
+  if (!PageGeometry::Valid(m.cmo_page_size)) {
     return fmt::format("CMO page size {} is not a power of two", m.cmo_page_size);
   }
   if (m.max_batch > kMaxBatch) return "batch limit too large";
