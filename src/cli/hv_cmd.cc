@@ -139,11 +139,11 @@ int RunHv(const HvFlags& f) {
   }
   const auto started_at = std::chrono::steady_clock::now();
   auto last_flush = started_at;
-  auto record = [&] {
+  auto record = [&](const std::vector<hv::MemberView>& members) {
     if (!recorder) return;
     const auto now = std::chrono::steady_clock::now();
     const auto t = std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count();
-    recorder->Sample(static_cast<uint32_t>(t), pool.pool_bytes(), pool.Snapshot());
+    recorder->Sample(static_cast<uint32_t>(t), pool.pool_bytes(), members);
     if (now - last_flush >= std::chrono::seconds(10)) {
       last_flush = now;
       if (auto ok = recorder->Flush(); !ok) spdlog::warn("--record: {}", ok.error());
@@ -151,9 +151,11 @@ int RunHv(const HvFlags& f) {
   };
   auto after_round = [&] {
     vms.Reap();
-    record();
-    // Last: what the history shows has been recorded too.
-    monitor.Observe(ctl::UnixMs(), pool.pool_bytes(), pool.feasibility(), pool.Snapshot());
+    // One reading of the members a round: the recording and the history
+    // see the same state.
+    const auto members = pool.Snapshot();
+    record(members);
+    monitor.Observe(ctl::UnixMs(), pool.pool_bytes(), pool.feasibility(), members);
   };
   std::optional<hv::Rebalancer> rebalancer;
   rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
