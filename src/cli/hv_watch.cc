@@ -25,10 +25,10 @@ namespace {
 
 volatile sig_atomic_t g_stop = 0;
 
-std::string Clock() {
-  const std::time_t now = std::time(nullptr);
+// "16:50:01", local time.
+std::string Clock(std::time_t t = std::time(nullptr)) {
   std::tm tm{};
-  localtime_r(&now, &tm);
+  localtime_r(&t, &tm);
   return fmt::format("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
@@ -81,7 +81,7 @@ int HvWatch(const HvWatchOptions& o) {
     for (const auto& k : hv::SortKeys()) labels += std::string(labels.empty() ? "" : ", ") + k.label;
     throw UserError(fmt::format("--sort {}: sort by one of {}", o.sort, labels), kExitUsage);
   }
-  hv::WatchSort sort{start->field, start->field != std::string("name")};
+  hv::WatchSort sort = hv::SortBy(*start);
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
   sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: a wait ends at once
@@ -96,10 +96,7 @@ int HvWatch(const HvWatchOptions& o) {
     const nlohmann::json live = Live(o, after);
     for (const auto& e : live["events"]) {
       after = std::max(after, e.value("seq", uint64_t{0}));
-      const std::time_t t = e.value("t", int64_t{0}) / 1000;
-      std::tm tm{};
-      localtime_r(&t, &tm);
-      events.push_back(fmt::format("{:02}:{:02}:{:02} {}", tm.tm_hour, tm.tm_min, tm.tm_sec, e.value("text", "")));
+      events.push_back(Clock(e.value("t", int64_t{0}) / 1000) + " " + e.value("text", ""));
       if (events.size() > 5) events.pop_front();
     }
     if (!tty) {
@@ -130,7 +127,7 @@ int HvWatch(const HvWatchOptions& o) {
         if (sort.key == k->field) {
           sort.largest_first = !sort.largest_first;
         } else {
-          sort = {k->field, k->field != std::string("name")};
+          sort = hv::SortBy(*k);
         }
         redraw = true;
       }

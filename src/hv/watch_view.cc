@@ -25,6 +25,8 @@ const SortKey* FindSortKey(char key) {
   return nullptr;
 }
 
+WatchSort SortBy(const SortKey& k) { return {k.field, std::string_view(k.field) != "name"}; }
+
 const SortKey* FindSortLabel(std::string_view label) {
   for (const auto& k : SortKeys()) {
     if (label == k.label || label == k.field) return &k;

@@ -23,6 +23,8 @@ struct SortKey {
   const char* label;
 };
 const std::vector<SortKey>& SortKeys();
+// Sorting by `k` first: names A to Z, numbers largest first.
+WatchSort SortBy(const SortKey& k);
 // The sort a key press asks for (the same key twice turns the order
 // round), or nullptr for a key that does not sort.
 const SortKey* FindSortKey(char key);
