@@ -3,10 +3,11 @@ BUILD      ?= build/release
 TEST_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
 FUZZ_BUILD ?= build/fuzz
+CLANG_BUILD ?= build/clang
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo demo-vms demo-simulate test tsan bench fuzz install clean
+.PHONY: deps build demo demo-vms demo-simulate test tsan locks bench fuzz install clean
 
 deps:
 	@bash scripts/install-deps
@@ -40,6 +41,15 @@ tsan: deps
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Every source under clang with its thread-safety analysis as errors: a
+# field marked GUARDED_BY touched without its mutex, or a function marked
+# REQUIRES called without it, fails the build.
+locks: deps
+	@cmake -S . -B $(CLANG_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMM_TESTS=OFF \
+	  -DCMM_BENCH=OFF >/dev/null
+	@cmake --build $(CLANG_BUILD) -j $(JOBS)
+	@echo "locks: every source builds under clang -Wthread-safety -Werror"
 
 # Every benchmark, then one table of their figures; the same as JSON in
 # $(BUILD)/bench.json.

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <shared_mutex>
 #include <thread>
 #include <tuple>
 
@@ -17,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/control_files.h"
+#include "core/mutex.h"
 #include "core/params.h"
 #include "ctl/partition_service.h"
 #include "ctl/paths.h"
@@ -149,8 +149,16 @@ int RunGuest(const GuestFlags& f) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // The partition of this boot; requests share it, a restart swaps it.
-  std::unique_ptr<guest::Partition> current = Boot(o);
-  std::shared_mutex current_mu;
+  struct Current {
+    SharedMutex mu;
+    std::unique_ptr<guest::Partition> partition GUARDED_BY(mu);
+  } current;
+  guest::Partition* up = nullptr;  // the same, for this thread alone (the only one that swaps it)
+  {
+    WriterLock lock(current.mu);
+    current.partition = Boot(o);
+    up = current.partition.get();
+  }
   std::atomic<uint64_t> boot{1};
   std::atomic<int64_t> returned_on_restart{-1};
 
@@ -165,8 +173,8 @@ int RunGuest(const GuestFlags& f) {
       kill(getpid(), SIGUSR1);  // the main thread runs the restart
       return nlohmann::json{{"ok", true}, {"boot", boot.load()}};
     }
-    std::shared_lock lock(current_mu);
-    nlohmann::json reply = ctl::HandlePartitionRequest(*current, req, peer);
+    ReaderLock lock(current.mu);
+    nlohmann::json reply = ctl::HandlePartitionRequest(*current.partition, req, peer);
     if (op == "status") {
       reply["boot"] = boot.load();
       if (returned_on_restart.load() >= 0) reply["restart_returned_pages"] = returned_on_restart.load();
@@ -178,7 +186,7 @@ int RunGuest(const GuestFlags& f) {
                                 o.name, server.error()));
   }
 
-  if (const int rc = current->Start(); rc != 0) {
+  if (const int rc = up->Start(); rc != 0) {
     throw UserError(fmt::format("partition {}: the CMM driver did not start: {} ({})", o.name, std::strerror(rc),
                                 ctl::ErrnoName(rc)));
   }
@@ -193,18 +201,20 @@ int RunGuest(const GuestFlags& f) {
     if (sig != SIGUSR1) break;
     // S11: the restart chain, then the guest as at start (its RAM, the
     // parameters it was given, a balloon that registers again).
-    std::unique_lock lock(current_mu);
-    const int64_t returned = current->Restart();
-    const int64_t left = current->controller().loaned().value();
-    const uint64_t errors = current->memory().integrity_errors();
-    current.reset();
+    WriterLock lock(current.mu);
+    const int64_t returned = up->Restart();
+    const int64_t left = up->controller().loaned().value();
+    const uint64_t errors = up->memory().integrity_errors();
+    up = nullptr;
+    current.partition.reset();
     auto made = Reboot(o);
     if (!made) {
       spdlog::error("partition {}: restarted, but cannot come up again: {}", o.name, made.error().message);
       return kExitError;
     }
-    current = std::move(*made);
-    if (const int rc = current->Start(); rc != 0) {
+    current.partition = std::move(*made);
+    up = current.partition.get();
+    if (const int rc = up->Start(); rc != 0) {
       spdlog::error("partition {}: restarted, but the CMM driver did not start: {}", o.name, ctl::ErrnoName(rc));
       return kExitError;
     }
@@ -216,7 +226,7 @@ int RunGuest(const GuestFlags& f) {
     std::fflush(stdout);
     if (errors != 0) return kExitError;
   }
-  guest::Partition& p = *current;
+  guest::Partition& p = *up;
   const int64_t loaned = p.controller().loaned().value();
   p.Stop();
   server->reset();

@@ -5,12 +5,12 @@
 namespace cmm {
 
 void Balloon::Enqueue(Pfn p) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   pages_.Set(p.value);
 }
 
 std::optional<Pfn> Balloon::Dequeue() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto last = pages_.FindLast();
   if (!last) return std::nullopt;
   pages_.Clear(*last);
@@ -18,14 +18,14 @@ std::optional<Pfn> Balloon::Dequeue() {
 }
 
 bool Balloon::Isolate(Pfn p) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (p.value >= pages_.size() || !pages_.Clear(p.value)) return false;
   isolated_.push_back(p);
   return true;
 }
 
 void Balloon::Putback(Pfn p) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = std::find(isolated_.begin(), isolated_.end(), p);
   if (it == isolated_.end()) return;
   isolated_.erase(it);
@@ -33,7 +33,7 @@ void Balloon::Putback(Pfn p) {
 }
 
 bool Balloon::Replace(Pfn old, Pfn fresh) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = std::find(isolated_.begin(), isolated_.end(), old);
   if (it == isolated_.end()) return false;
   pages_.Set(fresh.value);
@@ -42,12 +42,12 @@ bool Balloon::Replace(Pfn old, Pfn fresh) {
 }
 
 uint64_t Balloon::listed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return pages_.count();
 }
 
 uint64_t Balloon::isolated() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return isolated_.size();
 }
 
@@ -56,17 +56,17 @@ bool Balloon::IsolatedLocked(Pfn p) const {
 }
 
 bool Balloon::Contains(Pfn p) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return (p.value < pages_.size() && pages_.Test(p.value)) || IsolatedLocked(p);
 }
 
 bool Balloon::IsIsolated(Pfn p) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return IsolatedLocked(p);
 }
 
 std::vector<Pfn> Balloon::Snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Pfn> out;
   out.reserve(pages_.count() + isolated_.size());
   for (auto i = pages_.FindFirst(0); i; i = pages_.FindFirst(*i + 1)) out.push_back(Pfn{*i});
@@ -75,7 +75,7 @@ std::vector<Pfn> Balloon::Snapshot() const {
 }
 
 std::vector<Pfn> Balloon::ListedIn(uint64_t first, uint64_t count) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Pfn> out;
   const uint64_t end = std::min(first + count, pages_.size());
   for (auto i = pages_.FindFirst(first); i && *i < end; i = pages_.FindFirst(*i + 1)) out.push_back(Pfn{*i});
@@ -83,7 +83,7 @@ std::vector<Pfn> Balloon::ListedIn(uint64_t first, uint64_t count) const {
 }
 
 uint64_t Balloon::BookkeepingBytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return pages_.MemoryBytes() + isolated_.capacity() * sizeof(Pfn);
 }
 

@@ -5,11 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "core/bitmap.h"
+#include "core/mutex.h"
 #include "core/units.h"
 
 namespace cmm {
@@ -40,11 +40,11 @@ class Balloon {
   uint64_t BookkeepingBytes() const;
 
  private:
-  bool IsolatedLocked(Pfn p) const;
+  bool IsolatedLocked(Pfn p) const REQUIRES(mu_);
 
-  mutable std::mutex mu_;  // guards everything below (pages_lock)
-  PageBitmap pages_;
-  std::vector<Pfn> isolated_;  // small: pages in flight during compaction
+  mutable Mutex mu_;  // guards everything below (pages_lock)
+  PageBitmap pages_ GUARDED_BY(mu_);
+  std::vector<Pfn> isolated_ GUARDED_BY(mu_);  // small: pages in flight during compaction
 };
 
 }  // namespace cmm

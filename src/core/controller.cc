@@ -45,7 +45,7 @@ TimePoint Controller::After(uint32_t seconds) const {
 // ---- S9 / S10: start and stop ------------------------------------------
 
 int Controller::Start() {
-  std::lock_guard lock(admin_mu_);
+  MutexLock lock(admin_mu_);
   if (!params_.simulate && (ports_.hypervisor == nullptr || !ports_.hypervisor->HasCmo())) return EOPNOTSUPP;
 
   GuestKernel& k = ports_.kernel;
@@ -78,7 +78,7 @@ int Controller::Start() {
 }
 
 void Controller::Stop() {
-  std::lock_guard lock(admin_mu_);
+  MutexLock lock(admin_mu_);
   StopThread();
   GuestKernel& k = ports_.kernel;
   k.UnregisterOom(*this);
@@ -369,7 +369,7 @@ void Controller::OnOom(Pages& freed) {
 
 void Controller::OnReboot(RebootAction action) {
   if (action != RebootAction::kRestart) return;
-  std::lock_guard lock(admin_mu_);
+  MutexLock lock(admin_mu_);
   StopThread();
   Deflate(loaned());
 }
@@ -421,7 +421,7 @@ int Controller::WriteDisable(std::string_view text) {
   const auto parsed = ktext::ParseDisable(text);
   if (!parsed) return parsed.error();
   const bool disable = *parsed;
-  std::lock_guard lock(admin_mu_);
+  MutexLock lock(admin_mu_);
   if (disable && !disabled_.load()) {
     StopThread();
     Deflate(loaned());

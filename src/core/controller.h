@@ -7,13 +7,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "core/balloon.h"
 #include "core/hotplug_lock.h"
+#include "core/mutex.h"
 #include "core/params.h"
 #include "core/ports.h"
 
@@ -118,8 +118,8 @@ class Controller final : public Pollable, public OomListener, public RebootListe
   void GiveBack(Pfn page);
   Pages DeflateBatched(Pages nr, uint64_t batch);
   void Round();
-  int StartThread();  // needs admin_mu_
-  void StopThread();  // needs admin_mu_
+  int StartThread() REQUIRES(admin_mu_);
+  void StopThread() REQUIRES(admin_mu_);
   template <class... Args>
   void Debug(std::string_view format, const Args&... args);
   TimePoint After(uint32_t seconds) const;
@@ -136,7 +136,7 @@ class Controller final : public Pollable, public OomListener, public RebootListe
   std::atomic<int64_t> loaned_target_{0};
   std::atomic<int64_t> oom_freed_{0};
 
-  std::mutex admin_mu_;  // serializes start/stop/disable/restart; never held by Poll
+  Mutex admin_mu_;  // serializes start/stop/disable/restart; never held by Poll
   std::atomic<bool> disabled_;
   std::atomic<bool> thread_running_{false};
 

@@ -3,22 +3,22 @@
 namespace cmm {
 
 void HotplugLock::BeginRemove() {
-  std::unique_lock lock(mu_);
-  released_.wait(lock, [&] { return !held_.load(); });
+  MutexLock lock(mu_);
+  while (held_.load()) released_.Wait(lock);
   held_.store(true, std::memory_order_release);
   occurred_.store(true, std::memory_order_release);
 }
 
 void HotplugLock::EndRemove() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     held_.store(false, std::memory_order_release);
   }
-  released_.notify_all();
+  released_.NotifyAll();
 }
 
 HotplugLock::Round HotplugLock::BeginRound() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (held_.load()) return Round::kInProgress;
   if (occurred_.load()) {
     occurred_.store(false, std::memory_order_release);

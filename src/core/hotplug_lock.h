@@ -4,8 +4,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
+
+#include "core/mutex.h"
 
 namespace cmm {
 
@@ -27,8 +27,8 @@ class HotplugLock {
   bool held() const { return held_.load(std::memory_order_acquire); }
 
  private:
-  std::mutex mu_;
-  std::condition_variable released_;
+  Mutex mu_;
+  CondVar released_;
   std::atomic<bool> held_{false};      // written under mu_
   std::atomic<bool> occurred_{false};  // written under mu_
 };

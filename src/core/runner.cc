@@ -5,7 +5,7 @@
 namespace cmm {
 
 int PollRunner::Start(Pollable& body) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (thread_.joinable()) return EBUSY;
   stop_ = false;
   try {
@@ -19,27 +19,28 @@ int PollRunner::Start(Pollable& body) {
 void PollRunner::Stop() {
   std::thread t;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
     t = std::move(thread_);
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   if (t.joinable()) t.join();
 }
 
 bool PollRunner::running() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return thread_.joinable();
 }
 
 void PollRunner::Run(Pollable& body) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stop_) {
-    lock.unlock();
+    lock.Unlock();
     const TimePoint next = body.Poll(clock_.Now());
-    lock.lock();
+    lock.Lock();
     // The deadline is on the steady clock, as is the real Clock.
-    wake_.wait_until(lock, next, [&] { return stop_; });
+    while (!stop_ && wake_.WaitUntil(lock, next)) {
+    }
   }
 }
 

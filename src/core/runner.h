@@ -2,10 +2,9 @@
 // comes, and wakes at once when asked to stop.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
+#include "core/mutex.h"
 #include "core/ports.h"
 
 namespace cmm {
@@ -23,10 +22,10 @@ class PollRunner final : public PollThread {
   void Run(Pollable& body);
 
   Clock& clock_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+  mutable Mutex mu_;
+  CondVar wake_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm

@@ -4,13 +4,13 @@
 
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
 #include <httplib.h>
+
+#include "core/mutex.h"
 
 namespace cmm::ctl {
 
@@ -28,13 +28,13 @@ thread_local bool t_turning_away = false;
 class BoundedQueue : public httplib::TaskQueue {
  public:
   explicit BoundedQueue(const HttpLimits& limits) : limit_(limits.connections), max_refusers_(limits.connections) {
-    for (size_t i = 0; i < limits.workers; ++i) threads_.emplace_back([this] { Work(jobs_, false); });
+    for (size_t i = 0; i < limits.workers; ++i) threads_.emplace_back([this] { Work(false); });
   }
   ~BoundedQueue() override = default;
 
   void enqueue(std::function<void()> fn) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (open_ >= limit_) {
         refused_.push_back(std::move(fn));
         // A refusal still reads the request first: one client that says
@@ -42,36 +42,37 @@ class BoundedQueue : public httplib::TaskQueue {
         // thread of its own, up to a bound.
         if (refusers_waiting_ == 0 && refusers_ < max_refusers_) {
           ++refusers_;
-          threads_.emplace_back([this] { Work(refused_, true); });
+          threads_.emplace_back([this] { Work(true); });
         }
       } else {
         ++open_;
         jobs_.push_back(std::move(fn));
       }
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
 
   void shutdown() override {
     std::vector<std::thread> threads;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
       threads.swap(threads_);
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     for (auto& t : threads) t.join();
   }
 
  private:
-  void Work(std::deque<std::function<void()>>& queue, bool turning_away) {
+  void Work(bool turning_away) {
     t_turning_away = turning_away;
     for (;;) {
       std::function<void()> fn;
       {
-        std::unique_lock lock(mu_);
+        MutexLock lock(mu_);
+        auto& queue = turning_away ? refused_ : jobs_;
         if (turning_away) ++refusers_waiting_;
-        cv_.wait(lock, [&] { return stop_ || !queue.empty(); });
+        while (!stop_ && queue.empty()) cv_.Wait(lock);
         if (turning_away) --refusers_waiting_;
         if (queue.empty()) return;  // stopping, and nothing left to close
         fn = std::move(queue.front());
@@ -79,15 +80,15 @@ class BoundedQueue : public httplib::TaskQueue {
       }
       fn();  // serves the connection and closes its socket
       if (!turning_away) {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         --open_;
       }
     }
   }
 
   const size_t limit_;
-  std::mutex mu_;  // guards what follows
-  std::condition_variable cv_;
+  Mutex mu_;  // guards what follows
+  CondVar cv_;
   std::deque<std::function<void()>> jobs_;
   std::deque<std::function<void()>> refused_;
   size_t open_ = 0;

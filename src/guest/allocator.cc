@@ -54,7 +54,7 @@ std::optional<uint64_t> PageAllocator::TakeFreeLocked(PageKind kind, FrameState 
 }
 
 std::optional<Handle> PageAllocator::TryAlloc(PageKind kind) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto pfn = TakeFreeLocked(kind, kind == PageKind::kMovable ? FrameState::kMovable : FrameState::kUnmovable);
   if (!pfn) return std::nullopt;
   uint32_t index;
@@ -111,7 +111,7 @@ const PageAllocator::Slot* PageAllocator::SlotLocked(Handle h) const {
 }
 
 bool PageAllocator::Free(Handle h) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Slot* s = SlotLocked(h);
   if (s == nullptr) {
     NoteErrorLocked(fmt::format("free of stale handle {:#x}", h.value));
@@ -127,7 +127,7 @@ bool PageAllocator::Free(Handle h) {
 }
 
 std::optional<Pfn> PageAllocator::Locate(Handle h) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const Slot* s = SlotLocked(h);
   if (s == nullptr) return std::nullopt;
   return Pfn{s->pfn};
@@ -146,12 +146,12 @@ void PageAllocator::NoteErrorLocked(std::string_view what) {
 }
 
 void PageAllocator::ReportIntegrityError(std::string_view what) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   NoteErrorLocked(what);
 }
 
 std::string PageAllocator::last_integrity_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return last_error_;
 }
 
@@ -161,7 +161,7 @@ std::optional<Pfn> PageAllocator::AllocBalloonPage() {
   // The balloon's mode (S4): light reclaim once, never the OOM path, no
   // retry beyond what that reclaim made possible.
   auto take = [this]() -> std::optional<Pfn> {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto pfn = TakeFreeLocked(PageKind::kMovable, FrameState::kBalloon)) return Pfn{*pfn};
     return std::nullopt;
   };
@@ -173,7 +173,7 @@ std::optional<Pfn> PageAllocator::AllocBalloonPage() {
 }
 
 void PageAllocator::FreePage(Pfn page) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (page.value >= span_ || frames_[page.value] != FrameState::kBalloon) {
     NoteErrorLocked(fmt::format("balloon freed page {:#x}, which it does not hold", page.value));
     return;
@@ -190,17 +190,17 @@ Zone PageAllocator::ZoneOf(Pfn page) const {
 }
 
 uint64_t PageAllocator::FreePages() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return free_[0].count() + free_[1].count();
 }
 
 FrameCounts PageAllocator::Counts() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return CountLocked(0, span_);
 }
 
 FrameCounts PageAllocator::BlockCounts(uint64_t block) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return block < blocks_ ? CountLocked(block * pages_per_block_, pages_per_block_) : FrameCounts{};
 }
 
@@ -221,19 +221,19 @@ FrameCounts PageAllocator::CountLocked(uint64_t first, uint64_t count) const {
 }
 
 FrameState PageAllocator::StateOf(Pfn page) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return page.value < span_ ? frames_[page.value] : FrameState::kOffline;
 }
 
 // ---- memory blocks and hot-remove -----------------------------------------
 
 BlockState PageAllocator::block_state(uint64_t block) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return block < blocks_ ? block_states_[block] : BlockState::kOffline;
 }
 
 bool PageAllocator::OnlineBlock(uint64_t block) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (block >= blocks_ || block_states_[block] != BlockState::kOffline) return false;
   OnlineLocked(block, Zone::kMovable);  // hot-added memory, as Linux onlines it
   return true;
@@ -251,7 +251,7 @@ void PageAllocator::OnlineLocked(uint64_t block, Zone zone) {
 }
 
 bool PageAllocator::IsolateBlock(uint64_t block) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (block >= blocks_ || block_states_[block] != BlockState::kOnline) return false;
   block_states_[block] = BlockState::kIsolated;
   const Zone zone = ZoneOfBlock(block);
@@ -261,7 +261,7 @@ bool PageAllocator::IsolateBlock(uint64_t block) {
 }
 
 void PageAllocator::UnisolateBlock(uint64_t block) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (block >= blocks_ || block_states_[block] != BlockState::kIsolated) return;
   block_states_[block] = BlockState::kOnline;
   const Zone zone = ZoneOfBlock(block);
@@ -272,7 +272,7 @@ void PageAllocator::UnisolateBlock(uint64_t block) {
 }
 
 PageAllocator::BlockUse PageAllocator::UsedIn(uint64_t block) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   BlockUse use;
   if (block >= blocks_) return use;
   const uint64_t first = block * pages_per_block_;
@@ -289,7 +289,7 @@ PageAllocator::BlockUse PageAllocator::UsedIn(uint64_t block) const {
 }
 
 PageAllocator::MigrateResult PageAllocator::MigrateMovable(Pfn page) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (page.value >= span_ || frames_[page.value] != FrameState::kMovable) return MigrateResult::kGone;
   const auto target = TakeFreeLocked(PageKind::kMovable, FrameState::kMovable);
   if (!target) return MigrateResult::kNoMemory;
@@ -310,13 +310,13 @@ PageAllocator::MigrateResult PageAllocator::MigrateMovable(Pfn page) {
 }
 
 std::optional<Pfn> PageAllocator::AllocMigrationTarget() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto pfn = TakeFreeLocked(PageKind::kMovable, FrameState::kBalloon)) return Pfn{*pfn};
   return std::nullopt;
 }
 
 bool PageAllocator::OfflineIsolated(uint64_t block) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (block >= blocks_ || block_states_[block] != BlockState::kIsolated) return false;
   const uint64_t first = block * pages_per_block_;
   for (uint64_t pfn = first; pfn < first + pages_per_block_; ++pfn) {
@@ -329,7 +329,7 @@ bool PageAllocator::OfflineIsolated(uint64_t block) {
 }
 
 tl::expected<void, std::string> PageAllocator::CheckInvariants() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto fail = [](std::string what) { return tl::unexpected(std::move(what)); };
   int64_t present[2] = {0, 0};
   int64_t balloon[2] = {0, 0};

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +16,7 @@
 #include <tl/expected.hpp>
 
 #include "core/bitmap.h"
+#include "core/mutex.h"
 #include "core/ports.h"
 #include "guest/page_kind.h"
 
@@ -79,7 +79,7 @@ class PageAllocator final : public GuestMemory {
   // stale handle.
   template <class F>
   bool Access(Handle h, F&& f) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Slot* s = SlotLocked(h);
     if (s == nullptr) {
       NoteErrorLocked("page access through a stale handle");
@@ -161,13 +161,13 @@ class PageAllocator final : public GuestMemory {
   uint64_t BlockOf(uint64_t pfn) const { return pfn / pages_per_block_; }
   Zone ZoneOfBlock(uint64_t block) const { return static_cast<Zone>(zones_[block].load()); }
   // All below need mu_.
-  Slot* SlotLocked(Handle h);
-  const Slot* SlotLocked(Handle h) const;
-  std::optional<uint64_t> TakeFreeLocked(PageKind kind, FrameState as);
-  void OnlineLocked(uint64_t block, Zone zone);
-  void ReleaseFrameLocked(uint64_t pfn);
-  void NoteErrorLocked(std::string_view what);
-  FrameCounts CountLocked(uint64_t first, uint64_t count) const;
+  Slot* SlotLocked(Handle h) REQUIRES(mu_);
+  const Slot* SlotLocked(Handle h) const REQUIRES(mu_);
+  std::optional<uint64_t> TakeFreeLocked(PageKind kind, FrameState as) REQUIRES(mu_);
+  void OnlineLocked(uint64_t block, Zone zone) REQUIRES(mu_);
+  void ReleaseFrameLocked(uint64_t pfn) REQUIRES(mu_);
+  void NoteErrorLocked(std::string_view what) REQUIRES(mu_);
+  FrameCounts CountLocked(uint64_t first, uint64_t count) const REQUIRES(mu_);
 
   const PageGeometry geometry_;
   uint8_t* const ram_;
@@ -183,14 +183,14 @@ class PageAllocator final : public GuestMemory {
   std::atomic<uint64_t> oom_events_{0};
   std::atomic<uint64_t> oom_give_backs_{0};
 
-  mutable std::mutex mu_;  // guards everything below
-  std::vector<FrameState> frames_;
-  std::vector<uint32_t> owner_;  // slot of a movable/unmovable frame
-  std::vector<BlockState> block_states_;
-  PageBitmap free_[2];  // allocatable free pages per zone
-  std::vector<Slot> slots_;
-  std::vector<uint32_t> free_slots_;
-  std::string last_error_;
+  mutable Mutex mu_;  // guards everything below
+  std::vector<FrameState> frames_ GUARDED_BY(mu_);
+  std::vector<uint32_t> owner_ GUARDED_BY(mu_);  // slot of a movable/unmovable frame
+  std::vector<BlockState> block_states_ GUARDED_BY(mu_);
+  PageBitmap free_[2] GUARDED_BY(mu_);  // allocatable free pages per zone
+  std::vector<Slot> slots_ GUARDED_BY(mu_);
+  std::vector<uint32_t> free_slots_ GUARDED_BY(mu_);
+  std::string last_error_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::guest

@@ -26,7 +26,7 @@ std::string PfnList(const std::vector<Pfn>& pages) {
 }  // namespace
 
 tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemove(uint64_t block) {
-  std::lock_guard lock(hotplug_mu_);
+  MutexLock lock(hotplug_mu_);
   return HotRemoveLocked(block);
 }
 
@@ -108,7 +108,7 @@ tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveBytes(uint64_t
     return tl::unexpected(HotRemoveError{
         EINVAL, fmt::format("hot-remove size must be a positive multiple of the {}-byte block size", block_bytes_)});
   }
-  std::lock_guard lock(hotplug_mu_);
+  MutexLock lock(hotplug_mu_);
   const uint64_t wanted = bytes / block_bytes_;
   HotRemoveReport total;
   std::vector<std::string> refusals;

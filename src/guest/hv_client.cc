@@ -64,32 +64,32 @@ HvClient::HvClient(std::string path, proto::Register registration, int memfd, in
       max_batch_(terms.max_batch) {}
 
 HvClient::~HvClient() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fd_ >= 0) close(fd_);
 }
 
 void HvClient::SetStatsSource(std::function<proto::Stats()> source) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stats_source_ = std::move(source);
 }
 
 void HvClient::SetLoanedSource(std::function<std::vector<uint64_t>()> source) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   loaned_source_ = std::move(source);
 }
 
 bool HvClient::connected() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return fd_ >= 0;
 }
 
 uint64_t HvClient::reconnects() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return reconnects_;
 }
 
 uint64_t HvClient::MaxBatch() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return (caps_ & proto::kCapBatch) != 0 ? max_batch_ : 0;
 }
 
@@ -103,7 +103,7 @@ void HvClient::DropLocked(const std::string& why) {
 
 tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Message& m) {
   if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
-  auto fail = [this](std::string why) {
+  auto fail = [this](std::string why) REQUIRES(mu_) {
     DropLocked(why);
     return tl::unexpected(std::move(why));
   };
@@ -157,7 +157,7 @@ void HvClient::ReconnectLocked() {
 }
 
 papr::Rc HvClient::GetMpp(papr::MppData& out) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fd_ < 0) ReconnectLocked();
   proto::GetMpp request;
   if (stats_source_) request.stats = stats_source_();
@@ -170,7 +170,7 @@ papr::Rc HvClient::GetMpp(papr::MppData& out) {
 }
 
 papr::Rc HvClient::PageInit(uint64_t flags, uint64_t address) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto reply = CallLocked(proto::PageInit{flags, address});
   if (!reply) return papr::kHardware;
   const auto* rc = std::get_if<proto::PageInitRc>(&*reply);
@@ -178,7 +178,7 @@ papr::Rc HvClient::PageInit(uint64_t flags, uint64_t address) {
 }
 
 Hypervisor::BatchResult HvClient::PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   BatchResult out{0, papr::kHardware};
   if ((caps_ & proto::kCapBatch) == 0 || addresses.empty() || addresses.size() > max_batch_) {
     // Not offered (any more): one call per page, same semantics.

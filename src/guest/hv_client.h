@@ -11,13 +11,13 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <tl/expected.hpp>
 
 #include "core/error.h"
+#include "core/mutex.h"
 
 #include "core/ports.h"
 #include "proto/messages.h"
@@ -55,17 +55,17 @@ class HvClient final : public Hypervisor {
  private:
   HvClient(std::string path, proto::Register registration, int memfd, int fd, proto::Registered terms);
   // Sends and waits for the reply; on any failure the connection is closed.
-  tl::expected<proto::Message, std::string> CallLocked(const proto::Message& m);  // needs mu_
-  void DropLocked(const std::string& why);                                       // needs mu_
+  tl::expected<proto::Message, std::string> CallLocked(const proto::Message& m) REQUIRES(mu_);
+  void DropLocked(const std::string& why) REQUIRES(mu_);
   // After the backoff: connect, register, re-loan the balloon's pages.
-  void ReconnectLocked();  // needs mu_
+  void ReconnectLocked() REQUIRES(mu_);
 
   const std::string path_;
   const proto::Register registration_;
   const int memfd_;
   const proto::Registered terms_;  // a re-registration must get the same CMO page size
 
-  mutable std::mutex mu_;  // one call at a time; guards everything below
+  mutable Mutex mu_;  // one call at a time; guards everything below
   int fd_;
   uint32_t caps_;
   uint32_t max_batch_;

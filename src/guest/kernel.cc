@@ -19,33 +19,33 @@ void Remove(std::vector<T*>& v, T* x) {
 }  // namespace
 
 int KernelServices::RegisterOom(OomListener& l) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return AddOnce(oom_, &l);
 }
 void KernelServices::UnregisterOom(OomListener& l) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Remove(oom_, &l);
 }
 int KernelServices::RegisterReboot(RebootListener& l) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return AddOnce(reboot_, &l);
 }
 void KernelServices::UnregisterReboot(RebootListener& l) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Remove(reboot_, &l);
 }
 int KernelServices::RegisterAttributes(ControlFiles& files) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (files_ != nullptr) return EEXIST;
   files_ = &files;
   return 0;
 }
 void KernelServices::UnregisterAttributes(ControlFiles& files) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (files_ == &files) files_ = nullptr;
 }
 int KernelServices::RegisterMemory(MemoryListener& l, int priority) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& e : memory_) {
     if (e.listener == &l) return EEXIST;
   }
@@ -55,23 +55,23 @@ int KernelServices::RegisterMemory(MemoryListener& l, int priority) {
   return 0;
 }
 void KernelServices::UnregisterMemory(MemoryListener& l) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::erase_if(memory_, [&](const MemoryEntry& e) { return e.listener == &l; });
 }
 
 int KernelServices::RegisterShrinker(Shrinker& s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return AddOnce(shrinkers_, &s);
 }
 void KernelServices::UnregisterShrinker(Shrinker& s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Remove(shrinkers_, &s);
 }
 
 uint64_t KernelServices::RunShrinkers(uint64_t wanted) {
   std::vector<Shrinker*> list;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     list = shrinkers_;
   }
   uint64_t freed = 0;
@@ -85,7 +85,7 @@ uint64_t KernelServices::RunShrinkers(uint64_t wanted) {
 Pages KernelServices::NotifyOom() {
   std::vector<OomListener*> chain;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     chain = oom_;
   }
   Pages freed(0);
@@ -96,7 +96,7 @@ Pages KernelServices::NotifyOom() {
 void KernelServices::NotifyReboot(RebootAction action) {
   std::vector<RebootListener*> chain;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     chain = reboot_;
   }
   for (auto* l : chain) l->OnReboot(action);
@@ -105,14 +105,14 @@ void KernelServices::NotifyReboot(RebootAction action) {
 void KernelServices::NotifyMemory(MemoryAction action) {
   std::vector<MemoryEntry> chain;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     chain = memory_;
   }
   for (const auto& e : chain) e.listener->OnMemoryEvent(action);
 }
 
 ControlFiles* KernelServices::files() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return files_;
 }
 

@@ -2,9 +2,9 @@
 // control files: what the controller registers with at start (S9).
 #pragma once
 
-#include <mutex>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/ports.h"
 
 namespace cmm::guest {
@@ -46,12 +46,12 @@ class KernelServices final : public GuestKernel {
     MemoryListener* listener;
     int priority;
   };
-  mutable std::mutex mu_;  // guards the lists (not held while calling out)
-  std::vector<OomListener*> oom_;
-  std::vector<RebootListener*> reboot_;
-  std::vector<MemoryEntry> memory_;
-  std::vector<Shrinker*> shrinkers_;
-  ControlFiles* files_ = nullptr;
+  mutable Mutex mu_;  // guards the lists (not held while calling out)
+  std::vector<OomListener*> oom_ GUARDED_BY(mu_);
+  std::vector<RebootListener*> reboot_ GUARDED_BY(mu_);
+  std::vector<MemoryEntry> memory_ GUARDED_BY(mu_);
+  std::vector<Shrinker*> shrinkers_ GUARDED_BY(mu_);
+  ControlFiles* files_ GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace cmm::guest

@@ -25,7 +25,7 @@ PageCache::~PageCache() {
 
 tl::expected<bool, std::string> PageCache::Read(uint64_t index) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = map_.find(index); it != map_.end()) {
       const Handle h = it->second->second;
       bool good = false;
@@ -45,7 +45,7 @@ tl::expected<bool, std::string> PageCache::Read(uint64_t index) {
     generation = Generation(index);
     FillPattern(bytes, page->value, generation);
   });
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (map_.contains(index)) {  // read in by another reader meanwhile
     memory_.Free(*page);
     hits_.fetch_add(1);
@@ -71,7 +71,7 @@ void PageCache::DropLocked(Lru::iterator it) {
 }
 
 uint64_t PageCache::Shrink(uint64_t wanted) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uint64_t n = 0;
   for (; n < wanted && !lru_.empty(); ++n) DropLocked(std::prev(lru_.end()));
   reclaimed_.fetch_add(n);
@@ -79,12 +79,12 @@ uint64_t PageCache::Shrink(uint64_t wanted) {
 }
 
 void PageCache::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   while (!lru_.empty()) DropLocked(std::prev(lru_.end()));
 }
 
 uint64_t PageCache::pages() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return lru_.size();
 }
 

@@ -5,13 +5,13 @@
 #include <atomic>
 #include <cstdint>
 #include <list>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
 #include <tl/expected.hpp>
 
+#include "core/mutex.h"
 #include "guest/allocator.h"
 #include "guest/kernel.h"
 
@@ -41,13 +41,13 @@ class PageCache final : public Shrinker {
 
  private:
   using Lru = std::list<std::pair<uint64_t, Handle>>;  // (index, page), newest first
-  void DropLocked(Lru::iterator it);                  // needs mu_
+  void DropLocked(Lru::iterator it) REQUIRES(mu_);
 
   PageAllocator& memory_;
   KernelServices& kernel_;
-  mutable std::mutex mu_;  // guards lru_ and map_; taken before the allocator's lock, never after
-  Lru lru_;
-  std::unordered_map<uint64_t, Lru::iterator> map_;
+  mutable Mutex mu_;  // guards lru_ and map_; taken before the allocator's lock, never after
+  Lru lru_ GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, Lru::iterator> map_ GUARDED_BY(mu_);
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};
   std::atomic<uint64_t> reclaimed_{0};

@@ -111,7 +111,7 @@ int Partition::Start() {
   if (started_ && !workload_specs_.empty()) {
     std::vector<std::unique_ptr<Workload>> list;
     for (const auto& spec : workload_specs_) list.push_back(std::make_unique<Workload>(spec, allocator_, cache_));
-    std::lock_guard lock(workloads_mu_);
+    MutexLock lock(workloads_mu_);
     workloads_ = std::make_unique<WorkloadRunner>(std::move(list), clock_);
   }
   return rc;
@@ -144,7 +144,7 @@ uint64_t Partition::WaitForBalloon(uint64_t bytes) {
 void Partition::StopWorkloads() {
   std::unique_ptr<WorkloadRunner> stopping;
   {
-    std::lock_guard lock(workloads_mu_);
+    MutexLock lock(workloads_mu_);
     stopping = std::move(workloads_);
   }
   stopping.reset();  // joins the thread and frees every page, checked
@@ -165,7 +165,7 @@ int64_t Partition::Restart() {
 }
 
 std::vector<WorkloadStats> Partition::workload_stats() const {
-  std::lock_guard lock(workloads_mu_);
+  MutexLock lock(workloads_mu_);
   return workloads_ ? workloads_->Stats() : std::vector<WorkloadStats>{};
 }
 
@@ -180,7 +180,7 @@ tl::expected<std::vector<uint64_t>, std::string> Partition::HotAdd(uint64_t byte
   if (bytes == 0 || bytes % block_bytes_ != 0) {
     return tl::unexpected(fmt::format("hot-add size must be a positive multiple of the {}-byte block size", block_bytes_));
   }
-  std::lock_guard lock(hotplug_mu_);
+  MutexLock lock(hotplug_mu_);
   const uint64_t count = bytes / block_bytes_;
   std::vector<uint64_t> offline;
   for (uint64_t b = 0; b < allocator_.blocks(); ++b) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +11,7 @@
 
 #include "core/controller.h"
 #include "core/error.h"
+#include "core/mutex.h"
 #include "core/runner.h"
 #include "core/steady_clock.h"
 #include "guest/allocator.h"
@@ -119,11 +119,11 @@ class Partition {
   std::unique_ptr<Controller> controller_;
   bool started_ = false;
   std::vector<WorkloadSpec> workload_specs_;
-  mutable std::mutex workloads_mu_;  // guards the pointer below, not the workloads
-  std::unique_ptr<WorkloadRunner> workloads_;
+  mutable Mutex workloads_mu_;  // guards the pointer below, not the workloads
+  std::unique_ptr<WorkloadRunner> workloads_ GUARDED_BY(workloads_mu_);
   const uint64_t block_bytes_;
-  std::mutex hotplug_mu_;  // serializes hot-add/remove
-  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveLocked(uint64_t block);  // needs hotplug_mu_
+  Mutex hotplug_mu_;  // serializes hot-add/remove
+  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveLocked(uint64_t block) REQUIRES(hotplug_mu_);
 };
 
 }  // namespace cmm::guest

@@ -17,7 +17,7 @@ void HcallStats::Record(Hcall call, papr::Rc rc, std::chrono::nanoseconds took) 
   const double s = std::chrono::duration<double>(took).count();
   const size_t bucket =
       std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), s) - kLatencyBuckets.begin();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++snapshot_.calls[{call, rc}];
   LatencyHistogram& h = snapshot_.latency[call];
   ++h.counts[bucket];
@@ -26,7 +26,7 @@ void HcallStats::Record(Hcall call, papr::Rc rc, std::chrono::nanoseconds took) 
 }
 
 HcallStats::Snapshot HcallStats::Read() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return snapshot_;
 }
 

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <utility>
 
+#include "core/mutex.h"
 #include "papr/papr.h"
 
 namespace cmm::hv {
@@ -39,8 +39,8 @@ class HcallStats {
   Snapshot Read() const;
 
  private:
-  mutable std::mutex mu_;  // guards snapshot_
-  Snapshot snapshot_;
+  mutable Mutex mu_;
+  Snapshot snapshot_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

@@ -43,7 +43,7 @@ papr::Rc HvPartition::ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) {
 }
 
 papr::Rc HvPartition::PageInit(uint64_t flags, uint64_t address) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++counts_.page_init;
   papr::Rc rc = Check(flags, address);
   if (rc == papr::kSuccess && InjectedFailureLocked(flags, 1) == 0) rc = papr::kHardware;
@@ -53,12 +53,12 @@ papr::Rc HvPartition::PageInit(uint64_t flags, uint64_t address) {
 }
 
 proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++counts_.batches;
   proto::PageInitBatchRc out;
   uint64_t run_first = 0, run_n = 0;  // the pending range of CMO pages
   // Applies the pending range; its pages count as done only if that worked.
-  auto flush = [&]() -> papr::Rc {
+  auto flush = [&]() REQUIRES(mu_) -> papr::Rc {
     if (run_n == 0) return papr::kSuccess;
     const papr::Rc rc = ApplyLocked(flags, run_first, run_n);
     if (rc == papr::kSuccess) out.done += static_cast<uint32_t>(run_n);
@@ -89,7 +89,7 @@ proto::PageInitBatchRc HvPartition::PageInitBatch(uint64_t flags, std::span<cons
 }
 
 papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stats_ = stats;
   stats_taken_ = MemberClock::now();
   ++counts_.get_mpp;
@@ -110,7 +110,7 @@ papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
 }
 
 void HvPartition::Assign(const Assignment& a) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   assignment_ = a;
 }
 
@@ -119,7 +119,7 @@ MemberState HvPartition::Observe() const {
   s.ram_bytes = config_.ram_bytes;
   s.backing_bytes = backing_->BackingBytes();
   s.backing_source = "memfd";
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   s.loaned_bytes = LoanedBytesLocked();
   s.stats = MemberStats{stats_.free_bytes, stats_.used_bytes, stats_.cache_bytes, stats_.oom_events, stats_taken_};
   s.counts = counts_;
@@ -127,12 +127,12 @@ MemberState HvPartition::Observe() const {
 }
 
 uint64_t HvPartition::loaned_bytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return LoanedBytesLocked();
 }
 
 HcallCounts HvPartition::counts() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return counts_;
 }
 

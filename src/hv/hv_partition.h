@@ -7,12 +7,12 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <span>
 #include <string>
 
 #include "core/bitmap.h"
+#include "core/mutex.h"
 #include "hv/backing.h"
 #include "hv/member.h"
 #include "papr/papr.h"
@@ -59,23 +59,23 @@ class HvPartition final : public Member {
 
  private:
   papr::Rc Check(uint64_t flags, uint64_t address) const;
-  uint64_t LoanedBytesLocked() const { return loaned_.count() * cmo_page_size_; }  // needs mu_
+  uint64_t LoanedBytesLocked() const REQUIRES(mu_) { return loaned_.count() * cmo_page_size_; }
   // Where this call fails on purpose: a page index below n, or n for nowhere.
-  uint64_t InjectedFailureLocked(uint64_t flags, uint64_t n);  // needs mu_
-  // Applies the state change to pages [first, first + n) of CMO pages; needs mu_.
-  papr::Rc ApplyLocked(uint64_t flags, uint64_t first, uint64_t n);
+  uint64_t InjectedFailureLocked(uint64_t flags, uint64_t n) REQUIRES(mu_);
+  // Applies the state change to pages [first, first + n) of CMO pages.
+  papr::Rc ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) REQUIRES(mu_);
 
   const proto::Register config_;
   const uint64_t cmo_page_size_;
   std::unique_ptr<Backing> backing_;
-  mutable std::mutex mu_;  // guards everything below
-  PageBitmap loaned_;      // one bit per CMO page
-  proto::Stats stats_;
-  MemberClock::time_point stats_taken_{};
-  Assignment assignment_;
-  HcallCounts counts_;
+  mutable Mutex mu_;  // guards everything below
+  PageBitmap loaned_ GUARDED_BY(mu_);      // one bit per CMO page
+  proto::Stats stats_ GUARDED_BY(mu_);
+  MemberClock::time_point stats_taken_ GUARDED_BY(mu_){};
+  Assignment assignment_ GUARDED_BY(mu_);
+  HcallCounts counts_ GUARDED_BY(mu_);
   const uint32_t fail_loan_percent_;
-  std::mt19937_64 rng_;
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

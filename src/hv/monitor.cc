@@ -23,7 +23,7 @@ void PoolMonitor::Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibilit
     s.loaned_bytes += m.loaned_bytes;
     s.ram_bytes += m.ram_bytes;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!samples_.empty() && samples_.back().unix_ms / 1000 == unix_ms / 1000) {
     samples_.back() = s;
   } else {
@@ -82,7 +82,7 @@ void PoolMonitor::Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibilit
 }
 
 std::vector<PoolSample> PoolMonitor::SamplesSince(int64_t unix_ms) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<PoolSample> out;
   for (const auto& s : samples_) {
     if (s.unix_ms >= unix_ms) out.push_back(s);
@@ -91,7 +91,7 @@ std::vector<PoolSample> PoolMonitor::SamplesSince(int64_t unix_ms) const {
 }
 
 std::vector<PoolEvent> PoolMonitor::EventsAfter(uint64_t seq) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<PoolEvent> out;
   for (const auto& e : events_) {
     if (e.seq > seq) out.push_back(e);

@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "hv/pool.h"
 
 namespace cmm::hv {
@@ -52,18 +52,18 @@ class PoolMonitor {
     bool responsive = true;
     bool reached = false;
   };
-  void Note(int64_t unix_ms, std::string kind, std::string member, std::string text);  // needs mu_
+  void Note(int64_t unix_ms, std::string kind, std::string member, std::string text) REQUIRES(mu_);
 
   const int64_t keep_ms_;
   const size_t max_events_;
-  mutable std::mutex mu_;  // guards what follows
-  std::deque<PoolSample> samples_;
-  std::deque<PoolEvent> events_;
-  uint64_t next_seq_ = 1;
-  std::map<std::string, Seen> seen_;
-  bool observed_ = false;
-  bool over_ = false;
-  bool infeasible_ = false;
+  mutable Mutex mu_;  // guards what follows
+  std::deque<PoolSample> samples_ GUARDED_BY(mu_);
+  std::deque<PoolEvent> events_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 1;
+  std::map<std::string, Seen> seen_ GUARDED_BY(mu_);
+  bool observed_ GUARDED_BY(mu_) = false;
+  bool over_ GUARDED_BY(mu_) = false;
+  bool infeasible_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace cmm::hv

@@ -8,7 +8,6 @@
 #include <functional>
 #include <unordered_map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +15,7 @@
 
 #include <tl/expected.hpp>
 
+#include "core/mutex.h"
 #include "hv/member.h"
 #include "hv/policy.h"
 
@@ -113,25 +113,25 @@ class Pool {
     uint64_t entitled = 0;  // at most what it may back since its last target
   };
   // The loan a joining member starts with: what the pool has no room for,
-  // within its floor and ceiling. Needs mu_.
-  uint64_t AdmissionTarget(uint64_t ram, const MemberSettings& s) const;
-  void NoteFeasibility(const Feasibility& now);  // needs mu_; says a change in the log
+  // within its floor and ceiling.
+  uint64_t AdmissionTarget(uint64_t ram, const MemberSettings& s) const REQUIRES(mu_);
+  void NoteFeasibility(const Feasibility& now) REQUIRES(mu_);  // says a change in the log
 
   PoolOptions options_;
   std::atomic<uint64_t> pool_bytes_;
-  // Needs mu_: the entry of that name, or null.
-  Entry* Lookup(const std::string& name);
-  const Entry* Lookup(const std::string& name) const;
+  // The entry of that name, or null.
+  Entry* Lookup(const std::string& name) REQUIRES(mu_);
+  const Entry* Lookup(const std::string& name) const REQUIRES(mu_);
 
-  mutable std::mutex mu_;  // guards what follows
+  mutable Mutex mu_;  // guards what follows
   // In joining order; a vector so that a round over thousands of members
   // walks memory in line. `index_` finds one by name.
-  std::vector<Entry> entries_;
-  std::unordered_map<std::string, size_t> index_;
-  std::vector<PolicyInput> inputs_;  // reused every round: a round allocates nothing
-  uint64_t entitled_ = 0;  // sum of the entries' entitled
-  uint64_t reserved_ = 0;
-  Feasibility feasibility_;
+  std::vector<Entry> entries_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, size_t> index_ GUARDED_BY(mu_);
+  std::vector<PolicyInput> inputs_ GUARDED_BY(mu_);  // reused every round: a round allocates nothing
+  uint64_t entitled_ GUARDED_BY(mu_) = 0;  // sum of the entries' entitled
+  uint64_t reserved_ GUARDED_BY(mu_) = 0;
+  Feasibility feasibility_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

@@ -16,25 +16,26 @@ void Rebalancer::Round() {
 Rebalancer::~Rebalancer() {
   if (!thread_.joinable()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   thread_.join();
 }
 
 void Rebalancer::Run() {
   auto next = std::chrono::steady_clock::now();
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
-    lock.unlock();
+    lock.Unlock();
     Round();
-    lock.lock();
+    lock.Lock();
     // Periods are kept on a fixed grid: a slow round does not shift the rest.
     next += period_;
     const auto now = std::chrono::steady_clock::now();
     if (next < now) next = now;
-    wake_.wait_until(lock, next, [this] { return stopping_; });
+    while (!stopping_ && wake_.WaitUntil(lock, next)) {
+    }
   }
 }
 

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 
+#include "core/mutex.h"
 #include "hv/pool.h"
 
 namespace cmm::hv {
@@ -36,9 +35,9 @@ class Rebalancer {
   Pool& pool_;
   const std::chrono::milliseconds period_;
   std::function<void()> after_;
-  std::mutex mu_;  // guards stopping_
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -8,7 +8,7 @@
 namespace cmm::hv {
 
 VmAdapter::~VmAdapter() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& vm : vms_) pool_.Remove(*vm);
   vms_.clear();
 }
@@ -27,7 +27,7 @@ tl::expected<std::shared_ptr<VmMember>, Refusal> VmAdapter::Attach(VmOptions opt
   if (auto ok = CheckSettings(name, (*vm)->ram_bytes(), settings); !ok) return tl::unexpected(ok.error());
   if (auto added = pool_.Add(*vm, settings); !added) return tl::unexpected(added.error());
   spdlog::info("vm {}: QEMU {} (pid {}) attached", name, (*vm)->qemu_version(), (*vm)->pid());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   vms_.push_back(*vm);
   return *vm;
 }
@@ -35,7 +35,7 @@ tl::expected<std::shared_ptr<VmMember>, Refusal> VmAdapter::Attach(VmOptions opt
 void VmAdapter::Reap() {
   std::vector<std::shared_ptr<VmMember>> gone;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = vms_.begin(); it != vms_.end();) {
       if ((*it)->lost()) {
         gone.push_back(std::move(*it));

@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include <tl/expected.hpp>
 
+#include "core/mutex.h"
 #include "hv/pool.h"
 #include "hv/vm_member.h"
 
@@ -29,8 +29,8 @@ class VmAdapter {
  private:
   Pool& pool_;
   const std::chrono::milliseconds period_;
-  std::mutex mu_;  // guards vms_
-  std::vector<std::shared_ptr<VmMember>> vms_;
+  Mutex mu_;
+  std::vector<std::shared_ptr<VmMember>> vms_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

@@ -80,7 +80,7 @@ tl::expected<std::shared_ptr<VmMember>, std::string> VmMember::Attach(VmOptions 
   auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, ram, *path,
                                                    memfd ? *memfd : -1, std::move(on_lost)));
   {
-    std::lock_guard lock(vm->mu_);
+    MutexLock lock(vm->mu_);
     vm->actual_ = balloon->value("actual", ram);
     vm->pushed_value_ = vm->actual_;
   }
@@ -118,7 +118,7 @@ VmMember::~VmMember() {
 
 void VmMember::Assign(const Assignment& a) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (a.target_loaned_bytes == want_loaned_) return;
     want_loaned_ = a.target_loaned_bytes;
   }
@@ -127,7 +127,7 @@ void VmMember::Assign(const Assignment& a) {
 }
 
 MemberState VmMember::Observe() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   MemberState s;
   s.ram_bytes = ram_bytes_;
   s.backing_bytes = backing_;
@@ -151,13 +151,13 @@ void VmMember::Measure() {
     backing = smaps->guest_resident;
     own = smaps->total_resident - std::min(smaps->total_resident, smaps->guest_resident);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   backing_ = backing;
   own_ = own;
 }
 
 void VmMember::OnBalloon(uint64_t actual, MemberClock::time_point now) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (actual == actual_) return;
   // Guest memory grew past what was asked: the guest deflated on OOM.
   // QEMU sends BALLOON_CHANGE at most once a second, so a late event may
@@ -174,7 +174,7 @@ void VmMember::OnBalloon(uint64_t actual, MemberClock::time_point now) {
 bool VmMember::Push() {
   uint64_t value;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // QEMU refuses 0; the guest keeps at least a page.
     value = std::max<uint64_t>(ram_bytes_ - std::min(want_loaned_, ram_bytes_), kMiB);
     if (value == pushed_value_) return true;
@@ -185,7 +185,7 @@ bool VmMember::Push() {
     spdlog::warn("vm {}: balloon to {} MiB: {}", options_.name, value / kMiB, r.error().message);
     return true;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto now = MemberClock::now();
   if (value < pushed_value_) {
     lowered_from_ = now < lowered_until_ ? std::max(lowered_from_, pushed_value_) : pushed_value_;
@@ -203,7 +203,7 @@ bool VmMember::Tick(MemberClock::time_point now) {
   auto stats = qmp_->Execute("qom-get", {{"path", balloon_path_}, {"property", "guest-stats"}});
   if (!stats && stats.error().lost) return false;
   Measure();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (stats && stats->is_object()) {
     const int64_t update = stats->value("last-update", int64_t{0});
     if (update != 0 && update != stats_update_) {

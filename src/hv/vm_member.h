@@ -17,12 +17,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include <tl/expected.hpp>
 
+#include "core/mutex.h"
 #include "hv/member.h"
 #include "hv/qmp_client.h"
 
@@ -76,21 +76,21 @@ class VmMember final : public Member {
   LostHandler on_lost_;
   int wake_fd_ = -1;  // eventfd: a new target, or stop
 
-  mutable std::mutex mu_;  // guards everything below
-  uint64_t want_loaned_ = 0;  // from the last assignment
-  uint64_t pushed_value_ = 0;  // the balloon value last sent (guest memory QEMU asks for)
-  uint64_t actual_ = 0;        // guest memory now, from QEMU
+  mutable Mutex mu_;  // guards everything below
+  uint64_t want_loaned_ GUARDED_BY(mu_) = 0;  // from the last assignment
+  uint64_t pushed_value_ GUARDED_BY(mu_) = 0;  // the balloon value last sent (guest memory QEMU asks for)
+  uint64_t actual_ GUARDED_BY(mu_) = 0;        // guest memory now, from QEMU
   // After a value is lowered, events may still answer the higher one.
-  uint64_t lowered_from_ = 0;
-  MemberClock::time_point lowered_until_{};
-  MemberStats stats_;
-  uint64_t oom_taken_back_ = 0;  // since the last period's log line
-  int64_t stats_update_ = -1;  // QEMU's "last-update" of the stats last read
-  MemberClock::time_point actual_moved_{};  // when actual last changed or a new value was pushed
-  uint64_t backing_ = 0;
-  uint64_t own_ = 0;
-  bool responsive_ = true;
-  std::string note_;
+  uint64_t lowered_from_ GUARDED_BY(mu_) = 0;
+  MemberClock::time_point lowered_until_ GUARDED_BY(mu_){};
+  MemberStats stats_ GUARDED_BY(mu_);
+  uint64_t oom_taken_back_ GUARDED_BY(mu_) = 0;  // since the last period's log line
+  int64_t stats_update_ GUARDED_BY(mu_) = -1;  // QEMU's "last-update" of the stats last read
+  MemberClock::time_point actual_moved_ GUARDED_BY(mu_){};  // when actual last changed or a new value was pushed
+  uint64_t backing_ GUARDED_BY(mu_) = 0;
+  uint64_t own_ GUARDED_BY(mu_) = 0;
+  bool responsive_ GUARDED_BY(mu_) = true;
+  std::string note_ GUARDED_BY(mu_);
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> lost_{false};
