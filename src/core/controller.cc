@@ -165,7 +165,7 @@ void Controller::ComputeTarget() {
   if (!params_.simulate) {
     papr::MppData mpp;
     if (ports_.hypervisor->GetMpp(mpp) != papr::kSuccess) return;  // keep the previous target
-    request = mpp.loan_request / static_cast<int64_t>(geometry_.size());  // truncates toward zero
+    request = geometry_.WholePages(Bytes(mpp.loan_request)).value();  // truncates toward zero
     target = request + loaned;
   } else {
     target = geometry_.KbToPages(params_.simulate_loan_target_kb.load()).value();
@@ -240,9 +240,9 @@ void Controller::GiveBack(Pfn page) {
 Pages Controller::Inflate(Pages nr) {
   Debug("Begin request for {} pages", nr.value());
   if (const uint64_t batch = BatchPages(); batch != 0) return InflateBatched(nr, batch);
-  int64_t left = nr.value();
+  Pages left = nr;
   GuestMemory& mem = ports_.memory;
-  while (left > 0) {
+  while (left > Pages(0)) {
     if (!hotplug_.Quiet()) break;
     const auto page = mem.AllocBalloonPage();
     if (!page) break;
@@ -255,23 +255,23 @@ Pages Controller::Inflate(Pages nr) {
     TakeIntoBalloon(*page);
     --left;
   }
-  Debug("End request with {} pages unfulfilled", left);
-  return Pages(left);
+  Debug("End request with {} pages unfulfilled", left.value());
+  return left;
 }
 
 Pages Controller::Deflate(Pages nr) {
   Debug("Begin free of {} pages.", nr.value());
   if (const uint64_t batch = BatchPages(); batch != 0) return DeflateBatched(nr, batch);
-  int64_t left = nr.value();
-  while (left > 0) {
+  Pages left = nr;
+  while (left > Pages(0)) {
     const auto page = balloon_.Dequeue();
     if (!page) break;
     SetActive(*page);  // errors ignored, as every caller does
     GiveBack(*page);
     --left;
   }
-  Debug("End request with {} pages unfulfilled", left);
-  return Pages(left);
+  Debug("End request with {} pages unfulfilled", left.value());
+  return left;
 }
 
 // Takes up to `batch` pages (checking the hotplug lock before each, as the
@@ -281,22 +281,22 @@ Pages Controller::Deflate(Pages nr) {
 // go back to the allocator, and the round stops: the pages that end up
 // loaned are exactly those the one-call-per-CMO-page loop would loan.
 Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
-  int64_t left = nr.value();
+  Pages left = nr;
   GuestMemory& mem = ports_.memory;
   Hypervisor& hv = *ports_.hypervisor;
   const uint64_t per_page = CmoPagesPerPage();
   std::vector<Pfn> pages;
   std::vector<uint64_t> addresses;
   bool last = false;
-  while (left > 0 && !last) {
+  while (left > Pages(0) && !last) {
     pages.clear();
-    while (pages.size() < batch && static_cast<int64_t>(pages.size()) < left) {
+    while (pages.size() < batch && Pages(static_cast<int64_t>(pages.size())) < left) {
       if (!hotplug_.Quiet()) break;
       const auto page = mem.AllocBalloonPage();
       if (!page) break;
       pages.push_back(*page);
     }
-    last = pages.size() < batch && static_cast<int64_t>(pages.size()) < left;
+    last = pages.size() < batch && Pages(static_cast<int64_t>(pages.size())) < left;
     if (pages.empty()) break;
     AddressesOf(pages, addresses);
     const Hypervisor::BatchResult r = hv.PageInitBatch(papr::kPageSetLoaned, addresses);
@@ -314,8 +314,8 @@ Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
     for (uint64_t i = pages.size(); i-- > whole;) mem.FreePage(pages[i]);
     break;
   }
-  Debug("End request with {} pages unfulfilled", left);
-  return Pages(left);
+  Debug("End request with {} pages unfulfilled", left.value());
+  return left;
 }
 
 // Gives back up to `batch` pages per call. A failure does not stop a
@@ -323,14 +323,14 @@ Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
 // far are set loaned again, the page is freed anyway, and the call goes on
 // from the next page.
 Pages Controller::DeflateBatched(Pages nr, uint64_t batch) {
-  int64_t left = nr.value();
+  Pages left = nr;
   Hypervisor& hv = *ports_.hypervisor;
   const uint64_t per_page = CmoPagesPerPage();
   std::vector<Pfn> pages;
   std::vector<uint64_t> addresses;
-  while (left > 0) {
+  while (left > Pages(0)) {
     pages.clear();
-    while (pages.size() < batch && static_cast<int64_t>(pages.size()) < left) {
+    while (pages.size() < batch && Pages(static_cast<int64_t>(pages.size())) < left) {
       const auto page = balloon_.Dequeue();
       if (!page) break;
       pages.push_back(*page);
@@ -351,19 +351,19 @@ Pages Controller::DeflateBatched(Pages nr, uint64_t batch) {
       --left;
     }
   }
-  Debug("End request with {} pages unfulfilled", left);
-  return Pages(left);
+  Debug("End request with {} pages unfulfilled", left.value());
+  return left;
 }
 
 // ---- S6 / S11 / S12: notifiers ------------------------------------------
 
 void Controller::OnOom(Pages& freed) {
-  const int64_t nr = geometry_.KbToPages(params_.oom_kb.load()).value();
+  const Pages nr = geometry_.KbToPages(params_.oom_kb.load());
   Debug("OOM processing started");
-  const int64_t left = Deflate(Pages(nr)).value();
+  const Pages given = nr - Deflate(nr);
   loaned_target_.store(loaned_.load());
-  freed += Pages(nr - left);
-  oom_freed_.fetch_add(nr - left);
+  freed += given;
+  oom_freed_.fetch_add(given.value());
   Debug("OOM processing complete");
 }
 

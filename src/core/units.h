@@ -1,4 +1,8 @@
 // Strong unit types: a page count is not a byte count is not a page number.
+// Each carries the arithmetic that makes sense for it (pages add to pages,
+// a page number moves by pages, two page numbers are pages apart), and
+// pages become bytes only through the page geometry; anything else does
+// not compile.
 #pragma once
 
 #include <compare>
@@ -16,9 +20,14 @@ class Count {
 
   constexpr Count& operator+=(Count o) { v_ += o.v_; return *this; }
   constexpr Count& operator-=(Count o) { v_ -= o.v_; return *this; }
+  constexpr Count& operator++() { ++v_; return *this; }
+  constexpr Count& operator--() { --v_; return *this; }
   friend constexpr Count operator+(Count a, Count b) { return a += b; }
   friend constexpr Count operator-(Count a, Count b) { return a -= b; }
   friend constexpr Count operator-(Count a) { return Count(-a.v_); }
+  // Scaling by a plain number (so many per block), not by another count.
+  friend constexpr Count operator*(Count a, int64_t k) { return Count(a.v_ * k); }
+  friend constexpr Count operator*(int64_t k, Count a) { return Count(a.v_ * k); }
   friend constexpr auto operator<=>(Count, Count) = default;
 
  private:
@@ -35,6 +44,9 @@ using Bytes = Count<BytesTag>;
 struct Pfn {
   uint64_t value = 0;
   friend constexpr auto operator<=>(Pfn, Pfn) = default;
+  // The page `n` pages on; and how many pages one page number lies past another.
+  friend constexpr Pfn operator+(Pfn p, Pages n) { return Pfn{p.value + static_cast<uint64_t>(n.value())}; }
+  friend constexpr Pages operator-(Pfn a, Pfn b) { return Pages(static_cast<int64_t>(a.value - b.value)); }
 };
 
 // The guest page size and the conversions the driver uses (KB2PAGES/PAGES2KB).
@@ -47,7 +59,11 @@ class PageGeometry {
   constexpr uint64_t Address(Pfn p) const { return p.value << shift_; }
   constexpr Pages KbToPages(uint64_t kb) const { return Pages(static_cast<int64_t>(kb >> (shift_ - 10))); }
   constexpr uint64_t PagesToKb(Pages p) const { return static_cast<uint64_t>(p.value()) << (shift_ - 10); }
-  constexpr Bytes ToBytes(Pages p) const { return Bytes(p.value() << shift_); }
+  constexpr Bytes ToBytes(Pages p) const { return Bytes(p.value() * static_cast<int64_t>(size_)); }
+  // The whole pages in `b` (a partial page does not count).
+  constexpr Pages WholePages(Bytes b) const { return Pages(b.value() / static_cast<int64_t>(size_)); }
+  // The page that holds byte `address` of guest RAM.
+  constexpr Pfn PageAt(uint64_t address) const { return Pfn{address >> shift_}; }
 
   static constexpr bool Valid(uint64_t page_size) {
     return page_size >= 1024 && (page_size & (page_size - 1)) == 0;

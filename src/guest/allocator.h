@@ -119,6 +119,7 @@ class PageAllocator final : public GuestMemory {
   uint64_t pages_per_block() const { return pages_per_block_; }
   uint64_t blocks() const { return blocks_; }
   BlockState block_state(uint64_t block) const;
+  Zone ZoneOfBlock(uint64_t block) const { return static_cast<Zone>(zones_[block].load()); }
   // Offline → online in Zone Movable (hot-add) with all pages free. False if
   // the block is not offline. Boot blocks are onlined in Zone Normal.
   bool OnlineBlock(uint64_t block);
@@ -159,7 +160,6 @@ class PageAllocator final : public GuestMemory {
     return {ram_ + pfn * geometry_.size(), static_cast<size_t>(geometry_.size())};
   }
   uint64_t BlockOf(uint64_t pfn) const { return pfn / pages_per_block_; }
-  Zone ZoneOfBlock(uint64_t block) const { return static_cast<Zone>(zones_[block].load()); }
   // All below need mu_.
   Slot* SlotLocked(Handle h) REQUIRES(mu_);
   const Slot* SlotLocked(Handle h) const REQUIRES(mu_);

@@ -77,8 +77,8 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_byt
       s.free_bytes = (c.free + c.isolated_free) * ps;
       s.cache_bytes = cache_.pages() * ps;
       s.used_bytes = (c.movable + c.unmovable) * ps - std::min((c.movable + c.unmovable) * ps, s.cache_bytes);
-      s.loaned_bytes = static_cast<uint64_t>(controller_->loaned().value()) * ps;
-      s.oom_freed_bytes = static_cast<uint64_t>(controller_->oom_freed().value()) * ps;
+      s.loaned_bytes = BytesOf(controller_->loaned());
+      s.oom_freed_bytes = BytesOf(controller_->oom_freed());
       // For the pool, memory the balloon gave back on OOM is an OOM event
       // as much as a failed allocation: the partition is short of memory.
       s.oom_events = allocator_.oom_events() + allocator_.oom_give_backs();
@@ -117,17 +117,20 @@ int Partition::Start() {
   return rc;
 }
 
+uint64_t Partition::BytesOf(Pages p) const {
+  return static_cast<uint64_t>(allocator_.Geometry().ToBytes(std::max(p, Pages(0))).value());
+}
+
 uint64_t Partition::WaitForBalloon(uint64_t bytes) {
-  const uint64_t ps = allocator_.Geometry().size();
   // Bounded: a balloon that stops growing (min_mem_mb, a stalled pool) does
   // not hold the workload back for long.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   uint64_t last = 0;
   auto last_growth = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() < deadline) {
-    const uint64_t loaned = static_cast<uint64_t>(controller_->loaned().value()) * ps;
+    const uint64_t loaned = BytesOf(controller_->loaned());
     // The pool may have settled on less by now (it rebalances meanwhile).
-    const uint64_t target = static_cast<uint64_t>(std::max<int64_t>(0, controller_->loaned_target().value())) * ps;
+    const uint64_t target = BytesOf(controller_->loaned_target());
     if (loaned >= bytes || (loaned > 0 && loaned >= target)) return loaned;
     const auto now = std::chrono::steady_clock::now();
     if (loaned > last) {
@@ -138,7 +141,7 @@ uint64_t Partition::WaitForBalloon(uint64_t bytes) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return static_cast<uint64_t>(controller_->loaned().value()) * ps;
+  return BytesOf(controller_->loaned());
 }
 
 void Partition::StopWorkloads() {
@@ -158,10 +161,10 @@ void Partition::Stop() {
 }
 
 int64_t Partition::Restart() {
-  const int64_t loaned = controller_->loaned().value();
+  const Pages loaned = controller_->loaned();
   StopWorkloads();
   kernel_.NotifyReboot(RebootAction::kRestart);
-  return loaned - controller_->loaned().value();
+  return (loaned - controller_->loaned()).value();
 }
 
 std::vector<WorkloadStats> Partition::workload_stats() const {

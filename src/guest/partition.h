@@ -104,6 +104,7 @@ class Partition {
 
  private:
   uint64_t WaitForBalloon(uint64_t bytes);  // what the balloon holds when it returns
+  uint64_t BytesOf(Pages p) const;          // for the wire and the logs, which count bytes unsigned
   void StopWorkloads();
   Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv);
 
