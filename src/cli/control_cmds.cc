@@ -17,6 +17,7 @@
 #include "cli/common.h"
 #include "ctl/client.h"
 #include "ctl/fuse_mount.h"
+#include "ctl/partition_status.h"
 #include "ctl/paths.h"
 
 namespace cmm::cli {
@@ -124,41 +125,35 @@ void WriteOne(const Target& t, const std::string& group, const std::string& file
           fmt::format("writing \"{}\" to {}", text, file));
 }
 
-std::string Pages(const json& s, const char* key) {
-  const uint64_t pages = s[key].get<uint64_t>();
-  return fmt::format("{} ({} pages)", FormatBytes(pages * s["page_size"].get<uint64_t>()), pages);
+std::string Pages(const ctl::PartitionStatus& s, int64_t pages) {
+  return fmt::format("{} ({} pages)", FormatBytes(s.BytesOf(pages)), pages);
 }
 
-void PrintStatus(const json& s) {
-  fmt::print("partition {} (pid {}, {} mode)\n", s["name"].get<std::string>(), s["pid"].get<int>(),
-             s["simulate"].get<bool>() ? "simulate" : "hypervisor");
-  fmt::print("  guest RAM      {}, pages of {}\n", FormatBytes(s["ram_bytes"]), FormatBytes(s["page_size"]));
-  fmt::print("  totalram       {}\n", Pages(s, "totalram_pages"));
-  fmt::print("  free           {}\n", Pages(s, "free_pages"));
-  fmt::print("  loaned         {}\n", Pages(s, "loaned_pages"));
-  fmt::print("  loaned target  {}\n", Pages(s, "loaned_target_pages"));
-  fmt::print("  oom freed      {}\n", Pages(s, "oom_freed_pages"));
-  std::string state = s["disabled"].get<bool>() ? "disabled"
-                      : s["polling"].get<bool>() ? fmt::format("polling every {} s", s["delay_s"].get<uint32_t>())
-                                                 : "stopped";
-  if (s["hotplug_in_progress"].get<bool>()) state += ", hot-remove in progress";
+void PrintStatus(const ctl::PartitionStatus& s) {
+  fmt::print("partition {} (pid {}, {} mode)\n", s.name, s.pid, s.simulate ? "simulate" : "hypervisor");
+  fmt::print("  guest RAM      {}, pages of {}\n", FormatBytes(s.ram_bytes), FormatBytes(s.page_size));
+  fmt::print("  totalram       {}\n", Pages(s, s.totalram_pages));
+  fmt::print("  free           {}\n", Pages(s, static_cast<int64_t>(s.free_pages)));
+  fmt::print("  loaned         {}\n", Pages(s, s.loaned_pages));
+  fmt::print("  loaned target  {}\n", Pages(s, s.loaned_target_pages));
+  fmt::print("  oom freed      {}\n", Pages(s, s.oom_freed_pages));
+  std::string state = s.disabled  ? "disabled"
+                      : s.polling ? fmt::format("polling every {} s", s.delay_s)
+                                  : "stopped";
+  if (s.hotplug_in_progress) state += ", hot-remove in progress";
   fmt::print("  balloon        {}\n", state);
-  fmt::print("  memory blocks  {} of {} online, {} each\n", s["blocks_online"].get<uint64_t>(),
-             s["blocks_total"].get<uint64_t>(), FormatBytes(s["block_bytes"]));
-  fmt::print("  in use         {} movable, {} unmovable, {} page cache\n", Pages(s, "movable_pages"),
-             Pages(s, "unmovable_pages"), Pages(s, "cache_pages"));
-  fmt::print("  oom events     {}\n", s["oom_events"].get<uint64_t>());
-  const uint64_t errors = s["integrity_errors"].get<uint64_t>();
-  fmt::print("  integrity      {} errors{}\n", errors,
-             errors == 0 ? "" : fmt::format(" (last: {})", s["last_integrity_error"].get<std::string>()));
-  const uint64_t ps = s["page_size"];
-  for (const auto& w : s["workloads"]) {
-    fmt::print("  workload       {}: holds {} of {}, {} pages touched, {} failed allocations", w["spec"].get<std::string>(),
-               FormatBytes(w["held_pages"].get<uint64_t>() * ps), FormatBytes(w["target_pages"].get<uint64_t>() * ps),
-               w["touched"].get<uint64_t>(), w["alloc_failures"].get<uint64_t>());
-    if (w["cache_hits"].get<uint64_t>() + w["cache_misses"].get<uint64_t>() > 0) {
-      fmt::print(", cache {} hits / {} misses", w["cache_hits"].get<uint64_t>(), w["cache_misses"].get<uint64_t>());
-    }
+  fmt::print("  memory blocks  {} of {} online, {} each\n", s.blocks_online, s.blocks_total, FormatBytes(s.block_bytes));
+  fmt::print("  in use         {} movable, {} unmovable, {} page cache\n",
+             Pages(s, static_cast<int64_t>(s.movable_pages)), Pages(s, static_cast<int64_t>(s.unmovable_pages)),
+             Pages(s, static_cast<int64_t>(s.cache_pages)));
+  fmt::print("  oom events     {}\n", s.oom_events);
+  fmt::print("  integrity      {} errors{}\n", s.integrity_errors,
+             s.integrity_errors == 0 ? "" : fmt::format(" (last: {})", s.last_integrity_error));
+  for (const auto& w : s.workloads) {
+    fmt::print("  workload       {}: holds {} of {}, {} pages touched, {} failed allocations", w.spec,
+               FormatBytes(w.held_pages * s.page_size), FormatBytes(w.target_pages * s.page_size), w.touched,
+               w.alloc_failures);
+    if (w.cache_hits + w.cache_misses > 0) fmt::print(", cache {} hits / {} misses", w.cache_hits, w.cache_misses);
     fmt::print("\n");
   }
 }
@@ -231,7 +226,7 @@ Runner AddStatusImpl(CLI::App& app) {
       s.erase("ok");
       fmt::print("{}\n", s.dump(2));
     } else {
-      PrintStatus(s);
+      PrintStatus(s.get<ctl::PartitionStatus>());
     }
     return 0;
   };
@@ -297,14 +292,11 @@ Runner AddWatchImpl(CLI::App& app) {
     fmt::print("{:>8}  {:>14}  {:>14}  {:>14}  {:>12}\n", "time", "target", "loaned", "totalram", "oom_freed");
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; (*count == 0 || i < *count) && !g_interrupted; ++i) {
-      const json s = Request(*t, {{"op", "status"}}, "status");
-      const uint64_t ps = s["page_size"];
+      const auto s = Request(*t, {{"op", "status"}}, "status").get<ctl::PartitionStatus>();
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       fmt::print("{}{:>7.1f}s  {:>14}  {:>14}  {:>14}  {:>12}{}", tty ? "\r" : "", secs,
-                 FormatBytes(s["loaned_target_pages"].get<uint64_t>() * ps),
-                 FormatBytes(s["loaned_pages"].get<uint64_t>() * ps),
-                 FormatBytes(s["totalram_pages"].get<uint64_t>() * ps),
-                 FormatBytes(s["oom_freed_pages"].get<uint64_t>() * ps), tty ? "" : "\n");
+                 FormatBytes(s.BytesOf(s.loaned_target_pages)), FormatBytes(s.BytesOf(s.loaned_pages)),
+                 FormatBytes(s.BytesOf(s.totalram_pages)), FormatBytes(s.BytesOf(s.oom_freed_pages)), tty ? "" : "\n");
       std::fflush(stdout);
       if (*count != 0 && i + 1 == *count) break;
       // Sleep in small steps so Ctrl-C ends the view at once.
@@ -332,26 +324,21 @@ Runner AddRebootImpl(CLI::App& app) {
     const uint64_t was = asked.value("boot", uint64_t{1});
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(*timeout);
     // Requests wait (or fail) while it restarts: ask until the next boot answers.
-    json s;
+    ctl::PartitionStatus s;
     for (;;) {
       auto r = ctl::Call(PathOf(*t), {{"op", "status"}});
-      if (r && r->value("ok", false) && r->value("boot", uint64_t{0}) > was) {
-        s = *r;
-        break;
-      }
+      if (r && r->value("ok", false) && (s = r->get<ctl::PartitionStatus>()).boot > was) break;
       if (std::chrono::steady_clock::now() > deadline) {
         throw UserError(fmt::format("cmm reboot {}: restarted, but not back up within {} s; see its log", t->name,
                                     *timeout));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    const uint64_t ps = s["page_size"];
+    const int64_t returned = std::max<int64_t>(0, s.restart_returned_pages);
     fmt::print("partition {}: restarted: {} loaned pages ({}) returned; up again with {} of guest RAM, {} mode, "
                "boot {}\n",
-               t->name, s.value("restart_returned_pages", int64_t{0}),
-               FormatBytes(static_cast<uint64_t>(s.value("restart_returned_pages", int64_t{0})) * ps),
-               FormatBytes(s["ram_bytes"]), s["simulate"].get<bool>() ? "simulate" : "hypervisor",
-               s["boot"].get<uint64_t>());
+               t->name, returned, FormatBytes(s.BytesOf(returned)), FormatBytes(s.ram_bytes),
+               s.simulate ? "simulate" : "hypervisor", s.boot);
     return 0;
   };
 }
@@ -397,11 +384,10 @@ Runner AddListImpl(CLI::App& app) {
         fmt::print("{:<16} {:>8} {}\n", r["name"].get<std::string>(), "-", "(not responding; stale socket?)");
         continue;
       }
-      const uint64_t ps = r["page_size"];
-      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", r["name"].get<std::string>(), r["pid"].get<int>(),
-                 r["simulate"].get<bool>() ? "simulate" : "hv", FormatBytes(r["ram_bytes"]),
-                 FormatBytes(r["loaned_pages"].get<uint64_t>() * ps),
-                 FormatBytes(r["loaned_target_pages"].get<uint64_t>() * ps));
+      const auto s = r.get<ctl::PartitionStatus>();
+      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", s.name, s.pid, s.simulate ? "simulate" : "hv",
+                 FormatBytes(s.ram_bytes), FormatBytes(s.BytesOf(s.loaned_pages)),
+                 FormatBytes(s.BytesOf(s.loaned_target_pages)));
     }
     return 0;
   };

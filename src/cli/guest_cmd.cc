@@ -174,12 +174,7 @@ int RunGuest(const GuestFlags& f) {
       return nlohmann::json{{"ok", true}, {"boot", boot.load()}};
     }
     ReaderLock lock(current.mu);
-    nlohmann::json reply = ctl::HandlePartitionRequest(*current.partition, req, peer);
-    if (op == "status") {
-      reply["boot"] = boot.load();
-      if (returned_on_restart.load() >= 0) reply["restart_returned_pages"] = returned_on_restart.load();
-    }
-    return reply;
+    return ctl::HandlePartitionRequest(*current.partition, req, peer, {boot.load(), returned_on_restart.load()});
   });
   if (!server) {
     throw UserError(fmt::format("partition {}: control socket: {}; is a partition of that name running? (cmm list)",

@@ -15,73 +15,55 @@ namespace {
 
 const char* GroupName(FileGroup g) { return g == FileGroup::kDevice ? "device" : "parameters"; }
 
-nlohmann::json Status(guest::Partition& p) {
+PartitionStatus Status(guest::Partition& p, const BootRecord& boot) {
   Controller& c = p.controller();
   const ControllerSnapshot s = c.Snapshot();
-  nlohmann::json workloads = nlohmann::json::array();
+  PartitionStatus out;
   for (const auto& w : p.workload_stats()) {
-    workloads.push_back({{"spec", w.spec},
-                         {"target_pages", w.target_pages},
-                         {"held_pages", w.held_pages},
-                         {"allocated", w.allocated},
-                         {"freed", w.freed},
-                         {"touched", w.touched},
-                         {"alloc_failures", w.alloc_failures},
-                         {"cache_hits", w.cache_hits},
-                         {"cache_misses", w.cache_misses}});
+    out.workloads.push_back({w.spec, w.target_pages, w.held_pages, w.allocated, w.freed, w.touched, w.alloc_failures,
+                             w.cache_hits, w.cache_misses});
   }
   // One pass over the page frames: per block, summed for the totals.
-  nlohmann::json blocks = nlohmann::json::array();
-  guest::FrameCounts frames;
   for (uint64_t b = 0; b < p.blocks_total(); ++b) {
     const guest::BlockState state = p.memory().block_state(b);
-    const guest::FrameCounts c = p.memory().BlockCounts(b);
-    frames.movable += c.movable;
-    frames.unmovable += c.unmovable;
-    frames.balloon += c.balloon;
-    blocks.push_back({{"block", b},
-                      {"state", state == guest::BlockState::kOffline  ? "offline"
-                                : state == guest::BlockState::kOnline ? "online"
-                                                                      : "isolated"},
-                      {"zone", p.memory().ZoneOf(Pfn{b * p.memory().pages_per_block()}) == Zone::kNormal ? "Normal"
-                                                                                                    : "Movable"},
-                      {"free", c.free + c.isolated_free},
-                      {"movable", c.movable},
-                      {"unmovable", c.unmovable},
-                      {"balloon", c.balloon}});
+    const guest::FrameCounts f = p.memory().BlockCounts(b);
+    out.movable_pages += f.movable;
+    out.unmovable_pages += f.unmovable;
+    out.balloon_pages += f.balloon;
+    out.blocks.push_back({b,
+                          state == guest::BlockState::kOffline  ? "offline"
+                          : state == guest::BlockState::kOnline ? "online"
+                                                                : "isolated",
+                          p.memory().ZoneOfBlock(b) == Zone::kNormal ? "Normal" : "Movable", f.free + f.isolated_free,
+                          f.movable, f.unmovable, f.balloon});
   }
-  return {
-      {"ok", true},
-      {"name", p.name()},
-      {"pid", getpid()},
-      {"simulate", s.simulate},
-      {"page_size", c.geometry().size()},
-      {"cmo_page_size", c.cmo_page_size()},
-      {"ram_bytes", p.ram().size()},
-      {"backing_bytes", p.ram().BackingBytes()},
-      {"totalram_pages", s.totalram.value()},
-      {"free_pages", p.memory().FreePages()},
-      {"loaned_pages", s.loaned.value()},
-      {"loaned_target_pages", s.loaned_target.value()},
-      {"oom_freed_pages", s.oom_freed.value()},
-      {"disabled", s.disabled},
-      {"polling", c.thread_running()},
-      {"delay_s", c.params().delay.load()},
-      {"hotplug_in_progress", s.hotplug_held},
-      {"integrity_errors", p.memory().integrity_errors()},
-      {"last_integrity_error", p.memory().last_integrity_error()},
-      {"movable_pages", frames.movable},
-      {"unmovable_pages", frames.unmovable},
-      {"balloon_pages", frames.balloon},
-      {"cache_pages", p.cache().pages()},
-      {"workloads", workloads},
-      {"blocks", blocks},
-      {"oom_events", p.memory().oom_events()},
-      {"oom_give_backs", p.memory().oom_give_backs()},
-      {"block_bytes", p.block_bytes()},
-      {"blocks_online", p.blocks_online()},
-      {"blocks_total", p.blocks_total()},
-  };
+  out.name = p.name();
+  out.pid = getpid();
+  out.simulate = s.simulate;
+  out.page_size = c.geometry().size();
+  out.cmo_page_size = c.cmo_page_size();
+  out.ram_bytes = p.ram().size();
+  out.backing_bytes = p.ram().BackingBytes();
+  out.totalram_pages = s.totalram.value();
+  out.loaned_pages = s.loaned.value();
+  out.loaned_target_pages = s.loaned_target.value();
+  out.oom_freed_pages = s.oom_freed.value();
+  out.free_pages = p.memory().FreePages();
+  out.disabled = s.disabled;
+  out.polling = c.thread_running();
+  out.delay_s = c.params().delay.load();
+  out.hotplug_in_progress = s.hotplug_held;
+  out.integrity_errors = p.memory().integrity_errors();
+  out.last_integrity_error = p.memory().last_integrity_error();
+  out.cache_pages = p.cache().pages();
+  out.oom_events = p.memory().oom_events();
+  out.oom_give_backs = p.memory().oom_give_backs();
+  out.block_bytes = p.block_bytes();
+  out.blocks_online = p.blocks_online();
+  out.blocks_total = p.blocks_total();
+  out.boot = boot.number;
+  out.restart_returned_pages = boot.restart_returned_pages;
+  return out;
 }
 
 // The guest's /proc/meminfo: the usable total after the balloon
@@ -143,9 +125,14 @@ std::string Explain(int err, const std::string& file) {
 
 }  // namespace
 
-nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer) {
+nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json& request, const Peer& peer,
+                                      const BootRecord& boot) {
   const std::string op = request.value("op", "");
-  if (op == "status") return Status(p);
+  if (op == "status") {
+    nlohmann::json reply = Status(p, boot);
+    reply["ok"] = true;
+    return reply;
+  }
   if (op == "meminfo") return {{"ok", true}, {"text", Meminfo(p)}};
   if (op == "lparcfg") {
     std::optional<papr::MppData> mpp;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl/client.h"
+#include "ctl/partition_status.h"
 #include "vm/console.h"
 
 namespace cmm::demo {
@@ -54,7 +55,7 @@ std::vector<std::string> Run::MemberArgv(const PartitionPlan& p) const {
 uint64_t Run::IntegrityErrors(const PartitionPlan& p) const {
   if (!p.vm) {
     const auto r = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
-    return r && r->value("ok", false) ? (*r)["integrity_errors"].get<uint64_t>() : 0;
+    return r && r->value("ok", false) ? r->get<ctl::PartitionStatus>().integrity_errors : 0;
   }
   return vm::ReadConsole(Serial(p)).integrity_errors;
 }
@@ -211,14 +212,14 @@ std::optional<Sample> Run::Take(double t) {
     tl::expected<nlohmann::json, ctl::CallError> g = tl::unexpected(ctl::CallError{false, "a VM"});
     if (!s_.partitions[i].vm) g = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
     if (g && g->value("ok", false)) {
-      const uint64_t ps = (*g)["page_size"];
-      p.cache_bytes = (*g)["cache_pages"].get<uint64_t>() * ps;
-      const uint64_t in_use = ((*g)["movable_pages"].get<uint64_t>() + (*g)["unmovable_pages"].get<uint64_t>()) * ps;
+      const auto st = g->get<ctl::PartitionStatus>();
+      p.cache_bytes = st.cache_pages * st.page_size;
+      const uint64_t in_use = (st.movable_pages + st.unmovable_pages) * st.page_size;
       p.used_bytes = in_use - std::min(in_use, p.cache_bytes);
-      p.free_bytes = (*g)["free_pages"].get<uint64_t>() * ps;
+      p.free_bytes = st.free_pages * st.page_size;
       // Failed allocations and the balloon's OOM give-backs alike: either
       // way the partition was short of memory.
-      p.oom_events = (*g)["oom_events"].get<uint64_t>() + g->value("oom_give_backs", uint64_t{0});
+      p.oom_events = st.oom_events + st.oom_give_backs;
     }
     // ...and its loans and backing as the hypervisor sees them.
     for (const auto& v : (*r)["partitions"]) {
