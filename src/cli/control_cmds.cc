@@ -83,7 +83,7 @@ json Request(const Target& t, const json& req, const std::string& what) {
   const std::string path = PathOf(t);
   auto reply = ctl::Call(path, req);
   if (!reply) {
-    if (reply.error().not_running) {
+    if (reply.error().code == ErrorCode::kUnavailable) {
       throw UserError(fmt::format("no partition {} is running (nothing listens at {}); {}",
                                   t.name.empty() ? path : t.name, path, RunningList()));
     }

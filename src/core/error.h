@@ -3,6 +3,7 @@
 // the message to decide anything.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -19,6 +20,7 @@ enum class ErrorCode : uint8_t {
   kExists,       // already there (a name in use)
   kUnavailable,  // nobody answers where the other side should be (no hypervisor)
   kRefused,      // the other side answered no
+  kBusy,         // in use now; nothing was changed (a hot-remove cancelled)
   kProtocol,     // the other side said something that makes no sense
   kIo,           // the operating system said no
 };
@@ -30,10 +32,40 @@ constexpr std::string_view CodeName(ErrorCode c) {
     case ErrorCode::kExists: return "exists";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kRefused: return "refused";
+    case ErrorCode::kBusy: return "busy";
     case ErrorCode::kProtocol: return "protocol";
     case ErrorCode::kIo: return "io";
   }
   return "?";
+}
+
+// At the edges that speak errno (the wire's Error message, a control
+// reply's "errno"), each code is one errno value, and back.
+constexpr int ErrnoOf(ErrorCode c) {
+  switch (c) {
+    case ErrorCode::kInvalid: return EINVAL;
+    case ErrorCode::kNotFound: return ENOENT;
+    case ErrorCode::kExists: return EEXIST;
+    case ErrorCode::kUnavailable: return EHOSTUNREACH;
+    case ErrorCode::kRefused: return EPERM;
+    case ErrorCode::kBusy: return EBUSY;
+    case ErrorCode::kProtocol: return EPROTO;
+    case ErrorCode::kIo: return EIO;
+  }
+  return EIO;
+}
+
+constexpr ErrorCode CodeOfErrno(int err) {
+  switch (err) {
+    case EINVAL: case ERANGE: return ErrorCode::kInvalid;
+    case ENOENT: return ErrorCode::kNotFound;
+    case EEXIST: return ErrorCode::kExists;
+    case EHOSTUNREACH: case ECONNREFUSED: return ErrorCode::kUnavailable;
+    case EPERM: case EACCES: return ErrorCode::kRefused;
+    case EBUSY: return ErrorCode::kBusy;
+    case EPROTO: return ErrorCode::kProtocol;
+    default: return ErrorCode::kIo;
+  }
 }
 
 struct Error {

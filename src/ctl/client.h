@@ -6,14 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+
 namespace cmm::ctl {
 
-struct CallError {
-  bool not_running;  // nobody listens at the path
-  std::string message;
-};
-
 // Sends one request and returns the reply (which may itself say ok=false).
-tl::expected<nlohmann::json, CallError> Call(const std::string& socket_path, const nlohmann::json& request);
+// kUnavailable: nobody listens at the path.
+Result<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request);
 
 }  // namespace cmm::ctl

@@ -59,7 +59,7 @@ json Configure(hv::Pool& pool, const json& req, const Peer& peer) {
     return ErrorReply(EINVAL, fmt::format("\"{}\" is out of range", e.what()));
   }
   auto s = pool.Configure(req["name"], change);
-  if (!s) return ErrorReply(static_cast<int>(s.error().code), s.error().message);
+  if (!s) return ErrorReply(s.error());
   return {{"ok", true}, {"weight", s->weight}, {"min_bytes", s->min_bytes}, {"max_bytes", s->max_bytes}};
 }
 
@@ -82,7 +82,7 @@ json AttachVm(hv::VmAdapter& vms, const json& req, const Peer& peer) {
   settings.min_bytes = req.value("min_bytes", uint64_t{0});
   settings.max_bytes = req.value("max_bytes", uint64_t{0});
   auto vm = vms.Attach(o, settings);
-  if (!vm) return ErrorReply(static_cast<int>(vm.error().code), vm.error().message);
+  if (!vm) return ErrorReply(vm.error());
   const hv::MemberState st = (*vm)->Observe();
   return {{"ok", true},          {"name", o.name},
           {"pid", (*vm)->pid()}, {"ram_bytes", st.ram_bytes},

@@ -160,7 +160,7 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
     if (!peer.admin()) return ErrorReply(EPERM, "removing memory needs administrator rights (uid 0)");
     const auto removed = by_block ? p.HotRemove(request["block"].get<uint64_t>())
                                   : p.HotRemoveBytes(request["bytes"].get<uint64_t>());
-    if (!removed) return ErrorReply(removed.error().code, removed.error().message);
+    if (!removed) return ErrorReply(removed.error());
     return {{"ok", true},
             {"blocks", removed->blocks},
             {"movable_migrated", removed->movable_migrated},

@@ -25,6 +25,8 @@ nlohmann::json ErrorReply(int err, const std::string& message) {
   return {{"ok", false}, {"errno", err}, {"error", ErrnoName(err)}, {"message", message}};
 }
 
+nlohmann::json ErrorReply(const Error& e) { return ErrorReply(ErrnoOf(e.code), e.message); }
+
 nlohmann::json OkReply() { return {{"ok", true}}; }
 
 tl::expected<std::unique_ptr<Server>, std::string> Server::Start(const std::string& path, Handler handler) {

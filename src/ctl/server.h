@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "core/error.h"
 #include "ctl/unix_socket.h"
 
 namespace cmm::ctl {
@@ -47,6 +48,8 @@ class Server {
 std::string ErrnoName(int err);
 // {"ok":false,"errno":N,"error":"EINVAL","message":...}
 nlohmann::json ErrorReply(int err, const std::string& message);
+// The same for an Error: its code as errno.
+nlohmann::json ErrorReply(const Error& e);
 nlohmann::json OkReply();
 
 }  // namespace cmm::ctl

@@ -209,7 +209,7 @@ std::optional<Sample> Run::Take(double t) {
     p.ram_bytes = s_.partitions[i].ram_bytes;
     // Memory use as the partition counts it now (with the balloon off it
     // does not poll, so the hypervisor has no stats from it)...
-    tl::expected<nlohmann::json, ctl::CallError> g = tl::unexpected(ctl::CallError{false, "a VM"});
+    Result<nlohmann::json> g = Fail(ErrorCode::kNotFound, "a VM has no control socket");
     if (!s_.partitions[i].vm) g = ctl::Call(dir_ + "/" + p.name + ".sock", {{"op", "status"}});
     if (g && g->value("ok", false)) {
       const auto st = g->get<ctl::PartitionStatus>();

@@ -25,30 +25,30 @@ std::string PfnList(const std::vector<Pfn>& pages) {
 
 }  // namespace
 
-tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemove(uint64_t block) {
+Result<HotRemoveReport> Partition::HotRemove(uint64_t block) {
   MutexLock lock(hotplug_mu_);
   return HotRemoveLocked(block);
 }
 
-tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveLocked(uint64_t block) {
+Result<HotRemoveReport> Partition::HotRemoveLocked(uint64_t block) {
   if (block >= allocator_.blocks()) {
-    return tl::unexpected(HotRemoveError{
-        EINVAL, fmt::format("there is no block {}; blocks are numbered 0 to {}", block, allocator_.blocks() - 1)});
+    return tl::unexpected(Error{
+        ErrorCode::kInvalid, fmt::format("there is no block {}; blocks are numbered 0 to {}", block, allocator_.blocks() - 1)});
   }
   if (allocator_.block_state(block) != BlockState::kOnline) {
-    return tl::unexpected(HotRemoveError{EINVAL, fmt::format("block {} is not online", block)});
+    return tl::unexpected(Error{ErrorCode::kInvalid, fmt::format("block {} is not online", block)});
   }
   if (blocks_online() <= 1) {
-    return tl::unexpected(HotRemoveError{EINVAL, fmt::format("block {} is the last online block", block)});
+    return tl::unexpected(Error{ErrorCode::kInvalid, fmt::format("block {} is the last online block", block)});
   }
 
   kernel_.NotifyMemory(MemoryAction::kGoingOffline);  // the balloon takes its hotplug lock (S12)
   allocator_.IsolateBlock(block);
-  auto cancel = [&](const std::string& why) -> tl::expected<HotRemoveReport, HotRemoveError> {
+  auto cancel = [&](const std::string& why) -> Result<HotRemoveReport> {
     allocator_.UnisolateBlock(block);
     kernel_.NotifyMemory(MemoryAction::kCancelOffline);
     return tl::unexpected(
-        HotRemoveError{EBUSY, fmt::format("block {}: removal cancelled, nothing lost: {}", block, why)});
+        Error{ErrorCode::kBusy, fmt::format("block {}: removal cancelled, nothing lost: {}", block, why)});
   };
 
   HotRemoveReport report;
@@ -94,8 +94,8 @@ tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveLocked(uint64_
   const uint64_t before = ram_.BackingBytes();
   if (auto released = ram_.Release(block * block_bytes_, block_bytes_); !released) {
     // The block is offline either way; its memory just stays with this process.
-    return tl::unexpected(HotRemoveError{
-        EIO, fmt::format("block {} is offline but its memory was not returned: {}", block, released.error())});
+    return tl::unexpected(Error{
+        ErrorCode::kIo, fmt::format("block {} is offline but its memory was not returned: {}", block, released.error())});
   }
   const uint64_t after = ram_.BackingBytes();
   report.bytes_released = before > after ? before - after : 0;
@@ -103,10 +103,10 @@ tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveLocked(uint64_
   return report;
 }
 
-tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveBytes(uint64_t bytes) {
+Result<HotRemoveReport> Partition::HotRemoveBytes(uint64_t bytes) {
   if (bytes == 0 || bytes % block_bytes_ != 0) {
-    return tl::unexpected(HotRemoveError{
-        EINVAL, fmt::format("hot-remove size must be a positive multiple of the {}-byte block size", block_bytes_)});
+    return tl::unexpected(Error{
+        ErrorCode::kInvalid, fmt::format("hot-remove size must be a positive multiple of the {}-byte block size", block_bytes_)});
   }
   MutexLock lock(hotplug_mu_);
   const uint64_t wanted = bytes / block_bytes_;
@@ -125,8 +125,8 @@ tl::expected<HotRemoveReport, HotRemoveError> Partition::HotRemoveBytes(uint64_t
     total.bytes_released += r->bytes_released;
   }
   if (total.blocks.size() < wanted) {
-    return tl::unexpected(HotRemoveError{
-        refusals.empty() ? EINVAL : EBUSY,
+    return tl::unexpected(Error{
+        refusals.empty() ? ErrorCode::kInvalid : ErrorCode::kBusy,
         fmt::format("removed {} of {} blocks ({}); {}", total.blocks.size(), wanted,
                     total.blocks.empty() ? "none" : fmt::format("blocks {}", fmt::join(total.blocks, ", ")),
                     refusals.empty() ? "not enough blocks online" : fmt::format("{}", fmt::join(refusals, "; ")))});

@@ -48,13 +48,6 @@ struct HotRemoveReport {
   uint64_t bytes_released = 0;  // memfd backing given back to the host
 };
 
-// Why a hot-remove did not happen: EINVAL for a request that cannot be
-// done (no such block, not online, not whole blocks), EBUSY when pages in
-// the block could not be moved and the removal was cancelled.
-struct HotRemoveError {
-  int code;
-  std::string message;
-};
 
 class Partition {
  public:
@@ -84,11 +77,12 @@ class Partition {
   // isolate, migrate every movable and balloon page out (S13), then
   // "offline" and the block's memory goes back to the host; or, if a page
   // cannot move, "offline cancelled" with nothing lost. The error names the
-  // pages that blocked it.
-  tl::expected<HotRemoveReport, HotRemoveError> HotRemove(uint64_t block);
+  // pages that blocked it: kInvalid for a request that cannot be done (no
+  // such block, not online, the last one), kBusy when it was cancelled.
+  Result<HotRemoveReport> HotRemove(uint64_t block);
   // Removes `bytes` worth of blocks, trying the highest online blocks first
   // and skipping those that cannot be removed.
-  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveBytes(uint64_t bytes);
+  Result<HotRemoveReport> HotRemoveBytes(uint64_t bytes);
   uint64_t block_bytes() const { return block_bytes_; }
   uint64_t blocks_total() const { return ram_.size() / block_bytes_; }
   uint64_t blocks_online() const;
@@ -124,7 +118,7 @@ class Partition {
   std::unique_ptr<WorkloadRunner> workloads_ GUARDED_BY(workloads_mu_);
   const uint64_t block_bytes_;
   Mutex hotplug_mu_;  // serializes hot-add/remove
-  tl::expected<HotRemoveReport, HotRemoveError> HotRemoveLocked(uint64_t block) REQUIRES(hotplug_mu_);
+  Result<HotRemoveReport> HotRemoveLocked(uint64_t block) REQUIRES(hotplug_mu_);
 };
 
 }  // namespace cmm::guest

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/error.h"
+
 namespace cmm::hv {
 
 enum class MemberKind : uint8_t { kPartition, kVm };
@@ -76,12 +78,6 @@ class Member {
   // Must not block: a partition answers it on its next H_GET_MPP, a VM's
   // adapter pushes it from its own thread.
   virtual void Assign(const Assignment& a) = 0;
-};
-
-// Why a member could not join or be changed: an errno value and words.
-struct Refusal {
-  uint32_t code = 0;
-  std::string message;
 };
 
 }  // namespace cmm::hv

@@ -16,27 +16,26 @@ Bounds BoundsOf(uint64_t ram, const MemberSettings& s) {
   return {std::min(s.min_bytes, max), max};
 }
 
-tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
+Result<void> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
   const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
   if (s.min_bytes > ram || max > ram) {
-    return tl::unexpected(Refusal{EINVAL, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram)});
+    return Fail(ErrorCode::kInvalid, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram));
   }
   if (s.min_bytes > max) {
-    return tl::unexpected(Refusal{EINVAL, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max)});
+    return Fail(ErrorCode::kInvalid, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max));
   }
   return {};
 }
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes) {}
 
-tl::expected<void, Refusal> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
+Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
   const std::string name = member->name();
   const uint64_t ram = member->ram_bytes();
   settings.min_bytes = std::min(settings.min_bytes, ram);
   MutexLock lock(mu_);
   if (const Entry* e = Lookup(name); e != nullptr) {
-    return tl::unexpected(
-        Refusal{EEXIST, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name)});
+    return Fail(ErrorCode::kExists, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name));
   }
   // Admission: its balloon holds what the pool has no room for before its
   // workload runs, so joining never takes the pool over.
@@ -192,10 +191,10 @@ std::vector<MemberView> Pool::Snapshot() const {
   return out;
 }
 
-tl::expected<MemberSettings, Refusal> Pool::Configure(const std::string& name, const SettingsChange& change) {
+Result<MemberSettings> Pool::Configure(const std::string& name, const SettingsChange& change) {
   MutexLock lock(mu_);
   Entry* entry = Lookup(name);
-  if (entry == nullptr) return tl::unexpected(Refusal{ENOENT, fmt::format("no partition or VM named {}", name)});
+  if (entry == nullptr) return Fail(ErrorCode::kNotFound, fmt::format("no partition or VM named {}", name));
   MemberSettings s = entry->settings;
   const uint64_t ram = entry->member->ram_bytes();
   if (change.weight) s.weight = *change.weight;

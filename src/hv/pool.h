@@ -58,7 +58,7 @@ Bounds BoundsOf(uint64_t ram, const MemberSettings& s);
 
 // Settings that fit a member of `ram` bytes: min and max within its RAM,
 // min not above max. EINVAL with the reason otherwise.
-tl::expected<void, Refusal> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s);
+Result<void> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s);
 
 struct MemberView {
   std::string name;
@@ -83,14 +83,14 @@ class Pool {
 
   // EEXIST for a name in use (by a member of any kind). The member gets its
   // first assignment (nothing to loan yet) before this returns.
-  tl::expected<void, Refusal> Add(std::shared_ptr<Member> member, MemberSettings settings);
+  Result<void> Add(std::shared_ptr<Member> member, MemberSettings settings);
   // Leaves at once; a member that is not (or no longer) in the pool is ignored.
   void Remove(const Member& member);
   // Runs the policy over every member's last state and assigns each its target.
   void Rebalance();
   // `cmm hv set`: ENOENT for an unknown name, EINVAL for values that do not
   // fit the member's RAM or each other.
-  tl::expected<MemberSettings, Refusal> Configure(const std::string& name, const SettingsChange& change);
+  Result<MemberSettings> Configure(const std::string& name, const SettingsChange& change);
 
   uint64_t pool_bytes() const { return pool_bytes_.load(); }
   Feasibility feasibility() const;

@@ -33,7 +33,7 @@ tl::expected<std::shared_ptr<HvPartition>, proto::Error> HvServer::Register(cons
   auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing), options_.faults);
   const MemberSettings settings{r.weight, r.min_bytes, r.max_bytes};
   if (auto added = pool_.Add(p, settings); !added) {
-    return tl::unexpected(proto::Error{added.error().code, added.error().message});
+    return tl::unexpected(proto::Error{static_cast<uint32_t>(ErrnoOf(added.error().code)), added.error().message});
   }
   return p;
 }

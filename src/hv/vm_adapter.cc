@@ -13,17 +13,17 @@ VmAdapter::~VmAdapter() {
   vms_.clear();
 }
 
-tl::expected<std::shared_ptr<VmMember>, Refusal> VmAdapter::Attach(VmOptions options, MemberSettings settings) {
+Result<std::shared_ptr<VmMember>> VmAdapter::Attach(VmOptions options, MemberSettings settings) {
   Reap();
   if (const auto other = pool_.Find(options.name)) {
-    return tl::unexpected(Refusal{EEXIST, fmt::format("a {} named {} is already in the pool", KindName(other->kind()),
-                                                      options.name)});
+    return Fail(ErrorCode::kExists, fmt::format("a {} named {} is already in the pool", KindName(other->kind()),
+                                                      options.name));
   }
   options.period = period_;
   const std::string name = options.name;
   Pool& pool = pool_;
   auto vm = VmMember::Attach(std::move(options), [&pool](VmMember& m) { pool.Remove(m); });
-  if (!vm) return tl::unexpected(Refusal{EHOSTUNREACH, vm.error()});
+  if (!vm) return Fail(ErrorCode::kUnavailable, vm.error());
   if (auto ok = CheckSettings(name, (*vm)->ram_bytes(), settings); !ok) return tl::unexpected(ok.error());
   if (auto added = pool_.Add(*vm, settings); !added) return tl::unexpected(added.error());
   spdlog::info("vm {}: QEMU {} (pid {}) attached", name, (*vm)->qemu_version(), (*vm)->pid());

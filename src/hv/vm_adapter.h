@@ -22,7 +22,7 @@ class VmAdapter {
 
   // EEXIST for a name in the pool, EHOSTUNREACH when QEMU cannot be driven,
   // EINVAL for settings that do not fit its RAM (CheckSettings).
-  tl::expected<std::shared_ptr<VmMember>, Refusal> Attach(VmOptions options, MemberSettings settings);
+  Result<std::shared_ptr<VmMember>> Attach(VmOptions options, MemberSettings settings);
   // Forgets the VMs whose QEMU went away (they have left the pool already).
   void Reap();
 

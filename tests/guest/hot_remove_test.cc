@@ -112,7 +112,7 @@ TEST(HotRemove, BlockWithMovableBalloonAndFreePagesGoesAwayDataIntactMemoryRetur
   ExpectConsistent(*p);
 
   // The block can come back, and removing an offline block is refused.
-  EXPECT_EQ(p->HotRemove(2).error().code, EINVAL);
+  EXPECT_EQ(p->HotRemove(2).error().code, ErrorCode::kInvalid);
   ASSERT_TRUE(p->HotAdd(kBlock).has_value());
   EXPECT_EQ(m.block_state(2), BlockState::kOnline);
   for (const Handle h : pages) m.Free(h);
@@ -138,7 +138,7 @@ TEST(HotRemove, UnmovablePageCancelsTheRemovalAndChangesNothing) {
 
   const auto r = p->HotRemove(0);
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, EBUSY);
+  EXPECT_EQ(r.error().code, ErrorCode::kBusy);
   EXPECT_NE(r.error().message.find("removal cancelled"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("1 unmovable page(s) cannot be migrated: pfn 0x64"), std::string::npos)
       << r.error().message;
@@ -160,12 +160,12 @@ TEST(HotRemove, NoRoomToMigrateCancels) {
   const auto pages = FillMovable(m, 2 * kPagesPerBlock - 10);  // only 10 free pages in all
   const auto r = p->HotRemove(1);
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, EBUSY);
+  EXPECT_EQ(r.error().code, ErrorCode::kBusy);
   EXPECT_NE(r.error().message.find("no free page outside the block"), std::string::npos) << r.error().message;
   EXPECT_EQ(m.block_state(1), BlockState::kOnline);
   EXPECT_EQ(BadPages(m, pages), 0U);
   ExpectConsistent(*p);
-  EXPECT_EQ(p->HotRemove(9).error().code, EINVAL);  // no such block
+  EXPECT_EQ(p->HotRemove(9).error().code, ErrorCode::kInvalid);  // no such block
 }
 
 TEST(HotRemove, S13_BalloonPageMigratedAcrossZonesMovesOnePageOfUsableTotal) {
@@ -242,14 +242,14 @@ TEST(HotRemove, BySizeTakesTheHighestBlocksThatCanGo) {
   // 3 still cannot go; 0 can (its pages move to 3), and then 3 is the last.
   const auto more = p->HotRemoveBytes(2 * kBlock);
   ASSERT_FALSE(more.has_value());
-  EXPECT_EQ(more.error().code, EBUSY);
+  EXPECT_EQ(more.error().code, ErrorCode::kBusy);
   EXPECT_NE(more.error().message.find("removed 1 of 2 blocks (blocks 0); block 3: removal cancelled"),
             std::string::npos)
       << more.error().message;
   EXPECT_NE(more.error().message.find("pfn 0x3000"), std::string::npos);
   EXPECT_EQ(p->blocks_online(), 1U);
   EXPECT_EQ(BadPages(m, pages), 0U);
-  EXPECT_EQ(p->HotRemoveBytes(100).error().code, EINVAL);
+  EXPECT_EQ(p->HotRemoveBytes(100).error().code, ErrorCode::kInvalid);
   ExpectConsistent(*p);
 }
 

@@ -122,7 +122,7 @@ class RandomGuest {
         if (r) {
           ++removed;
           migrated += r->movable_migrated + r->balloon_migrated;
-        } else if (r.error().code == EBUSY) {
+        } else if (r.error().code == ErrorCode::kBusy) {
           ++cancelled;
         }
         break;

@@ -401,10 +401,10 @@ TEST_F(HvServerTest, OperatorSettingsChangeWhatThePolicyAsks) {
   ASSERT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
   EXPECT_EQ(mpp.mem_weight, 200);
 
-  EXPECT_EQ(pool_->Configure("nobody", change).error().code, static_cast<uint32_t>(ENOENT));
+  EXPECT_EQ(pool_->Configure("nobody", change).error().code, ErrorCode::kNotFound);
   SettingsChange too_big;
   too_big.min_bytes = 65U << 20;
-  EXPECT_EQ(pool_->Configure("tuned", too_big).error().code, static_cast<uint32_t>(EINVAL));
+  EXPECT_EQ(pool_->Configure("tuned", too_big).error().code, ErrorCode::kInvalid);
   SettingsChange crossing;
   crossing.min_bytes = 40U << 20;
   crossing.max_bytes = 30U << 20;
