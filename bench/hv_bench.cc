@@ -324,7 +324,7 @@ int main() {
               "batched: best of %d runs; one call per page: once; round trips: median of 7 alternating series\n",
               kPages, kBatchedRuns);
   std::printf("%-34s %13s %12s %13s %8s %8s\n", "figure", "cmm", "pages", "raw limit", "ratio", "goal");
-  Row("inflate, batched", batched.inflate, raw_batched.inflate, ">= 0.8");
+  Row("inflate, batched", batched.inflate, raw_batched.inflate, ">= 0.95");
   Row("inflate, one call per page", single.inflate, raw_single.inflate, ">= 0.7");
   Row("deflate + re-touch, batched", batched.deflate_touch, raw_batched.deflate_touch, ">= 0.7");
   Row("deflate + re-touch, one call each", single.deflate_touch, raw_single.deflate_touch, "");
@@ -338,9 +338,10 @@ int main() {
   std::printf("  raw limit: another process punches the same pages, in the same order and the same ranges\n"
               "  (runs of adjacent pages within a batch of %u, or one page per call), out of a mapped memfd,\n"
               "  answering each call over a SOCK_SEQPACKET socket; deflate = one empty round trip per call,\n"
-              "  then a write fault on each page\n",
+              "  then a write fault on each page; cmm keeps two batches in flight (the partition picks the\n"
+              "  next batch's pages while the hypervisor punches the current one), the raw limit one call at a time\n",
               proto::kMaxBatch);
-  const bool met = raw_batched.inflate / batched.inflate >= 0.8 && raw_single.inflate / single.inflate >= 0.7 &&
+  const bool met = raw_batched.inflate / batched.inflate >= 0.95 && raw_single.inflate / single.inflate >= 0.7 &&
                    raw_batched.deflate_touch / batched.deflate_touch >= 0.7 && rt.hcall / rt.raw <= 1.5 &&
                    places.one_cpu.hcall / places.one_cpu.raw <= 1.5 &&
                    (places.two_cpus.raw == 0 || places.two_cpus.hcall / places.two_cpus.raw <= 1.5);
@@ -349,7 +350,7 @@ int main() {
   auto record = [&](const char* figure, double cmm_s, double raw_s, const char* goal, double min_ratio) {
     bench::Record({"hv", figure, "GiB/s", gib / cmm_s, gib / raw_s, raw_s / cmm_s, goal, raw_s / cmm_s >= min_ratio});
   };
-  record("inflate 1 GiB, batched", batched.inflate, raw_batched.inflate, ">= 0.8", 0.8);
+  record("inflate 1 GiB, batched", batched.inflate, raw_batched.inflate, ">= 0.95", 0.95);
   record("inflate 1 GiB, one call per page", single.inflate, raw_single.inflate, ">= 0.7", 0.7);
   record("deflate + re-touch, batched", batched.deflate_touch, raw_batched.deflate_touch, ">= 0.7", 0.7);
   record("deflate + re-touch, one call each", single.deflate_touch, raw_single.deflate_touch, "", 0);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 
 #include <fmt/format.h>
 
@@ -276,42 +277,71 @@ Pages Controller::Deflate(Pages nr) {
 
 // Takes up to `batch` pages (checking the hotplug lock before each, as the
 // single-call loop does), loans all their CMO pages in one call, and keeps
-// the pages fully loaned. On a failure the failed page's CMO pages done so
-// far are set active again in reverse, the failed page and every later one
-// go back to the allocator, and the round stops: the pages that end up
-// loaned are exactly those the one-call-per-CMO-page loop would loan.
+// the pages fully loaned. Two batches are kept in flight: the next one's
+// pages are picked and recorded while the hypervisor works on the current.
+// On a failure the failed page's CMO pages done so far are set active again
+// in reverse, the batch sent after it (if any) is undone whole, the failed
+// page and every later one go back to the allocator, and the round stops:
+// the pages that end up loaned are exactly those the one-call-per-CMO-page
+// loop would loan.
 Pages Controller::InflateBatched(Pages nr, uint64_t batch) {
-  Pages left = nr;
+  struct InFlight {
+    std::vector<Pfn> pages;
+    std::vector<uint64_t> addresses;
+  };
   GuestMemory& mem = ports_.memory;
   Hypervisor& hv = *ports_.hypervisor;
   const uint64_t per_page = CmoPagesPerPage();
-  std::vector<Pfn> pages;
-  std::vector<uint64_t> addresses;
+  Pages left = nr;        // not loaned yet
+  Pages in_flight(0);     // of those, submitted and not answered
+  std::deque<InFlight> flight;
   bool last = false;
-  while (left > Pages(0) && !last) {
-    pages.clear();
-    while (pages.size() < batch && Pages(static_cast<int64_t>(pages.size())) < left) {
-      if (!hotplug_.Quiet()) break;
-      const auto page = mem.AllocBalloonPage();
-      if (!page) break;
-      pages.push_back(*page);
+  while (true) {
+    while (!last && flight.size() < 2 && left - in_flight > Pages(0)) {
+      const uint64_t want = std::min<uint64_t>(batch, static_cast<uint64_t>((left - in_flight).value()));
+      InFlight b;
+      while (b.pages.size() < want) {
+        if (!hotplug_.Quiet()) break;
+        const auto page = mem.AllocBalloonPage();
+        if (!page) break;
+        b.pages.push_back(*page);
+      }
+      last = b.pages.size() < want;
+      if (b.pages.empty()) break;
+      AddressesOf(b.pages, b.addresses);
+      hv.SubmitBatch(papr::kPageSetLoaned, b.addresses);
+      in_flight += Pages(static_cast<int64_t>(b.pages.size()));
+      flight.push_back(std::move(b));
     }
-    last = pages.size() < batch && Pages(static_cast<int64_t>(pages.size())) < left;
-    if (pages.empty()) break;
-    AddressesOf(pages, addresses);
-    const Hypervisor::BatchResult r = hv.PageInitBatch(papr::kPageSetLoaned, addresses);
-    const uint64_t whole = std::min<uint64_t>(r.rc == papr::kSuccess ? pages.size() : r.done / per_page, pages.size());
+    if (flight.empty()) break;
+    InFlight b = std::move(flight.front());
+    flight.pop_front();
+    const Hypervisor::BatchResult r = hv.CompleteBatch();
+    in_flight -= Pages(static_cast<int64_t>(b.pages.size()));
+    const uint64_t whole = std::min<uint64_t>(r.rc == papr::kSuccess ? b.pages.size() : r.done / per_page, b.pages.size());
     for (uint64_t i = 0; i < whole; ++i) {
-      TakeIntoBalloon(pages[i]);
+      TakeIntoBalloon(b.pages[i]);
       --left;
     }
     if (r.rc == papr::kSuccess) continue;
     ports_.log.Error(fmt::format("cmm: Can not set page to loaned. rc={}", r.rc));
-    if (whole < pages.size()) {
-      const uint64_t base = geometry_.Address(pages[whole]);
+    if (whole < b.pages.size()) {
+      const uint64_t base = geometry_.Address(b.pages[whole]);
       for (uint64_t i = r.done % per_page; i-- > 0;) hv.PageInit(papr::kPageSetActive, base + i * cmo_page_size_);
     }
-    for (uint64_t i = pages.size(); i-- > whole;) mem.FreePage(pages[i]);
+    // The batch sent after this one: the single-call loop never got that
+    // far, so whatever of it was loaned is set active again, in reverse,
+    // and its pages go back first (they were taken last).
+    for (const InFlight& later : flight) {
+      const Hypervisor::BatchResult lr = hv.CompleteBatch();
+      for (uint64_t i = std::min<uint64_t>(lr.done, later.addresses.size()); i-- > 0;) {
+        hv.PageInit(papr::kPageSetActive, later.addresses[i]);
+      }
+    }
+    for (auto later = flight.rbegin(); later != flight.rend(); ++later) {
+      for (uint64_t i = later->pages.size(); i-- > 0;) mem.FreePage(later->pages[i]);
+    }
+    for (uint64_t i = b.pages.size(); i-- > whole;) mem.FreePage(b.pages[i]);
     break;
   }
   Debug("End request with {} pages unfulfilled", left.value());

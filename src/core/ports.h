@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -49,6 +50,21 @@ class Hypervisor {
     }
     return r;
   }
+  // Two batches in flight: SubmitBatch hands one over and may return before
+  // the hypervisor has done it; CompleteBatch waits for the oldest one
+  // submitted and returns its result, in the order they were submitted.
+  // Here a batch is done when submitted; a remote hypervisor overrides both.
+  virtual void SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
+    submitted_.push_back(PageInitBatch(flags, addresses));
+  }
+  virtual BatchResult CompleteBatch() {
+    const BatchResult r = submitted_.front();
+    submitted_.pop_front();
+    return r;
+  }
+
+ private:
+  std::deque<BatchResult> submitted_;
 };
 
 // Memory zones, as Linux has them; hot-added memory goes to Movable.

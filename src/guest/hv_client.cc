@@ -99,15 +99,20 @@ void HvClient::DropLocked(const std::string& why) {
   fd_ = -1;
   backoff_ = kFirstBackoff;
   next_attempt_ = SteadyClock::now() + backoff_;
+  // Their answers went with the connection.
+  for (Submitted& s : submitted_) {
+    if (!s.awaiting) continue;
+    s.awaiting = false;
+    s.result = {0, papr::kHardware};
+  }
 }
 
-tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Message& m) {
+tl::expected<proto::Message, std::string> HvClient::ReceiveLocked() {
   if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
   auto fail = [this](std::string why) REQUIRES(mu_) {
     DropLocked(why);
     return tl::unexpected(std::move(why));
   };
-  if (auto sent = proto::Send(fd_, m); !sent) return fail(sent.error());
   auto reply = proto::Receive(fd_, proto::kSocketTimeout);
   if (!reply) return fail(reply.error());
   if (reply->fd >= 0) close(reply->fd);
@@ -115,9 +120,42 @@ tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Mess
   return std::move(reply->message);
 }
 
+tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Message& m) {
+  CollectLocked();
+  if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
+  if (auto sent = proto::Send(fd_, m); !sent) {
+    DropLocked(sent.error());
+    return tl::unexpected(sent.error());
+  }
+  return ReceiveLocked();
+}
+
+namespace {
+
+// A batch's answer; the hypervisor is not trusted to count past what it was sent.
+Hypervisor::BatchResult BatchResultOf(const tl::expected<proto::Message, std::string>& reply, uint64_t n) {
+  Hypervisor::BatchResult out{0, papr::kHardware};
+  const auto* r = reply ? std::get_if<proto::PageInitBatchRc>(&*reply) : nullptr;
+  if (r == nullptr) return out;
+  out.done = std::min<uint64_t>(r->done, n);
+  out.rc = r->rc;
+  if (out.rc == papr::kSuccess && out.done != n) out.rc = papr::kHardware;
+  return out;
+}
+
+}  // namespace
+
+void HvClient::CollectLocked() {
+  for (Submitted& s : submitted_) {
+    if (!s.awaiting) continue;
+    s.awaiting = false;
+    s.result = BatchResultOf(ReceiveLocked(), s.n);
+  }
+}
+
 void HvClient::ReconnectLocked() {
   if (SteadyClock::now() < next_attempt_) return;
-  auto retry_later = [this](const std::string& why) {
+  auto retry_later = [this](const std::string& why) REQUIRES(mu_) {
     spdlog::warn("hypervisor at {}: {}; next attempt in {} ms", path_, why,
                  std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count());
     next_attempt_ = SteadyClock::now() + backoff_;
@@ -179,9 +217,13 @@ papr::Rc HvClient::PageInit(uint64_t flags, uint64_t address) {
 
 Hypervisor::BatchResult HvClient::PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
   MutexLock lock(mu_);
-  BatchResult out{0, papr::kHardware};
+  return PageInitBatchLocked(flags, addresses);
+}
+
+Hypervisor::BatchResult HvClient::PageInitBatchLocked(uint64_t flags, std::span<const uint64_t> addresses) {
   if ((caps_ & proto::kCapBatch) == 0 || addresses.empty() || addresses.size() > max_batch_) {
     // Not offered (any more): one call per page, same semantics.
+    BatchResult out{0, papr::kHardware};
     for (const uint64_t a : addresses) {
       auto reply = CallLocked(proto::PageInit{flags, a});
       const auto* rc = reply ? std::get_if<proto::PageInitRc>(&*reply) : nullptr;
@@ -191,15 +233,37 @@ Hypervisor::BatchResult HvClient::PageInitBatch(uint64_t flags, std::span<const 
     }
     return out;
   }
-  auto reply = CallLocked(proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}});
-  if (!reply) return out;
-  const auto* r = std::get_if<proto::PageInitBatchRc>(&*reply);
-  if (r == nullptr) return out;
-  // The hypervisor is not trusted to count past what it was sent.
-  out.done = std::min<uint64_t>(r->done, addresses.size());
-  out.rc = r->rc;
-  if (out.rc == papr::kSuccess && out.done != addresses.size()) out.rc = papr::kHardware;
-  return out;
+  return BatchResultOf(CallLocked(proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}}), addresses.size());
+}
+
+void HvClient::SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
+  MutexLock lock(mu_);
+  const bool batched = (caps_ & proto::kCapBatch) != 0 && !addresses.empty() && addresses.size() <= max_batch_;
+  if (!batched || fd_ < 0) {
+    // Done now, answered in its turn.
+    const BatchResult now = PageInitBatchLocked(flags, addresses);
+    submitted_.push_back({addresses.size(), false, now});
+    return;
+  }
+  if (auto sent = proto::Send(fd_, proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}}); !sent) {
+    DropLocked(sent.error());
+    submitted_.push_back({addresses.size(), false, {0, papr::kHardware}});
+    return;
+  }
+  submitted_.push_back({addresses.size(), true, {}});
+}
+
+Hypervisor::BatchResult HvClient::CompleteBatch() {
+  MutexLock lock(mu_);
+  if (submitted_.empty()) return {0, papr::kHardware};
+  if (submitted_.front().awaiting) {
+    submitted_.front().awaiting = false;
+    const auto reply = ReceiveLocked();  // a failure drops the connection, failing the later ones too
+    submitted_.front().result = BatchResultOf(reply, submitted_.front().n);
+  }
+  const BatchResult r = submitted_.front().result;
+  submitted_.pop_front();
+  return r;
 }
 
 }  // namespace cmm::guest

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,7 +19,6 @@
 
 #include "core/error.h"
 #include "core/mutex.h"
-
 #include "core/ports.h"
 #include "proto/messages.h"
 
@@ -47,6 +47,9 @@ class HvClient final : public Hypervisor {
   papr::Rc PageInit(uint64_t flags, uint64_t address) override;
   uint64_t MaxBatch() const override;
   BatchResult PageInitBatch(uint64_t flags, std::span<const uint64_t> addresses) override;
+  // Two batches in flight: the request is sent, its answer read later.
+  void SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) override;
+  BatchResult CompleteBatch() override;
 
   bool connected() const;
   uint64_t reconnects() const;
@@ -54,8 +57,13 @@ class HvClient final : public Hypervisor {
 
  private:
   HvClient(std::string path, proto::Register registration, int memfd, int fd, proto::Registered terms);
-  // Sends and waits for the reply; on any failure the connection is closed.
+  // Sends and waits for the reply (first taking in the answers of batches
+  // still in flight, so replies stay in order); on any failure the
+  // connection is closed.
   tl::expected<proto::Message, std::string> CallLocked(const proto::Message& m) REQUIRES(mu_);
+  tl::expected<proto::Message, std::string> ReceiveLocked() REQUIRES(mu_);
+  void CollectLocked() REQUIRES(mu_);
+  BatchResult PageInitBatchLocked(uint64_t flags, std::span<const uint64_t> addresses) REQUIRES(mu_);
   void DropLocked(const std::string& why) REQUIRES(mu_);
   // After the backoff: connect, register, re-loan the balloon's pages.
   void ReconnectLocked() REQUIRES(mu_);
@@ -65,15 +73,23 @@ class HvClient final : public Hypervisor {
   const int memfd_;
   const proto::Registered terms_;  // a re-registration must get the same CMO page size
 
-  mutable Mutex mu_;  // one call at a time; guards everything below
-  int fd_;
-  uint32_t caps_;
-  uint32_t max_batch_;
-  std::function<proto::Stats()> stats_source_;
-  std::function<std::vector<uint64_t>()> loaned_source_;
-  SteadyClock::duration backoff_{};
-  SteadyClock::time_point next_attempt_{};
-  uint64_t reconnects_ = 0;
+  mutable Mutex mu_;  // one call at a time
+  int fd_ GUARDED_BY(mu_);
+  uint32_t caps_ GUARDED_BY(mu_);
+  uint32_t max_batch_ GUARDED_BY(mu_);
+  std::function<proto::Stats()> stats_source_ GUARDED_BY(mu_);
+  std::function<std::vector<uint64_t>()> loaned_source_ GUARDED_BY(mu_);
+  SteadyClock::duration backoff_ GUARDED_BY(mu_){};
+  SteadyClock::time_point next_attempt_ GUARDED_BY(mu_){};
+  uint64_t reconnects_ GUARDED_BY(mu_) = 0;
+  // Batches submitted and not completed, oldest first; `awaiting` while
+  // their answer is still on the socket.
+  struct Submitted {
+    uint64_t n = 0;
+    bool awaiting = false;
+    BatchResult result;
+  };
+  std::deque<Submitted> submitted_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::guest

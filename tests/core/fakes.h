@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cerrno>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -47,6 +48,11 @@ class FakeHypervisor final : public Hypervisor {
   // Offer the batched call for this many CMO pages (0: not offered).
   uint64_t max_batch = 0;
   int batch_calls = 0;
+  // With `deferred`, a submitted batch is done only when it is completed,
+  // as a hypervisor in another process does it; `max_in_flight` is the
+  // most batches that were waiting at once.
+  bool deferred = false;
+  size_t max_in_flight = 0;
 
   bool HasCmo() const override { return has_cmo; }
   uint64_t MaxBatch() const override { return max_batch; }
@@ -55,6 +61,17 @@ class FakeHypervisor final : public Hypervisor {
     ++batch_calls;
     if (addresses.size() > max_batch) return {0, papr::kParameter};
     return Hypervisor::PageInitBatch(flags, addresses);
+  }
+  void SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) override {
+    if (!deferred) return Hypervisor::SubmitBatch(flags, addresses);
+    queued_.push_back({flags, {addresses.begin(), addresses.end()}});
+    max_in_flight = std::max(max_in_flight, queued_.size());
+  }
+  BatchResult CompleteBatch() override {
+    if (!deferred) return Hypervisor::CompleteBatch();
+    const auto [flags, addresses] = std::move(queued_.front());
+    queued_.pop_front();
+    return PageInitBatch(flags, addresses);
   }
   uint64_t CmoPageSize() const override { return cmo_page_size; }
   papr::Rc GetMpp(papr::MppData& out) override {
@@ -77,6 +94,9 @@ class FakeHypervisor final : public Hypervisor {
     }
     return papr::kSuccess;
   }
+
+ private:
+  std::deque<std::pair<uint64_t, std::vector<uint64_t>>> queued_;
 };
 
 // Guest RAM as page states; the first `normal_pages` are in Zone Normal.

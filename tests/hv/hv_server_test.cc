@@ -362,6 +362,36 @@ TEST_F(HvServerTest, BatchedCallsArriveAsBatchesAndNoBatchAsSingleCalls) {
   EXPECT_EQ(c.releases, 100U);
 }
 
+// Two batches in flight on the real socket, and a call made between them:
+// each answer goes to its own request, in order, and the pages are punched.
+TEST_F(HvServerTest, TwoBatchesInFlightAndACallBetweenThemEachGetTheirOwnAnswer) {
+  auto g = Guest("inflight", 16 << 20);
+  ASSERT_NE(g, nullptr);
+  std::memset(g->ram().data(), 0x5A, g->ram().size());
+  const uint64_t backed = g->ram().BackingBytes();
+  std::vector<uint64_t> first, second;
+  for (uint64_t i = 0; i < 256; ++i) first.push_back(i * 4096);
+  for (uint64_t i = 256; i < 300; ++i) second.push_back(i * 4096);
+  Hypervisor& hv = *g->hv();
+  hv.SubmitBatch(papr::kPageSetLoaned, first);
+  hv.SubmitBatch(papr::kPageSetLoaned, second);
+  papr::MppData mpp;
+  EXPECT_EQ(hv.GetMpp(mpp), papr::kSuccess);  // answered, though two batch answers came first
+  EXPECT_EQ(mpp.entitled_mem, int64_t{16} << 20);
+  const Hypervisor::BatchResult a = hv.CompleteBatch();
+  const Hypervisor::BatchResult b = hv.CompleteBatch();
+  EXPECT_EQ(a.rc, papr::kSuccess);
+  EXPECT_EQ(a.done, 256u);
+  EXPECT_EQ(b.rc, papr::kSuccess);
+  EXPECT_EQ(b.done, 44u);
+  const HcallCounts c = pool_->Snapshot()[0].counts;
+  EXPECT_EQ(c.batches, 2U);
+  EXPECT_EQ(c.page_init, 300U);
+  EXPECT_LE(g->ram().BackingBytes(), backed - 300 * 4096);
+  // Nothing submitted: a completion says so instead of waiting.
+  EXPECT_EQ(hv.CompleteBatch().rc, papr::kHardware);
+}
+
 TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
   auto g = Guest("survivor", 16 << 20);
   ASSERT_NE(g, nullptr);
