@@ -35,7 +35,7 @@ constexpr uint64_t kLoan = uint64_t{1} << 30;
 constexpr uint64_t kPages = kLoan / kPage;
 constexpr uint64_t kRam = kLoan + (uint64_t{64} << 20);
 constexpr uint64_t kRoundTrips = 10000;
-constexpr int kBatchedRuns = 5;  // the one-call-per-page cycle takes ~40 s: once
+constexpr int kBatchedRuns = 7;  // the one-call-per-page cycle takes ~40 s: once
 
 double Seconds(Timer::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -69,8 +69,8 @@ std::unique_ptr<guest::Partition> Connect(const std::string& socket, const char*
 
 // Best of `runs` inflate/deflate cycles (the machine is shared: take the
 // least disturbed one).
-Run EndToEnd(const std::string& socket, bool batch, int runs) {
-  const auto made = Connect(socket, batch ? "batched" : "single", kRam, batch);
+Run EndToEnd(const std::string& socket, const std::string& name, bool batch, int runs) {
+  const auto made = Connect(socket, name.c_str(), kRam, batch);
   guest::Partition& p = *made;
   Controller& c = p.controller();
   uint8_t* ram = p.ram().data();
@@ -309,22 +309,44 @@ int main() {
   if (mkdtemp(dir_template) == nullptr) Die("mkdtemp");
   const std::string dir = dir_template;
   const pid_t hv = StartHypervisor(dir);
-  const Run batched = EndToEnd(dir + "/hv.hcall", true, kBatchedRuns);
-  const Run single = EndToEnd(dir + "/hv.hcall", false, 1);
+  // Batched: pairs of runs, cmm then raw, so that each pair sees the same
+  // machine (a shared one swings between about 6 and 11 GiB/s of punching
+  // from one minute to the next); the pair with the median ratio is shown.
+  std::vector<std::pair<double, double>> inflates, deflates;  // (cmm, raw) seconds
+  Run batched;
+  for (int run = 0; run < kBatchedRuns; ++run) {
+    Run b = EndToEnd(dir + "/hv.hcall", "batched" + std::to_string(run), true, 1);
+    const RawRun r = RawLimit(b.addresses, proto::kMaxBatch, 1);
+    inflates.emplace_back(b.inflate, r.inflate);
+    deflates.emplace_back(b.deflate_touch, r.deflate_touch);
+    batched.addresses = std::move(b.addresses);
+  }
+  auto median_pair = [](std::vector<std::pair<double, double>> pairs) {
+    std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return a.second / a.first < b.second / b.first; });
+    return pairs[pairs.size() / 2];
+  };
+  RawRun raw_batched;
+  std::tie(batched.inflate, raw_batched.inflate) = median_pair(inflates);
+  std::tie(batched.deflate_touch, raw_batched.deflate_touch) = median_pair(deflates);
+  const Run single = EndToEnd(dir + "/hv.hcall", "single", false, 1);
   const Placements places = MeasureRoundTrips(dir + "/hv.hcall", hv);
   const RoundTrips& rt = places.free;
   kill(hv, SIGTERM);
   waitpid(hv, nullptr, 0);
   std::filesystem::remove_all(dir);
 
-  const RawRun raw_batched = RawLimit(batched.addresses, proto::kMaxBatch, kBatchedRuns);
   const RawRun raw_single = RawLimit(single.addresses, 1, 1);
 
   std::printf("cmm hypervisor benchmark: inflate then deflate 1 GiB (%lu CMO pages of 4 KiB) through cmm hv;\n"
-              "batched: best of %d runs; one call per page: once; round trips: median of 7 alternating series\n",
+              "batched: the median of %d pairs of runs, cmm's then the raw limit's; one call per page: once; round trips: median of 7 alternating series\n",
               kPages, kBatchedRuns);
   std::printf("%-34s %13s %12s %13s %8s %8s\n", "figure", "cmm", "pages", "raw limit", "ratio", "goal");
   Row("inflate, batched", batched.inflate, raw_batched.inflate, ">= 0.95");
+  // Every pair, so a reader sees how far the machine swings.
+  std::printf("  each pair, ratio (cmm/raw GiB/s):");
+  const double gib = static_cast<double>(kLoan) / double(1 << 30);
+  for (const auto& [cmm_s, raw_s] : inflates) std::printf(" %.2f (%.1f/%.1f)", raw_s / cmm_s, gib / cmm_s, gib / raw_s);
+  std::printf("\n");
   Row("inflate, one call per page", single.inflate, raw_single.inflate, ">= 0.7");
   Row("deflate + re-touch, batched", batched.deflate_touch, raw_batched.deflate_touch, ">= 0.7");
   Row("deflate + re-touch, one call each", single.deflate_touch, raw_single.deflate_touch, "");
@@ -346,7 +368,6 @@ int main() {
                    places.one_cpu.hcall / places.one_cpu.raw <= 1.5 &&
                    (places.two_cpus.raw == 0 || places.two_cpus.hcall / places.two_cpus.raw <= 1.5);
   std::printf("goals %s\n", met ? "met" : "NOT met");
-  const double gib = static_cast<double>(kLoan) / double(1 << 30);
   auto record = [&](const char* figure, double cmm_s, double raw_s, const char* goal, double min_ratio) {
     bench::Record({"hv", figure, "GiB/s", gib / cmm_s, gib / raw_s, raw_s / cmm_s, goal, raw_s / cmm_s >= min_ratio});
   };
