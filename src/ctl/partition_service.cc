@@ -19,10 +19,7 @@ PartitionStatus Status(guest::Partition& p, const BootRecord& boot) {
   Controller& c = p.controller();
   const ControllerSnapshot s = c.Snapshot();
   PartitionStatus out;
-  for (const auto& w : p.workload_stats()) {
-    out.workloads.push_back({w.spec, w.target_pages, w.held_pages, w.allocated, w.freed, w.touched, w.alloc_failures,
-                             w.cache_hits, w.cache_misses});
-  }
+  out.workloads = p.workload_stats();
   // One pass over the page frames: per block, summed for the totals.
   for (uint64_t b = 0; b < p.blocks_total(); ++b) {
     const guest::BlockState state = p.memory().block_state(b);

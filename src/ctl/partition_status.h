@@ -9,19 +9,16 @@
 
 #include <nlohmann/json.hpp>
 
-namespace cmm::ctl {
+#include "guest/workload.h"
 
-struct WorkloadStatus {
-  std::string spec;
-  uint64_t target_pages = 0;
-  uint64_t held_pages = 0;
-  uint64_t allocated = 0;
-  uint64_t freed = 0;
-  uint64_t touched = 0;
-  uint64_t alloc_failures = 0;
-  uint64_t cache_hits = 0;
-  uint64_t cache_misses = 0;
-};
+// A workload's counters as the partition keeps them (beside the type, for
+// the lookup by argument).
+namespace cmm::guest {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(WorkloadStats, spec, target_pages, held_pages, allocated, freed, touched,
+                                                alloc_failures, cache_hits, cache_misses)
+}  // namespace cmm::guest
+
+namespace cmm::ctl {
 
 struct BlockStatus {
   uint64_t block = 0;
@@ -57,7 +54,7 @@ struct PartitionStatus {
   uint64_t unmovable_pages = 0;
   uint64_t balloon_pages = 0;
   uint64_t cache_pages = 0;
-  std::vector<WorkloadStatus> workloads;
+  std::vector<guest::WorkloadStats> workloads;
   std::vector<BlockStatus> blocks;
   uint64_t oom_events = 0;
   uint64_t oom_give_backs = 0;
@@ -75,8 +72,6 @@ struct PartitionStatus {
 
 // The serialisation: each field's name on the wire is its name above; a
 // key missing from a reply (an older partition) reads as the default.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(WorkloadStatus, spec, target_pages, held_pages, allocated, freed,
-                                                touched, alloc_failures, cache_hits, cache_misses)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlockStatus, block, state, zone, free, movable, unmovable, balloon)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PartitionStatus, name, pid, simulate, page_size, cmo_page_size,
                                                 ram_bytes, backing_bytes, totalram_pages, loaned_pages,
