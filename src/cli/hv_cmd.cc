@@ -208,31 +208,28 @@ int HvStatus(const HvFlags& f) {
     fmt::print("{}\n", s.dump(2));
     return 0;
   }
-  const uint64_t pool = s["pool_bytes"], backing = s["backing_bytes"], ram = s["ram_bytes"];
+  const auto st = s.get<hv::HvStatus>();
+  const uint64_t pool = st.pool_bytes, backing = st.backing_bytes, ram = st.ram_bytes;
   size_t vms = 0;
-  for (const auto& p : s["partitions"]) vms += p.value("kind", "") == "vm";
-  const size_t partitions = s["partitions"].size() - vms;
+  for (const auto& p : st.partitions) vms += p.kind == "vm";
+  const size_t partitions = st.partitions.size() - vms;
   fmt::print("pool {}: backing {} ({:.0f}%), {} partition{} and {} VM{} with {} of RAM ({:.2f}x the pool)\n",
              FormatBytes(pool), FormatBytes(backing),
              pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions,
              partitions == 1 ? "" : "s", vms, vms == 1 ? "" : "s",
              FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
-  if (s.contains("problem")) fmt::print("{}\n", s["problem"].get<std::string>());
+  if (!st.problem.empty()) fmt::print("{}\n", st.problem);
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
-  for (const auto& p : s["partitions"]) {
+  for (const auto& p : st.partitions) {
     std::string notes;
-    if (const std::string c = p.value("condition", ""); c != "at target" && c != "unresponsive") notes = c;
+    if (p.condition != "at target" && p.condition != "unresponsive") notes = p.condition;
     auto add = [&notes](const std::string& more) { notes += (notes.empty() ? "" : "; ") + more; };
-    if (p.value("kind", "") == "vm") {
-      add(fmt::format("backing from {}, QEMU's own {}", p.value("backing_source", "?"),
-                      FormatBytes(p.value("own_bytes", uint64_t{0}))));
-    }
-    if (!p.value("responsive", true)) add("UNRESPONSIVE: " + p.value("note", ""));
-    fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p["name"].get<std::string>(),
-               p.value("kind", "partition"), FormatBytes(p["ram_bytes"]), FormatBytes(p["backing_bytes"]),
-               FormatBytes(p["loaned_bytes"]), FormatBytes(p["target_loaned_bytes"]), p["weight"].get<int>(),
-               FormatBytes(p["free_bytes"]), p["oom_events"].get<uint64_t>(), notes);
+    if (p.kind == "vm") add(fmt::format("backing from {}, QEMU's own {}", p.backing_source, FormatBytes(p.own_bytes)));
+    if (!p.responsive) add("UNRESPONSIVE: " + p.note);
+    fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p.name, p.kind,
+               FormatBytes(p.ram_bytes), FormatBytes(p.backing_bytes), FormatBytes(p.loaned_bytes),
+               FormatBytes(p.target_loaned_bytes), p.weight, FormatBytes(p.free_bytes), p.oom_events, notes);
   }
   return 0;
 }

@@ -100,7 +100,7 @@ int HvWatch(const HvWatchOptions& o) {
       if (events.size() > 5) events.pop_front();
     }
     if (!tty) {
-      fmt::print("{}\n", hv::WatchLine(live["status"], Clock()));
+      fmt::print("{}\n", hv::WatchLine(live["status"].get<hv::HvStatus>(), Clock()));
       std::fflush(stdout);
     }
     if (o.count != 0 && i + 1 == o.count && !tty) break;
@@ -109,7 +109,7 @@ int HvWatch(const HvWatchOptions& o) {
     while (!g_stop) {
       if (redraw) {
         const std::vector<std::string> shown(events.begin(), events.end());
-        fmt::print("\x1b[H\x1b[2J{}", hv::WatchFrame(live["status"], shown, sort, Width(), Clock()));
+        fmt::print("\x1b[H\x1b[2J{}", hv::WatchFrame(live["status"].get<hv::HvStatus>(), shown, sort, Width(), Clock()));
         std::fflush(stdout);
         redraw = false;
       }

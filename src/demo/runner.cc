@@ -18,6 +18,7 @@
 
 #include "ctl/client.h"
 #include "ctl/partition_status.h"
+#include "hv/status.h"
 #include "vm/console.h"
 
 namespace cmm::demo {
@@ -119,8 +120,8 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
   auto in_pool = [&](const std::string& name) {
     const auto r = ctl::Call(dir_ + "/hv.ctl", {{"op", "status"}});
     if (!r || !r->value("ok", false)) return false;
-    for (const auto& m : (*r)["partitions"]) {
-      if (m["name"] == name) return true;
+    for (const auto& m : r->get<hv::HvStatus>().partitions) {
+      if (m.name == name) return true;
     }
     return false;
   };
@@ -200,9 +201,10 @@ std::string Run::Dead() {
 std::optional<Sample> Run::Take(double t) {
   const auto r = ctl::Call(dir_ + "/hv.ctl", {{"op", "status"}});
   if (!r || !r->value("ok", false)) return std::nullopt;
+  const auto hv_status = r->get<hv::HvStatus>();
   Sample s;
   s.t_s = t;
-  s.pool_bytes = (*r)["pool_bytes"];
+  s.pool_bytes = hv_status.pool_bytes;
   for (size_t i = 0; i < s_.partitions.size(); ++i) {
     PartitionSample p;
     p.name = s_.partitions[i].name;
@@ -222,21 +224,20 @@ std::optional<Sample> Run::Take(double t) {
       p.oom_events = st.oom_events + st.oom_give_backs;
     }
     // ...and its loans and backing as the hypervisor sees them.
-    for (const auto& v : (*r)["partitions"]) {
-      if (v["name"] != p.name) continue;
-      p.loaned_bytes = v["loaned_bytes"];
-      p.target_loaned_bytes = v["target_loaned_bytes"];
-      p.backing_bytes = v["backing_bytes"];
-      p.pages_loaned = v["hcalls"]["pages_loaned"];
-      p.pages_returned = v["hcalls"]["pages_returned"];
+    for (const auto& v : hv_status.partitions) {
+      if (v.name != p.name) continue;
+      p.loaned_bytes = v.loaned_bytes;
+      p.target_loaned_bytes = v.target_loaned_bytes;
+      p.backing_bytes = v.backing_bytes;
+      p.pages_loaned = v.hcalls.pages_loaned;
+      p.pages_returned = v.hcalls.pages_returned;
       if (s_.partitions[i].vm) {  // a VM's memory use as its guest-stats said it
-        p.free_bytes = v["free_bytes"];
-        p.cache_bytes = v["cache_bytes"];
+        p.free_bytes = v.free_bytes;
+        p.cache_bytes = v.cache_bytes;
         // Less what it could reclaim (MemAvailable), and less the balloon:
         // with deflate-on-oom its pages count as used in the guest.
-        const uint64_t used = v["used_bytes"];
-        p.used_bytes = used - std::min(used, p.loaned_bytes);
-        p.oom_events = v["oom_events"];
+        p.used_bytes = v.used_bytes - std::min(v.used_bytes, p.loaned_bytes);
+        p.oom_events = v.oom_events;
       }
     }
     p.rss_shmem_bytes = s_.partitions[i].vm ? p.backing_bytes : guests_[i]->RssShmem();

@@ -37,45 +37,30 @@ std::string Condition(const MemberView& m) {
   return "at target";
 }
 
-json StatusJson(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
-  json parts = json::array();
-  uint64_t backing = 0, ram = 0;
+HvStatus Status(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+  HvStatus out;
+  out.pool_bytes = pool_bytes;
+  out.floors_bytes = f.floors_bytes;
+  out.shortfall_bytes = f.shortfall_bytes;
+  if (f.shortfall_bytes > 0) out.problem = ShortfallMessage(f);
   for (const auto& v : members) {
-    backing += v.backing_bytes;
-    ram += v.ram_bytes;
-    parts.push_back({{"name", v.name},
-                     {"kind", KindName(v.kind)},
-                     {"ram_bytes", v.ram_bytes},
-                     {"backing_bytes", v.backing_bytes},
-                     {"loaned_bytes", v.loaned_bytes},
-                     {"target_loaned_bytes", v.target_loaned_bytes},
-                     {"weight", v.settings.weight},
-                     {"min_bytes", v.settings.min_bytes},
-                     {"max_bytes", v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes},
-                     {"free_bytes", v.stats.free_bytes},
-                     {"used_bytes", v.stats.used_bytes},
-                     {"cache_bytes", v.stats.cache_bytes},
-                     {"oom_events", v.stats.oom_events},
-                     {"stats_age_ms", StatsAgeMs(v.stats)},
-                     {"responsive", v.responsive},
-                     {"condition", Condition(v)},
-                     {"note", v.note},
-                     {"backing_source", v.backing_source},
-                     {"own_bytes", v.own_bytes},
-                     {"pid", v.pid},
-                     {"hcalls",
-                      {{"get_mpp", v.counts.get_mpp},
-                       {"page_init", v.counts.page_init},
-                       {"page_init_failed", v.counts.page_init_failed},
-                       {"batches", v.counts.batches},
-                       {"releases", v.counts.releases},
-                       {"pages_loaned", v.counts.pages_loaned},
-                       {"pages_returned", v.counts.pages_returned}}}});
+    out.backing_bytes += v.backing_bytes;
+    out.ram_bytes += v.ram_bytes;
+    const HcallCounts& c = v.counts;
+    out.partitions.push_back({v.name, std::string(KindName(v.kind)), v.ram_bytes, v.backing_bytes, v.loaned_bytes,
+                              v.target_loaned_bytes, v.settings.weight, v.settings.min_bytes,
+                              v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes, v.stats.free_bytes,
+                              v.stats.used_bytes, v.stats.cache_bytes, v.stats.oom_events, StatsAgeMs(v.stats),
+                              v.responsive, Condition(v), v.note, v.backing_source, v.own_bytes, v.pid,
+                              HcallStatus{c.get_mpp, c.page_init, c.page_init_failed, c.batches, c.releases,
+                                          c.pages_loaned, c.pages_returned}});
   }
-  json out = {{"pool_bytes", pool_bytes},         {"backing_bytes", backing},
-              {"ram_bytes", ram},                 {"floors_bytes", f.floors_bytes},
-              {"shortfall_bytes", f.shortfall_bytes}, {"partitions", parts}};
-  if (f.shortfall_bytes > 0) out["problem"] = ShortfallMessage(f);
+  return out;
+}
+
+json StatusJson(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+  json out = Status(pool_bytes, f, members);
+  if (out["problem"].get<std::string>().empty()) out.erase("problem");
   return out;
 }
 

@@ -1,5 +1,6 @@
-// The pool as one JSON document: what `cmm hv status --json`, `/status`,
-// the web page and `cmm hv watch` all show, written in this one place.
+// The pool as one typed status, serialised in one place (the field lists
+// below): what `cmm hv status --json`, `/status`, the web page and `cmm hv
+// watch` all show; the CLI and the demo read it back typed.
 #pragma once
 
 #include <string>
@@ -12,6 +13,59 @@
 
 namespace cmm::hv {
 
+struct HcallStatus {
+  uint64_t get_mpp = 0;
+  uint64_t page_init = 0;
+  uint64_t page_init_failed = 0;
+  uint64_t batches = 0;
+  uint64_t releases = 0;
+  uint64_t pages_loaned = 0;
+  uint64_t pages_returned = 0;
+};
+
+struct MemberStatus {
+  std::string name;
+  std::string kind;  // partition, vm
+  uint64_t ram_bytes = 0;
+  uint64_t backing_bytes = 0;
+  uint64_t loaned_bytes = 0;
+  uint64_t target_loaned_bytes = 0;
+  unsigned weight = 0;
+  uint64_t min_bytes = 0;
+  uint64_t max_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t cache_bytes = 0;
+  uint64_t oom_events = 0;
+  int64_t stats_age_ms = -1;  // -1: no stats yet
+  bool responsive = true;
+  std::string condition;  // Condition()
+  std::string note;
+  std::string backing_source;
+  uint64_t own_bytes = 0;
+  int pid = 0;
+  HcallStatus hcalls;
+};
+
+struct HvStatus {
+  uint64_t pool_bytes = 0;
+  uint64_t backing_bytes = 0;
+  uint64_t ram_bytes = 0;
+  uint64_t floors_bytes = 0;
+  uint64_t shortfall_bytes = 0;
+  std::string problem;  // empty: none (and left out of the JSON)
+  std::vector<MemberStatus> partitions;
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallStatus, get_mpp, page_init, page_init_failed, batches, releases,
+                                                pages_loaned, pages_returned)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_bytes, backing_bytes, loaned_bytes,
+                                                target_loaned_bytes, weight, min_bytes, max_bytes, free_bytes,
+                                                used_bytes, cache_bytes, oom_events, stats_age_ms, responsive,
+                                                condition, note, backing_source, own_bytes, pid, hcalls)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
+                                                shortfall_bytes, problem, partitions)
+
 // One word for how a member stands, for the status column: "unresponsive",
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or
 // "at target". A member is at its target within the policy's settle band.
@@ -19,8 +73,8 @@ std::string Condition(const MemberView& m);
 // Whether its loan is within the settle band of its target.
 bool AtTarget(const MemberView& m);
 
-// {"pool_bytes", "backing_bytes", "ram_bytes", "floors_bytes",
-//  "shortfall_bytes", ["problem"], "partitions": [one object per member]}.
+HvStatus Status(uint64_t pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
+// The same as JSON, without "problem" when there is none.
 nlohmann::json StatusJson(uint64_t pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
 nlohmann::json StatusJson(const Pool& pool);
 

@@ -36,21 +36,24 @@ const SortKey* FindSortLabel(std::string_view label) {
 
 namespace {
 
-std::string Bytes(const json& v) { return FormatBytes(v.is_number_unsigned() ? v.get<uint64_t>() : 0); }
-
 std::string Percent(uint64_t part, uint64_t whole) {
   return whole ? fmt::format("{:.0f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole)) : "-";
 }
 
-std::vector<json> Sorted(const json& members, const WatchSort& sort) {
-  std::vector<json> rows(members.begin(), members.end());
-  std::stable_sort(rows.begin(), rows.end(), [&](const json& a, const json& b) {
-    const json& x = a.contains(sort.key) ? a[sort.key] : a["name"];
-    const json& y = b.contains(sort.key) ? b[sort.key] : b["name"];
-    if (x == y) return a["name"] < b["name"];
-    return sort.largest_first ? y < x : x < y;
+// The sort key names a member's field as serialised, so any field sorts.
+std::vector<MemberStatus> Sorted(const std::vector<MemberStatus>& members, const WatchSort& sort) {
+  std::vector<std::pair<json, const MemberStatus*>> rows;
+  for (const auto& m : members) {
+    const json j = m;
+    rows.emplace_back(j.contains(sort.key) ? j[sort.key] : j["name"], &m);
+  }
+  std::stable_sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
+    if (a.first == b.first) return a.second->name < b.second->name;
+    return sort.largest_first ? b.first < a.first : a.first < b.first;
   });
-  return rows;
+  std::vector<MemberStatus> out;
+  for (const auto& [_, m] : rows) out.push_back(*m);
+  return out;
 }
 
 // "287.2 MiB" -> "287.2M": sizes in 7 columns for a narrow terminal.
@@ -69,13 +72,13 @@ std::string Fit(std::string line, int width) {
 
 }  // namespace
 
-std::string WatchFrame(const json& status, const std::vector<std::string>& events, const WatchSort& sort, int width,
-                       std::string_view clock) {
-  const uint64_t pool = status.value("pool_bytes", uint64_t{0});
-  const uint64_t backing = status.value("backing_bytes", uint64_t{0});
-  const json& members = status["partitions"];
+std::string WatchFrame(const HvStatus& status, const std::vector<std::string>& events, const WatchSort& sort,
+                       int width, std::string_view clock) {
+  const uint64_t pool = status.pool_bytes;
+  const uint64_t backing = status.backing_bytes;
+  const std::vector<MemberStatus>& members = status.partitions;
   size_t vms = 0;
-  for (const auto& p : members) vms += p.value("kind", "") == "vm";
+  for (const auto& p : members) vms += p.kind == "vm";
   std::string out;
   const std::string title = fmt::format("cmm hv watch: pool {}, {} partition{}, {} VM{}", FormatBytes(pool),
                                         members.size() - vms, members.size() - vms == 1 ? "" : "s", vms,
@@ -90,7 +93,7 @@ std::string WatchFrame(const json& status, const std::vector<std::string>& event
   out += Fit(fmt::format("pool [{}{}]{}", std::string(static_cast<size_t>(filled), '#'),
                          std::string(static_cast<size_t>(bar - filled), '.'), figures),
              width);
-  if (status.contains("problem")) out += Fit(status["problem"].get<std::string>(), width);
+  if (!status.problem.empty()) out += Fit(status.problem, width);
   out += "\n";
   // Under 120 columns the view drops the cache, target and weight columns
   // and shortens the kind, so that a row fits 80.
@@ -107,14 +110,14 @@ std::string WatchFrame(const json& status, const std::vector<std::string>& event
   out += Fit(row("NAME", "KIND", {"RAM", "USED", "CACHE", "FREE", "LOANED", "TARGET", "BACKING", "WEIGHT"}, "OOMS",
                  "STATUS"),
              width);
-  for (const json& p : Sorted(members, sort)) {
-    std::string state = p.value("condition", "");
-    if (const std::string note = p.value("note", ""); !note.empty()) state += ": " + note;
-    out += Fit(row(p.value("name", ""), p.value("kind", ""),
-                   {Bytes(p["ram_bytes"]), Bytes(p["used_bytes"]), Bytes(p["cache_bytes"]), Bytes(p["free_bytes"]),
-                    Bytes(p["loaned_bytes"]), Bytes(p["target_loaned_bytes"]), Bytes(p["backing_bytes"]),
-                    std::to_string(p.value("weight", 0))},
-                   std::to_string(p.value("oom_events", uint64_t{0})), state),
+  for (const MemberStatus& p : Sorted(members, sort)) {
+    std::string state = p.condition;
+    if (!p.note.empty()) state += ": " + p.note;
+    out += Fit(row(p.name, p.kind,
+                   {FormatBytes(p.ram_bytes), FormatBytes(p.used_bytes), FormatBytes(p.cache_bytes),
+                    FormatBytes(p.free_bytes), FormatBytes(p.loaned_bytes), FormatBytes(p.target_loaned_bytes),
+                    FormatBytes(p.backing_bytes), std::to_string(p.weight)},
+                   std::to_string(p.oom_events), state),
                width);
   }
   if (members.empty()) out += "(no members yet)\n";
@@ -132,21 +135,21 @@ std::string WatchFrame(const json& status, const std::vector<std::string>& event
   return out;
 }
 
-std::string WatchLine(const json& status, std::string_view clock) {
-  const uint64_t pool = status.value("pool_bytes", uint64_t{0});
-  const uint64_t backing = status.value("backing_bytes", uint64_t{0});
+std::string WatchLine(const HvStatus& status, std::string_view clock) {
+  const uint64_t pool = status.pool_bytes;
+  const uint64_t backing = status.backing_bytes;
   uint64_t loaned = 0, ooms = 0;
   std::string rows;
-  for (const json& p : status["partitions"]) {
-    loaned += p.value("loaned_bytes", uint64_t{0});
-    ooms += p.value("oom_events", uint64_t{0});
-    rows += fmt::format(" | {} {} {}", p.value("name", ""), Bytes(p["backing_bytes"]), p.value("condition", ""));
+  for (const MemberStatus& p : status.partitions) {
+    loaned += p.loaned_bytes;
+    ooms += p.oom_events;
+    rows += fmt::format(" | {} {} {}", p.name, FormatBytes(p.backing_bytes), p.condition);
   }
   std::string line = fmt::format("{} pool {}, backing {} ({}){}, loaned {}, {} member{}, {} OOM event{}", clock,
                                  FormatBytes(pool), FormatBytes(backing), Percent(backing, pool),
-                                 backing > pool ? " OVER" : "", FormatBytes(loaned), status["partitions"].size(),
-                                 status["partitions"].size() == 1 ? "" : "s", ooms, ooms == 1 ? "" : "s");
-  if (status.contains("problem")) line += " | " + status["problem"].get<std::string>();
+                                 backing > pool ? " OVER" : "", FormatBytes(loaned), status.partitions.size(),
+                                 status.partitions.size() == 1 ? "" : "s", ooms, ooms == 1 ? "" : "s");
+  if (!status.problem.empty()) line += " | " + status.problem;
   return line + rows;
 }
 

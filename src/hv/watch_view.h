@@ -7,12 +7,12 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "hv/status.h"
 
 namespace cmm::hv {
 
 struct WatchSort {
-  std::string key = "name";  // a member field: name, ram_bytes, used_bytes, backing_bytes, ...
+  std::string key = "name";  // a MemberStatus field as serialised: name, ram_bytes, used_bytes, backing_bytes, ...
   bool largest_first = false;
 };
 
@@ -33,10 +33,10 @@ const SortKey* FindSortLabel(std::string_view label);
 
 // Rows to fit in `width` columns; `events` are the newest last. Lines end
 // in "\n"; no escape codes.
-std::string WatchFrame(const nlohmann::json& status, const std::vector<std::string>& events, const WatchSort& sort,
+std::string WatchFrame(const HvStatus& status, const std::vector<std::string>& events, const WatchSort& sort,
                        int width, std::string_view clock);
 // "16:50:01 pool 96 MiB, backing 8 MiB (8%), loaned 16 MiB, 2 members,
 // 0 OOM events | alpha 8 MiB at target | beta 0 B at target"
-std::string WatchLine(const nlohmann::json& status, std::string_view clock);
+std::string WatchLine(const HvStatus& status, std::string_view clock);
 
 }  // namespace cmm::hv

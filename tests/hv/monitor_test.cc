@@ -128,3 +128,33 @@ TEST(StatusJson, CarriesEachMembersConditionAndTheProblemWhenInfeasible) {
 
 }  // namespace
 }  // namespace cmm::hv
+
+namespace cmm::hv {
+namespace {
+
+// The typed status: what StatusJson writes reads back field for field, and
+// a feasible pool's document has no "problem" at all.
+TEST(StatusJson, ReadsBackAsTheTypedStatusAndLeavesOutAProblemThereIsNot) {
+  MemberView m = Member("a", 64 * MiB, 16 * MiB, 32 * MiB);
+  m.counts.batches = 3;
+  m.settings.weight = 200;
+  const auto j = StatusJson(128 * MiB, {}, {m});
+  EXPECT_FALSE(j.contains("problem"));
+  const auto s = j.get<HvStatus>();
+  EXPECT_EQ(s.pool_bytes, 128 * MiB);
+  ASSERT_EQ(s.partitions.size(), 1U);
+  EXPECT_EQ(s.partitions[0].name, "a");
+  EXPECT_EQ(s.partitions[0].kind, "partition");
+  EXPECT_EQ(s.partitions[0].weight, 200U);
+  EXPECT_EQ(s.partitions[0].hcalls.batches, 3U);
+  EXPECT_EQ(s.partitions[0].max_bytes, 64 * MiB);  // no ceiling set: all of its RAM
+  EXPECT_TRUE(s.problem.empty());
+  nlohmann::json again = s;
+  again.erase("problem");
+  EXPECT_EQ(again, j);
+  const auto infeasible = StatusJson(128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {m}).get<HvStatus>();
+  EXPECT_NE(infeasible.problem.find("cannot be met"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cmm::hv

@@ -22,7 +22,7 @@ MemberView Member(const std::string& name, uint64_t ram, uint64_t backing) {
 size_t Line(const std::string& frame, const std::string& text) { return frame.find(text); }
 
 TEST(WatchFrame, RowsAreSortedByTheChosenKeyAndTheBarShowsBackingAgainstThePool) {
-  const auto status = StatusJson(100 * MiB, {}, {Member("alpha", 64 * MiB, 10 * MiB), Member("beta", 64 * MiB, 40 * MiB)});
+  const auto status = Status(100 * MiB, {}, {Member("alpha", 64 * MiB, 10 * MiB), Member("beta", 64 * MiB, 40 * MiB)});
   const std::string by_name = WatchFrame(status, {}, {"name", false}, 80, "12:00:00");
   EXPECT_LT(Line(by_name, "\nalpha"), Line(by_name, "\nbeta"));
   EXPECT_NE(by_name.find("sorted by name |"), std::string::npos);
@@ -42,7 +42,7 @@ TEST(WatchFrame, RowsAreSortedByTheChosenKeyAndTheBarShowsBackingAgainstThePool)
 }
 
 TEST(WatchFrame, AnOverPoolAnInfeasiblePoolAndEventsShow) {
-  const auto status = StatusJson(32 * MiB, {32 * MiB, 48 * MiB, 16 * MiB}, {Member("alpha", 64 * MiB, 40 * MiB)});
+  const auto status = Status(32 * MiB, {32 * MiB, 48 * MiB, 16 * MiB}, {Member("alpha", 64 * MiB, 40 * MiB)});
   const std::string frame =
       WatchFrame(status, {"12:00:01 alpha joined", "12:00:02 alpha: 1 OOM event"}, {"name", false}, 160, "12:00:03");
   EXPECT_NE(frame.find("] 40 MiB of 32 MiB (125%) OVER"), std::string::npos) << frame;
@@ -52,7 +52,7 @@ TEST(WatchFrame, AnOverPoolAnInfeasiblePoolAndEventsShow) {
 }
 
 TEST(WatchLine, OneLineWithThePoolAndEachMember) {
-  const auto status = StatusJson(100 * MiB, {}, {Member("alpha", 64 * MiB, 10 * MiB), Member("beta", 64 * MiB, 40 * MiB)});
+  const auto status = Status(100 * MiB, {}, {Member("alpha", 64 * MiB, 10 * MiB), Member("beta", 64 * MiB, 40 * MiB)});
   EXPECT_EQ(WatchLine(status, "12:00:00"),
             "12:00:00 pool 100 MiB, backing 50 MiB (50%), loaned 0 B, 2 members, 0 OOM events | alpha 10 MiB at target "
             "| beta 40 MiB at target");
