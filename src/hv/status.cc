@@ -46,14 +46,11 @@ HvStatus Status(uint64_t pool_bytes, const Feasibility& f, const std::vector<Mem
   for (const auto& v : members) {
     out.backing_bytes += v.backing_bytes;
     out.ram_bytes += v.ram_bytes;
-    const HcallCounts& c = v.counts;
     out.partitions.push_back({v.name, std::string(KindName(v.kind)), v.ram_bytes, v.backing_bytes, v.loaned_bytes,
                               v.target_loaned_bytes, v.settings.weight, v.settings.min_bytes,
                               v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes, v.stats.free_bytes,
                               v.stats.used_bytes, v.stats.cache_bytes, v.stats.oom_events, StatsAgeMs(v.stats),
-                              v.responsive, Condition(v), v.note, v.backing_source, v.own_bytes, v.pid,
-                              HcallStatus{c.get_mpp, c.page_init, c.page_init_failed, c.batches, c.releases,
-                                          c.pages_loaned, c.pages_returned}});
+                              v.responsive, Condition(v), v.note, v.backing_source, v.own_bytes, v.pid, v.counts});
   }
   return out;
 }

@@ -13,16 +13,6 @@
 
 namespace cmm::hv {
 
-struct HcallStatus {
-  uint64_t get_mpp = 0;
-  uint64_t page_init = 0;
-  uint64_t page_init_failed = 0;
-  uint64_t batches = 0;
-  uint64_t releases = 0;
-  uint64_t pages_loaned = 0;
-  uint64_t pages_returned = 0;
-};
-
 struct MemberStatus {
   std::string name;
   std::string kind;  // partition, vm
@@ -44,7 +34,7 @@ struct MemberStatus {
   std::string backing_source;
   uint64_t own_bytes = 0;
   int pid = 0;
-  HcallStatus hcalls;
+  HcallCounts hcalls;
 };
 
 struct HvStatus {
@@ -57,7 +47,7 @@ struct HvStatus {
   std::vector<MemberStatus> partitions;
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallStatus, get_mpp, page_init, page_init_failed, batches, releases,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallCounts, get_mpp, page_init, page_init_failed, batches, releases,
                                                 pages_loaned, pages_returned)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_bytes, backing_bytes, loaned_bytes,
                                                 target_loaned_bytes, weight, min_bytes, max_bytes, free_bytes,
