@@ -221,7 +221,7 @@ Hypervisor::BatchResult HvClient::PageInitBatch(uint64_t flags, std::span<const 
 }
 
 Hypervisor::BatchResult HvClient::PageInitBatchLocked(uint64_t flags, std::span<const uint64_t> addresses) {
-  if ((caps_ & proto::kCapBatch) == 0 || addresses.empty() || addresses.size() > max_batch_) {
+  if (!BatchOfferedLocked(addresses.size())) {
     // Not offered (any more): one call per page, same semantics.
     BatchResult out{0, papr::kHardware};
     for (const uint64_t a : addresses) {
@@ -236,10 +236,13 @@ Hypervisor::BatchResult HvClient::PageInitBatchLocked(uint64_t flags, std::span<
   return BatchResultOf(CallLocked(proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}}), addresses.size());
 }
 
+bool HvClient::BatchOfferedLocked(size_t n) const {
+  return (caps_ & proto::kCapBatch) != 0 && n != 0 && n <= max_batch_;
+}
+
 void HvClient::SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) {
   MutexLock lock(mu_);
-  const bool batched = (caps_ & proto::kCapBatch) != 0 && !addresses.empty() && addresses.size() <= max_batch_;
-  if (!batched || fd_ < 0) {
+  if (!BatchOfferedLocked(addresses.size()) || fd_ < 0) {
     // Done now, answered in its turn.
     const BatchResult now = PageInitBatchLocked(flags, addresses);
     submitted_.push_back({addresses.size(), false, now});

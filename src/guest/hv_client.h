@@ -64,6 +64,8 @@ class HvClient final : public Hypervisor {
   tl::expected<proto::Message, std::string> ReceiveLocked() REQUIRES(mu_);
   void CollectLocked() REQUIRES(mu_);
   BatchResult PageInitBatchLocked(uint64_t flags, std::span<const uint64_t> addresses) REQUIRES(mu_);
+  // Whether one batched call may carry `n` CMO pages on this connection.
+  bool BatchOfferedLocked(size_t n) const REQUIRES(mu_);
   void DropLocked(const std::string& why) REQUIRES(mu_);
   // After the backoff: connect, register, re-loan the balloon's pages.
   void ReconnectLocked() REQUIRES(mu_);
