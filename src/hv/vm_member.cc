@@ -21,8 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 constexpr uint64_t kMiB = 1 << 20;
-// How late a BALLOON_CHANGE event may come: QEMU rate-limits it to one a second.
-constexpr auto kLateEvents = std::chrono::seconds(2);
 
 // The virtio-balloon device's QOM path: a named device under
 // /machine/peripheral, else an anonymous one under /machine/peripheral-anon.
@@ -81,8 +79,7 @@ tl::expected<std::shared_ptr<VmMember>, std::string> VmMember::Attach(VmOptions 
                                                    memfd ? *memfd : -1, std::move(on_lost)));
   {
     MutexLock lock(vm->mu_);
-    vm->actual_ = balloon->value("actual", ram);
-    vm->pushed_value_ = vm->actual_;
+    vm->follow_ = BalloonFollow(balloon->value("actual", ram));
   }
   vm->Measure();
   // spdlog's registry is made on first use: make it here, before the
@@ -131,7 +128,7 @@ MemberState VmMember::Observe() const {
   MemberState s;
   s.ram_bytes = ram_bytes_;
   s.backing_bytes = backing_;
-  s.loaned_bytes = ram_bytes_ - std::min(actual_, ram_bytes_);
+  s.loaned_bytes = ram_bytes_ - std::min(follow_.actual(), ram_bytes_);
   s.stats = stats_;
   s.responsive = responsive_;
   s.note = note_;
@@ -158,16 +155,12 @@ void VmMember::Measure() {
 
 void VmMember::OnBalloon(uint64_t actual, MemberClock::time_point now) {
   MutexLock lock(mu_);
-  if (actual == actual_) return;
+  if (actual == follow_.actual()) return;
   // Guest memory grew past what was asked: the guest deflated on OOM.
-  // QEMU sends BALLOON_CHANGE at most once a second, so a late event may
-  // still carry the answer to a higher value asked just before.
-  const uint64_t asked = now < lowered_until_ ? std::max(pushed_value_, lowered_from_) : pushed_value_;
-  if (actual > actual_ && actual > asked) {
+  if (const uint64_t taken_back = follow_.Seen(actual, now); taken_back > 0) {
     ++stats_.oom_events;
-    oom_taken_back_ += actual - actual_;
+    oom_taken_back_ += taken_back;
   }
-  actual_ = actual;
   actual_moved_ = now;
 }
 
@@ -177,7 +170,7 @@ bool VmMember::Push() {
     MutexLock lock(mu_);
     // QEMU refuses 0; the guest keeps at least a page.
     value = std::max<uint64_t>(ram_bytes_ - std::min(want_loaned_, ram_bytes_), kMiB);
-    if (value == pushed_value_) return true;
+    if (value == follow_.asked()) return true;
   }
   auto r = qmp_->Execute("balloon", {{"value", value}});
   if (!r) {
@@ -187,11 +180,7 @@ bool VmMember::Push() {
   }
   MutexLock lock(mu_);
   const auto now = MemberClock::now();
-  if (value < pushed_value_) {
-    lowered_from_ = now < lowered_until_ ? std::max(lowered_from_, pushed_value_) : pushed_value_;
-    lowered_until_ = now + kLateEvents;
-  }
-  pushed_value_ = value;
+  follow_.Asked(value, now);
   actual_moved_ = now;
   return true;
 }
@@ -234,10 +223,11 @@ bool VmMember::Tick(MemberClock::time_point now) {
                              : fmt::format("guest stats stopped {} s ago",
                                            std::chrono::duration_cast<std::chrono::seconds>(now - stats_seen).count());
   }
-  const uint64_t gap = actual_ > pushed_value_ ? actual_ - pushed_value_ : pushed_value_ - actual_;
+  const uint64_t actual = follow_.actual(), asked = follow_.asked();
+  const uint64_t gap = actual > asked ? actual - asked : asked - actual;
   if (gap > kMiB && now - actual_moved_ > limit) {
     if (!note.empty()) note += "; ";
-    note += fmt::format("balloon at {} MiB does not move toward {} MiB", actual_ / kMiB, pushed_value_ / kMiB);
+    note += fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB);
   }
   const bool responsive = note.empty();
   if (responsive != responsive_) {

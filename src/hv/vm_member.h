@@ -23,6 +23,7 @@
 #include <tl/expected.hpp>
 
 #include "core/mutex.h"
+#include "hv/balloon_follow.h"
 #include "hv/member.h"
 #include "hv/qmp_client.h"
 
@@ -78,11 +79,9 @@ class VmMember final : public Member {
 
   mutable Mutex mu_;  // guards everything below
   uint64_t want_loaned_ GUARDED_BY(mu_) = 0;  // from the last assignment
-  uint64_t pushed_value_ GUARDED_BY(mu_) = 0;  // the balloon value last sent (guest memory QEMU asks for)
-  uint64_t actual_ GUARDED_BY(mu_) = 0;        // guest memory now, from QEMU
-  // After a value is lowered, events may still answer the higher one.
-  uint64_t lowered_from_ GUARDED_BY(mu_) = 0;
-  MemberClock::time_point lowered_until_ GUARDED_BY(mu_){};
+  // The balloon value last sent (guest memory QEMU asks for) and the guest
+  // memory now, from QEMU.
+  BalloonFollow follow_ GUARDED_BY(mu_);
   MemberStats stats_ GUARDED_BY(mu_);
   uint64_t oom_taken_back_ GUARDED_BY(mu_) = 0;  // since the last period's log line
   int64_t stats_update_ GUARDED_BY(mu_) = -1;  // QEMU's "last-update" of the stats last read
