@@ -28,7 +28,7 @@ int main() {
   guest::PartitionOptions o;
   o.name = "bench";
   o.page_size = 4096;
-  o.ram_bytes = static_cast<uint64_t>(kPages + (kPages / 16)) * o.page_size;  // room above min_mem
+  o.ram_bytes = PageGeometry(o.page_size).ToBytes(Pages(kPages + (kPages / 16)));  // room above min_mem
   o.params.simulate = true;
   o.params.min_mem_mb = 0;
   o.params.disable = 1;  // the benchmark drives the controller itself

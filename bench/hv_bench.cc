@@ -52,12 +52,12 @@ struct Run {
 
 // A partition registered with the hypervisor at `socket`, its own balloon
 // thread off: the benchmark drives the controller itself.
-std::unique_ptr<guest::Partition> Connect(const std::string& socket, const char* name, uint64_t ram_bytes,
+std::unique_ptr<guest::Partition> Connect(const std::string& socket, const char* name, Bytes ram_bytes,
                                           bool batch) {
   guest::PartitionOptions o;
   o.name = name;
   o.ram_bytes = ram_bytes;
-  o.block_bytes = uint64_t{64} << 20;
+  o.block_bytes = MiB(64);
   o.params.min_mem_mb = 0;
   o.params.disable = 1;
   o.hv_socket = socket;
@@ -70,7 +70,7 @@ std::unique_ptr<guest::Partition> Connect(const std::string& socket, const char*
 // Best of `runs` inflate/deflate cycles (the machine is shared: take the
 // least disturbed one).
 Run EndToEnd(const std::string& socket, const std::string& name, bool batch, int runs) {
-  const auto made = Connect(socket, name.c_str(), kRam, batch);
+  const auto made = Connect(socket, name.c_str(), Bytes(static_cast<int64_t>(kRam)), batch);
   guest::Partition& p = *made;
   Controller& c = p.controller();
   uint8_t* ram = p.ram().data();
@@ -236,7 +236,7 @@ struct Placements {
   RoundTrips free, one_cpu, two_cpus;
 };
 Placements MeasureRoundTrips(const std::string& socket, pid_t hv_pid) {
-  const auto made = Connect(socket, "round-trips", uint64_t{64} << 20, false);
+  const auto made = Connect(socket, "round-trips", MiB(64), false);
   Memfd m;
   RawHypervisor raw(m.fd);
   auto measure = [&] {

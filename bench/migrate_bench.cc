@@ -28,8 +28,8 @@ double Seconds(Timer::duration d) { return std::chrono::duration<double>(d).coun
 std::unique_ptr<guest::Partition> Make(const char* name, uint64_t blocks) {
   guest::PartitionOptions o;
   o.name = name;
-  o.ram_bytes = blocks * kBlock;
-  o.block_bytes = kBlock;
+  o.ram_bytes = Bytes(static_cast<int64_t>(blocks * kBlock));
+  o.block_bytes = Bytes(static_cast<int64_t>(kBlock));
   o.params.simulate = true;
   o.params.disable = 1;
   auto made = guest::Partition::Create(o);
@@ -130,7 +130,7 @@ int main() {
     }
     remove = std::min(remove, s);
     for (const auto h : half) n.Free(h);
-    if (!q->HotAdd(kBlock)) return 1;
+    if (!q->HotAdd(Bytes(static_cast<int64_t>(kBlock)))) return 1;
   }
 
   const double gib = static_cast<double>(kPages * kPage) / double(1 << 30);

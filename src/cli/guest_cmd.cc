@@ -49,19 +49,19 @@ guest::PartitionOptions Options(const GuestFlags& f) {
     throw UserError(fmt::format("partition name \"{}\" is not valid: use {}", f.name, kNameRule), kExitUsage);
   }
   o.name = f.name;
-  const auto mem = ParseSize(f.mem);
-  if (!mem || *mem == 0) throw UserError(fmt::format("--mem {}: not a size; try 512M or 2G", f.mem), kExitUsage);
+  const auto mem = ParseBytes(f.mem);
+  if (!mem || *mem == Bytes(0)) throw UserError(fmt::format("--mem {}: not a size; try 512M or 2G", f.mem), kExitUsage);
   o.ram_bytes = *mem;
   if (!f.max_mem.empty()) {
-    const auto max = ParseSize(f.max_mem);
+    const auto max = ParseBytes(f.max_mem);
     if (!max || *max < *mem) {
       throw UserError(fmt::format("--max-mem {}: not a size of at least --mem {}", f.max_mem, f.mem), kExitUsage);
     }
     o.max_bytes = *max;
   }
   if (!f.block.empty()) {
-    const auto block = ParseSize(f.block);
-    if (!block || *block == 0) throw UserError(fmt::format("--block {}: not a size; try 128M", f.block), kExitUsage);
+    const auto block = ParseBytes(f.block);
+    if (!block || *block == Bytes(0)) throw UserError(fmt::format("--block {}: not a size; try 128M", f.block), kExitUsage);
     o.block_bytes = *block;
   }
   const auto page = ParseSize(f.page_size);
@@ -69,7 +69,7 @@ guest::PartitionOptions Options(const GuestFlags& f) {
     throw UserError(fmt::format("--page-size {}: must be 4K or 64K", f.page_size), kExitUsage);
   }
   o.page_size = *page;
-  if (o.ram_bytes % o.page_size != 0) {
+  if (o.ram_bytes % Bytes(static_cast<int64_t>(o.page_size)) != Bytes(0)) {
     throw UserError(fmt::format("--mem {} is not a whole number of {} pages", f.mem, FormatBytes(o.page_size)),
                     kExitUsage);
   }
@@ -85,7 +85,7 @@ guest::PartitionOptions Options(const GuestFlags& f) {
   for (const auto& [flag, text, out] : {std::tuple{"--pool-min", &f.pool_min, &o.pool_min_bytes},
                                         std::tuple{"--pool-max", &f.pool_max, &o.pool_max_bytes}}) {
     if (text->empty()) continue;
-    const auto bytes = ParseSize(*text);
+    const auto bytes = ParseBytes(*text);
     if (!bytes || *bytes > o.ram_bytes) {
       throw UserError(fmt::format("{} {}: not a size within --mem {}", flag, *text, f.mem), kExitUsage);
     }
@@ -186,7 +186,7 @@ int RunGuest(const GuestFlags& f) {
                                 ctl::ErrnoName(rc)));
   }
   fmt::print("partition {}: {} of guest RAM ({} pages of {}), {} mode, control socket {}\n", o.name,
-             FormatBytes(o.ram_bytes), o.ram_bytes / o.page_size, FormatBytes(o.page_size),
+             FormatBytes(o.ram_bytes), PageGeometry(o.page_size).WholePages(o.ram_bytes).value(), FormatBytes(o.page_size),
              o.params.simulate ? "simulate" : "hypervisor", path);
   std::fflush(stdout);
 

@@ -37,6 +37,12 @@ std::optional<uint64_t> ParseSize(const std::string& text) {
   return v << shift;
 }
 
+std::optional<Bytes> ParseBytes(const std::string& text) {
+  const auto v = ParseSize(text);
+  if (!v || *v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+  return Bytes(static_cast<int64_t>(*v));
+}
+
 std::string FormatBytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -49,6 +55,13 @@ std::string FormatBytes(uint64_t bytes) {
     return fmt::format("{} {}", static_cast<uint64_t>(v), kUnits[u]);
   }
   return fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
+std::string FormatBytes(Bytes bytes) {
+  const int64_t v = bytes.value();
+  // Through unsigned so the most negative value has a magnitude too.
+  const uint64_t magnitude = v < 0 ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  return v < 0 ? fmt::format("-{}", FormatBytes(magnitude)) : FormatBytes(magnitude);
 }
 
 }  // namespace cmm

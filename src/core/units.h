@@ -28,6 +28,10 @@ class Count {
   // Scaling by a plain number (so many per block), not by another count.
   friend constexpr Count operator*(Count a, int64_t k) { return Count(a.v_ * k); }
   friend constexpr Count operator*(int64_t k, Count a) { return Count(a.v_ * k); }
+  friend constexpr Count operator/(Count a, int64_t k) { return Count(a.v_ / k); }
+  // How many whole `b` fit in `a`, and what is left over (blocks of bytes).
+  friend constexpr int64_t operator/(Count a, Count b) { return a.v_ / b.v_; }
+  friend constexpr Count operator%(Count a, Count b) { return Count(a.v_ % b.v_); }
   friend constexpr auto operator<=>(Count, Count) = default;
 
  private:
@@ -38,6 +42,22 @@ struct PagesTag {};
 struct BytesTag {};
 using Pages = Count<PagesTag>;
 using Bytes = Count<BytesTag>;
+
+// The serialised forms (wire messages, status JSON) count unsigned: there a
+// negative count is none, and a number past the signed range reads as the
+// largest count. Code in between passes the typed count.
+template <class C>
+constexpr uint64_t AsUnsigned(C c) {
+  return c.value() < 0 ? 0 : static_cast<uint64_t>(c.value());
+}
+template <class C>
+constexpr C FromUnsigned(uint64_t v) {
+  return C(v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v));
+}
+
+constexpr Bytes KiB(int64_t n) { return Bytes(n << 10); }
+constexpr Bytes MiB(int64_t n) { return Bytes(n << 20); }
+constexpr Bytes GiB(int64_t n) { return Bytes(n << 30); }
 
 // A page frame number: the page's index in guest RAM. Its guest physical
 // address is pfn * page size.

@@ -55,7 +55,7 @@ PartitionStatus Status(guest::Partition& p, const BootRecord& boot) {
   out.cache_pages = p.cache().pages();
   out.oom_events = p.memory().oom_events();
   out.oom_give_backs = p.memory().oom_give_backs();
-  out.block_bytes = p.block_bytes();
+  out.block_bytes = AsUnsigned(p.block_bytes());
   out.blocks_online = p.blocks_online();
   out.blocks_total = p.blocks_total();
   out.boot = boot.number;
@@ -146,8 +146,8 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
       return ErrorReply(EINVAL, "mem_add needs an unsigned \"bytes\"");
     }
     if (!peer.admin()) return ErrorReply(EPERM, "adding memory needs administrator rights (uid 0)");
-    const auto added = p.HotAdd(request["bytes"].get<uint64_t>());
-    if (!added) return ErrorReply(EINVAL, added.error());
+    const auto added = p.HotAdd(FromUnsigned<Bytes>(request["bytes"].get<uint64_t>()));
+    if (!added) return ErrorReply(added.error());
     return {{"ok", true}, {"blocks", *added}, {"blocks_online", p.blocks_online()}};
   }
   if (op == "mem_remove") {
@@ -156,13 +156,13 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
     if (by_block == by_bytes) return ErrorReply(EINVAL, "mem_remove needs an unsigned \"block\" or \"bytes\"");
     if (!peer.admin()) return ErrorReply(EPERM, "removing memory needs administrator rights (uid 0)");
     const auto removed = by_block ? p.HotRemove(request["block"].get<uint64_t>())
-                                  : p.HotRemoveBytes(request["bytes"].get<uint64_t>());
+                                  : p.HotRemoveBytes(FromUnsigned<Bytes>(request["bytes"].get<uint64_t>()));
     if (!removed) return ErrorReply(removed.error());
     return {{"ok", true},
             {"blocks", removed->blocks},
             {"movable_migrated", removed->movable_migrated},
             {"balloon_migrated", removed->balloon_migrated},
-            {"bytes_released", removed->bytes_released},
+            {"bytes_released", AsUnsigned(removed->bytes_released)},
             {"blocks_online", p.blocks_online()}};
   }
   ControlFiles* files = p.kernel().files();

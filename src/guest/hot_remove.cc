@@ -92,24 +92,25 @@ Result<HotRemoveReport> Partition::HotRemoveLocked(uint64_t block) {
   kernel_.NotifyMemory(MemoryAction::kOffline);
 
   const uint64_t before = ram_.BackingBytes();
-  if (auto released = ram_.Release(block * block_bytes_, block_bytes_); !released) {
+  const auto length = static_cast<uint64_t>(block_bytes_.value());
+  if (auto released = ram_.Release(block * length, length); !released) {
     // The block is offline either way; its memory just stays with this process.
     return tl::unexpected(Error{
         ErrorCode::kIo, fmt::format("block {} is offline but its memory was not returned: {}", block, released.error())});
   }
   const uint64_t after = ram_.BackingBytes();
-  report.bytes_released = before > after ? before - after : 0;
+  report.bytes_released = Bytes(before > after ? static_cast<int64_t>(before - after) : 0);
   report.blocks.push_back(block);
   return report;
 }
 
-Result<HotRemoveReport> Partition::HotRemoveBytes(uint64_t bytes) {
-  if (bytes == 0 || bytes % block_bytes_ != 0) {
-    return tl::unexpected(Error{
-        ErrorCode::kInvalid, fmt::format("hot-remove size must be a positive multiple of the {}-byte block size", block_bytes_)});
+Result<HotRemoveReport> Partition::HotRemoveBytes(Bytes bytes) {
+  if (bytes <= Bytes(0) || bytes % block_bytes_ != Bytes(0)) {
+    return Fail(ErrorCode::kInvalid, fmt::format("hot-remove size must be a positive multiple of the {}-byte block size",
+                                                 block_bytes_.value()));
   }
   MutexLock lock(hotplug_mu_);
-  const uint64_t wanted = bytes / block_bytes_;
+  const auto wanted = static_cast<uint64_t>(bytes / block_bytes_);
   HotRemoveReport total;
   std::vector<std::string> refusals;
   for (uint64_t b = allocator_.blocks(); b-- > 0 && total.blocks.size() < wanted;) {

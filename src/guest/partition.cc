@@ -15,25 +15,27 @@ Result<std::unique_ptr<Partition>> Partition::Create(const PartitionOptions& o) 
   if (!PageGeometry::Valid(o.page_size)) {
     return Fail(ErrorCode::kInvalid, fmt::format("page size {} is not a power of two of at least 1 KiB", o.page_size));
   }
-  if (o.ram_bytes == 0 || o.ram_bytes % o.page_size != 0) {
-    return Fail(ErrorCode::kInvalid, fmt::format("guest RAM of {} bytes is not a whole number of {}-byte pages", o.ram_bytes,
-                                      o.page_size));
+  const Bytes page(static_cast<int64_t>(o.page_size));
+  const Bytes zero;
+  if (o.ram_bytes <= zero || o.ram_bytes % page != zero) {
+    return Fail(ErrorCode::kInvalid, fmt::format("guest RAM of {} bytes is not a whole number of {}-byte pages",
+                                                 o.ram_bytes.value(), o.page_size));
   }
-  const uint64_t max = o.max_bytes == 0 ? o.ram_bytes : o.max_bytes;
-  if (max < o.ram_bytes || max % o.page_size != 0) {
-    return Fail(ErrorCode::kInvalid, fmt::format("maximum RAM {} must be whole {}-byte pages and at least the boot RAM {}", max,
-                                      o.page_size, o.ram_bytes));
+  const Bytes max = o.max_bytes == zero ? o.ram_bytes : o.max_bytes;
+  if (max < o.ram_bytes || max % page != zero) {
+    return Fail(ErrorCode::kInvalid, fmt::format("maximum RAM {} must be whole {}-byte pages and at least the boot RAM {}",
+                                                 max.value(), o.page_size, o.ram_bytes.value()));
   }
-  uint64_t block = o.block_bytes;
-  if (block == 0) {
-    block = uint64_t{128} << 20;
-    while (block > o.page_size && (o.ram_bytes % block != 0 || max % block != 0)) block /= 2;
-  } else if (block % o.page_size != 0 || o.ram_bytes % block != 0 || max % block != 0) {
+  Bytes block = o.block_bytes;
+  if (block == zero) {
+    block = MiB(128);
+    while (block > page && (o.ram_bytes % block != zero || max % block != zero)) block = block / 2;
+  } else if (block <= zero || block % page != zero || o.ram_bytes % block != zero || max % block != zero) {
     return Fail(ErrorCode::kInvalid, fmt::format("block size {} must be a whole number of pages and divide both the boot RAM "
-                                      "({}) and the maximum RAM ({})",
-                                      block, o.ram_bytes, max));
+                                                 "({}) and the maximum RAM ({})",
+                                                 block.value(), o.ram_bytes.value(), max.value()));
   }
-  auto ram = GuestRam::Create(o.name, max);
+  auto ram = GuestRam::Create(o.name, static_cast<uint64_t>(max.value()));
   if (!ram) return Fail(ErrorCode::kIo, ram.error());
   std::unique_ptr<HvClient> hv;
   if (!o.hv_socket.empty()) {
@@ -42,11 +44,12 @@ Result<std::unique_ptr<Partition>> Partition::Create(const PartitionOptions& o) 
     proto::Register reg;
     reg.name = o.name;
     reg.page_size = o.page_size;
-    reg.ram_bytes = max;
+    reg.ram_bytes = static_cast<uint64_t>(max.value());
     reg.weight = o.weight;
     reg.want_batch = o.batch;
-    reg.min_bytes = std::min<uint64_t>(max, o.pool_min_bytes.value_or(o.params.min_mem_mb << 20));
-    reg.max_bytes = o.pool_max_bytes.value_or(0);
+    const Bytes floor = o.pool_min_bytes.value_or(MiB(static_cast<int64_t>(o.params.min_mem_mb)));
+    reg.min_bytes = static_cast<uint64_t>(std::min(max, floor).value());
+    reg.max_bytes = static_cast<uint64_t>(o.pool_max_bytes.value_or(Bytes(0)).value());
     auto client = HvClient::Connect(o.hv_socket, reg, ram->fd());
     if (!client) return tl::unexpected(client.error().Within("hypervisor at " + o.hv_socket));
     hv = std::move(*client);
@@ -54,13 +57,14 @@ Result<std::unique_ptr<Partition>> Partition::Create(const PartitionOptions& o) 
   return std::unique_ptr<Partition>(new Partition(o, std::move(*ram), block, std::move(hv)));
 }
 
-Partition::Partition(const PartitionOptions& o, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv)
+Partition::Partition(const PartitionOptions& o, GuestRam ram, Bytes block_bytes, std::unique_ptr<HvClient> hv)
     : name_(o.name),
       ram_(std::move(ram)),
       hv_(std::move(hv)),
       // Boot memory is Zone Normal; hot-added blocks are Movable.
-      allocator_(PageGeometry(o.page_size), ram_.data(), block_bytes / o.page_size, ram_.size() / block_bytes,
-                 o.ram_bytes / block_bytes, &kernel_),
+      allocator_(PageGeometry(o.page_size), ram_.data(), PageGeometry(o.page_size).WholePages(block_bytes).value(),
+                 static_cast<uint64_t>(static_cast<int64_t>(ram_.size()) / block_bytes.value()),
+                 static_cast<uint64_t>(o.ram_bytes / block_bytes), &kernel_),
       cache_(allocator_, kernel_),
       runner_(clock_),
       workload_specs_(o.workloads),
@@ -96,15 +100,15 @@ Partition::~Partition() { Stop(); }
 int Partition::Start() {
   // Admission: what the pool has no room for is loaned before the
   // workload can touch it.
-  uint64_t admitted_loan = 0;
+  Bytes admitted_loan;
   if (hv_ && !workload_specs_.empty()) {
     papr::MppData mpp;
-    if (hv_->GetMpp(mpp) == papr::kSuccess && mpp.loan_request > 0) admitted_loan = static_cast<uint64_t>(mpp.loan_request);
+    if (hv_->GetMpp(mpp) == papr::kSuccess && mpp.loan_request > 0) admitted_loan = Bytes(mpp.loan_request);
   }
   const int rc = controller_->Start();
   started_ = rc == 0;
-  if (started_ && admitted_loan > 0) {
-    const uint64_t held = WaitForBalloon(admitted_loan);
+  if (started_ && admitted_loan > Bytes(0)) {
+    const Bytes held = WaitForBalloon(admitted_loan);
     spdlog::info("{}: the pool had no room for {}; the balloon holds {} before the workloads start", name_,
                  FormatBytes(admitted_loan), FormatBytes(held));
   }
@@ -121,17 +125,17 @@ uint64_t Partition::BytesOf(Pages p) const {
   return static_cast<uint64_t>(allocator_.Geometry().ToBytes(std::max(p, Pages(0))).value());
 }
 
-uint64_t Partition::WaitForBalloon(uint64_t bytes) {
+Bytes Partition::WaitForBalloon(Bytes bytes) {
   // Bounded: a balloon that stops growing (min_mem_mb, a stalled pool) does
   // not hold the workload back for long.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  uint64_t last = 0;
+  Bytes last;
   auto last_growth = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() < deadline) {
-    const uint64_t loaned = BytesOf(controller_->loaned());
+    const Bytes loaned = Loaned();
     // The pool may have settled on less by now (it rebalances meanwhile).
-    const uint64_t target = BytesOf(controller_->loaned_target());
-    if (loaned >= bytes || (loaned > 0 && loaned >= target)) return loaned;
+    const Bytes target = allocator_.Geometry().ToBytes(controller_->loaned_target());
+    if (loaned >= bytes || (loaned > Bytes(0) && loaned >= target)) return loaned;
     const auto now = std::chrono::steady_clock::now();
     if (loaned > last) {
       last = loaned;
@@ -141,7 +145,13 @@ uint64_t Partition::WaitForBalloon(uint64_t bytes) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return BytesOf(controller_->loaned());
+  return Loaned();
+}
+
+Bytes Partition::Loaned() const { return allocator_.Geometry().ToBytes(controller_->loaned()); }
+
+uint64_t Partition::blocks_total() const {
+  return static_cast<uint64_t>(static_cast<int64_t>(ram_.size()) / block_bytes_.value());
 }
 
 void Partition::StopWorkloads() {
@@ -179,20 +189,22 @@ uint64_t Partition::blocks_online() const {
   return n;
 }
 
-tl::expected<std::vector<uint64_t>, std::string> Partition::HotAdd(uint64_t bytes) {
-  if (bytes == 0 || bytes % block_bytes_ != 0) {
-    return tl::unexpected(fmt::format("hot-add size must be a positive multiple of the {}-byte block size", block_bytes_));
+Result<std::vector<uint64_t>> Partition::HotAdd(Bytes bytes) {
+  if (bytes <= Bytes(0) || bytes % block_bytes_ != Bytes(0)) {
+    return Fail(ErrorCode::kInvalid, fmt::format("hot-add size must be a positive multiple of the {}-byte block size",
+                                                 block_bytes_.value()));
   }
   MutexLock lock(hotplug_mu_);
-  const uint64_t count = bytes / block_bytes_;
+  const auto count = static_cast<uint64_t>(bytes / block_bytes_);
   std::vector<uint64_t> offline;
   for (uint64_t b = 0; b < allocator_.blocks(); ++b) {
     if (allocator_.block_state(b) == BlockState::kOffline) offline.push_back(b);
   }
   if (count > offline.size()) {
-    return tl::unexpected(fmt::format("only {} of {} memory blocks are offline ({} bytes); start the partition with "
-                                      "a larger maximum RAM to add more",
-                                      offline.size(), blocks_total(), offline.size() * block_bytes_));
+    return Fail(ErrorCode::kInvalid, fmt::format("only {} of {} memory blocks are offline ({} bytes); start the partition "
+                                                 "with a larger maximum RAM to add more",
+                                                 offline.size(), blocks_total(),
+                                                 (block_bytes_ * static_cast<int64_t>(offline.size())).value()));
   }
   offline.resize(count);
   for (const uint64_t b : offline) {

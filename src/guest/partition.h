@@ -26,9 +26,9 @@ namespace cmm::guest {
 
 struct PartitionOptions {
   std::string name;
-  uint64_t ram_bytes = uint64_t{1} << 30;  // online at boot (Zone Normal)
-  uint64_t max_bytes = 0;    // the memfd's size, room for hot-add; 0: ram_bytes
-  uint64_t block_bytes = 0;  // memory block size; 0: 128 MiB, halved until it divides RAM
+  Bytes ram_bytes = GiB(1);  // online at boot (Zone Normal)
+  Bytes max_bytes;           // the memfd's size, room for hot-add; 0: ram_bytes
+  Bytes block_bytes;         // memory block size; 0: 128 MiB, halved until it divides RAM
   uint64_t page_size = 4096;
   ParamValues params;
   Hypervisor* hypervisor = nullptr;  // null: no hypervisor (simulate only)
@@ -37,15 +37,15 @@ struct PartitionOptions {
   std::string hv_socket;                // register with the hypervisor there
   uint8_t weight = 128;                 // PAPR mem_weight, sent at registration
   bool batch = true;                    // use the batched page-state call when offered
-  std::optional<uint64_t> pool_min_bytes;  // for the pool policy; default min_mem_mb
-  std::optional<uint64_t> pool_max_bytes;  // for the pool policy; default: all of RAM
+  std::optional<Bytes> pool_min_bytes;  // for the pool policy; default min_mem_mb
+  std::optional<Bytes> pool_max_bytes;  // for the pool policy; default: all of RAM
 };
 
 struct HotRemoveReport {
   std::vector<uint64_t> blocks;  // removed
   uint64_t movable_migrated = 0;
   uint64_t balloon_migrated = 0;
-  uint64_t bytes_released = 0;  // memfd backing given back to the host
+  Bytes bytes_released;  // memfd backing given back to the host
 };
 
 
@@ -71,8 +71,9 @@ class Partition {
   int64_t Restart();
 
   // Hot-add (`cmm mem add`): onlines `bytes` of offline memory blocks,
-  // lowest first, in Zone Movable. Returns the blocks onlined.
-  tl::expected<std::vector<uint64_t>, std::string> HotAdd(uint64_t bytes);
+  // lowest first, in Zone Movable. Returns the blocks onlined; kInvalid
+  // for a size that is not whole blocks or more than is offline.
+  Result<std::vector<uint64_t>> HotAdd(Bytes bytes);
   // Hot-remove of one block, the kernel's sequence: "going offline",
   // isolate, migrate every movable and balloon page out (S13), then
   // "offline" and the block's memory goes back to the host; or, if a page
@@ -82,9 +83,9 @@ class Partition {
   Result<HotRemoveReport> HotRemove(uint64_t block);
   // Removes `bytes` worth of blocks, trying the highest online blocks first
   // and skipping those that cannot be removed.
-  Result<HotRemoveReport> HotRemoveBytes(uint64_t bytes);
-  uint64_t block_bytes() const { return block_bytes_; }
-  uint64_t blocks_total() const { return ram_.size() / block_bytes_; }
+  Result<HotRemoveReport> HotRemoveBytes(Bytes bytes);
+  Bytes block_bytes() const { return block_bytes_; }
+  uint64_t blocks_total() const;
   uint64_t blocks_online() const;
 
   const std::string& name() const { return name_; }
@@ -97,10 +98,11 @@ class Partition {
   std::vector<WorkloadStats> workload_stats() const;
 
  private:
-  uint64_t WaitForBalloon(uint64_t bytes);  // what the balloon holds when it returns
+  Bytes WaitForBalloon(Bytes bytes);  // what the balloon holds when it returns
+  Bytes Loaned() const;
   uint64_t BytesOf(Pages p) const;          // for the wire and the logs, which count bytes unsigned
   void StopWorkloads();
-  Partition(const PartitionOptions& options, GuestRam ram, uint64_t block_bytes, std::unique_ptr<HvClient> hv);
+  Partition(const PartitionOptions& options, GuestRam ram, Bytes block_bytes, std::unique_ptr<HvClient> hv);
 
   std::string name_;
   GuestRam ram_;
@@ -116,7 +118,7 @@ class Partition {
   std::vector<WorkloadSpec> workload_specs_;
   mutable Mutex workloads_mu_;  // guards the pointer below, not the workloads
   std::unique_ptr<WorkloadRunner> workloads_ GUARDED_BY(workloads_mu_);
-  const uint64_t block_bytes_;
+  const Bytes block_bytes_;
   Mutex hotplug_mu_;  // serializes hot-add/remove
   Result<HotRemoveReport> HotRemoveLocked(uint64_t block) REQUIRES(hotplug_mu_);
 };

@@ -22,6 +22,10 @@ static_assert(!Addable<Pfn, Bytes>, "a page number moves by pages, not bytes");
 static_assert(Subtractable<Pfn, Pfn> && std::is_same_v<decltype(Pfn{} - Pfn{}), Pages>);
 static_assert(!Comparable<Pages, Bytes> && !Comparable<Pages, int64_t>);
 static_assert(!std::is_convertible_v<int64_t, Pages> && !std::is_convertible_v<Pages, Bytes>);
+template <class A, class B>
+concept Divisible = requires(A a, B b) { a / b; };
+static_assert(std::is_same_v<decltype(Bytes{} / Bytes{}), int64_t> && !Divisible<Bytes, Pages>,
+              "bytes divide into blocks of bytes, not into pages");
 
 TEST(Units, APageNumberMovesByPagesAndTwoOfThemArePagesApart) {
   const Pfn first{100};
@@ -40,6 +44,23 @@ TEST(Units, CountsAddSubtractStepAndScaleByAPlainNumber) {
   EXPECT_EQ(p * 3, Pages(27));
   EXPECT_EQ(2 * p, Pages(18));
   EXPECT_EQ(-p + Pages(9), Pages(0));
+}
+
+TEST(Units, BytesCountInWholeBlocksWithWhatIsLeftOver) {
+  EXPECT_EQ(MiB(256), Bytes(256 << 20));
+  EXPECT_EQ(GiB(1), MiB(1024));
+  EXPECT_EQ(KiB(4), Bytes(4096));
+  EXPECT_EQ(GiB(1) / MiB(128), 8);  // how many blocks: a plain number
+  EXPECT_EQ((MiB(300) % MiB(128)), MiB(44));
+  EXPECT_EQ(MiB(300) / 3, MiB(100));
+}
+
+TEST(Units, TheSerialisedFormsCountUnsignedNoneBelowZeroAndTheLargestPastTheRange) {
+  EXPECT_EQ(AsUnsigned(MiB(1)), uint64_t{1} << 20);
+  EXPECT_EQ(AsUnsigned(Bytes(-5)), 0u);
+  EXPECT_EQ(FromUnsigned<Bytes>(4096), KiB(4));
+  EXPECT_EQ(FromUnsigned<Bytes>(UINT64_MAX), Bytes(INT64_MAX));
+  EXPECT_EQ(FromUnsigned<Pages>(uint64_t{1} << 63), Pages(INT64_MAX));
 }
 
 TEST(Units, PagesBecomeBytesOnlyThroughThePageGeometry) {

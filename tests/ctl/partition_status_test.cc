@@ -14,8 +14,8 @@ namespace {
 std::unique_ptr<guest::Partition> SimulatedPartition() {
   guest::PartitionOptions o;
   o.name = "status1";
-  o.ram_bytes = 64ULL << 20;
-  o.block_bytes = 16ULL << 20;
+  o.ram_bytes = MiB(64);
+  o.block_bytes = MiB(16);
   o.params.simulate = true;
   auto p = guest::Partition::Create(o);
   EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().message);

@@ -125,7 +125,7 @@ TEST(KernelServices, S12_MemoryChainRunsHighPriorityFirst) {
 TEST(Partition, S4_S5_SimulateBalloonMovesRealAllocatorPages) {
   PartitionOptions o;
   o.name = "unit";
-  o.ram_bytes = 64 << 20;  // 16384 pages
+  o.ram_bytes = MiB(64);  // 16384 pages
   o.params.simulate = true;
   o.params.min_mem_mb = 16;
   o.params.disable = 1;  // no poll thread: the test drives the controller
@@ -156,7 +156,7 @@ TEST(Partition, RejectsBadGeometry) {
   o.page_size = 3000;
   EXPECT_FALSE(Partition::Create(o).has_value());
   o.page_size = 65536;
-  o.ram_bytes = 65536 * 3 + 4096;
+  o.ram_bytes = Bytes(65536 * 3 + 4096);
   EXPECT_FALSE(Partition::Create(o).has_value());
 }
 
@@ -172,21 +172,21 @@ struct ActionLog final : MemoryListener {
 TEST(HotAdd, BlocksComeOnlineInZoneMovableAndTellTheMemoryChain) {
   PartitionOptions o;
   o.name = "hotadd";
-  o.ram_bytes = 64 << 20;
-  o.max_bytes = 256 << 20;
+  o.ram_bytes = MiB(64);
+  o.max_bytes = MiB(256);
   o.params.simulate = true;
   o.params.disable = 1;
   auto made = Partition::Create(o);
   ASSERT_TRUE(made.has_value()) << made.error();
   Partition& p = **made;
-  EXPECT_EQ(p.block_bytes(), uint64_t{64} << 20);  // 128M does not divide 64M: halved
+  EXPECT_EQ(p.block_bytes(), MiB(64));  // 128M does not divide 64M: halved
   EXPECT_EQ(p.blocks_total(), 4U);
   EXPECT_EQ(p.blocks_online(), 1U);
   EXPECT_EQ(p.memory().Totalram(), Pages(16384));
   ActionLog log;
   ASSERT_EQ(p.kernel().RegisterMemory(log, 0), 0);
 
-  const auto first = p.HotAdd(128 << 20);
+  const auto first = p.HotAdd(MiB(128));
   ASSERT_TRUE(first.has_value()) << first.error();
   EXPECT_EQ(*first, (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(p.blocks_online(), 3U);
@@ -200,10 +200,11 @@ TEST(HotAdd, BlocksComeOnlineInZoneMovableAndTellTheMemoryChain) {
   EXPECT_EQ(p.controller().Inflate(Pages(20000)), Pages(0));
   EXPECT_EQ(p.memory().ZoneOf(Pfn{19999}), Zone::kMovable);
 
-  const auto too_much = p.HotAdd(128 << 20);
+  const auto too_much = p.HotAdd(MiB(128));
   ASSERT_FALSE(too_much.has_value());
-  EXPECT_NE(too_much.error().find("only 1 of 4 memory blocks are offline"), std::string::npos) << too_much.error();
-  EXPECT_FALSE(p.HotAdd(10 << 20).has_value());  // not whole blocks
+  EXPECT_EQ(too_much.error().code, ErrorCode::kInvalid);
+  EXPECT_NE(too_much.error().message.find("only 1 of 4 memory blocks are offline"), std::string::npos) << too_much.error();
+  EXPECT_FALSE(p.HotAdd(MiB(10)).has_value());  // not whole blocks
   EXPECT_EQ(p.blocks_online(), 3U);
   p.Stop();
   EXPECT_EQ(p.memory().FreePages(), 3U * 16384);
@@ -213,17 +214,17 @@ TEST(HotAdd, BlocksComeOnlineInZoneMovableAndTellTheMemoryChain) {
 TEST(HotAdd, BlockSizeMustDivideTheRamSizes) {
   PartitionOptions o;
   o.name = "blk";
-  o.ram_bytes = 64 << 20;
-  o.max_bytes = 96 << 20;
-  o.block_bytes = 64 << 20;
+  o.ram_bytes = MiB(64);
+  o.max_bytes = MiB(96);
+  o.block_bytes = MiB(64);
   const auto made = Partition::Create(o);
   ASSERT_FALSE(made.has_value());
   EXPECT_EQ(made.error().code, ErrorCode::kInvalid);
   EXPECT_NE(made.error().message.find("divide"), std::string::npos) << made.error();
-  o.max_bytes = 32 << 20;
+  o.max_bytes = MiB(32);
   EXPECT_FALSE(Partition::Create(o).has_value());  // maximum below boot RAM
-  o.block_bytes = 0;
-  o.max_bytes = (64 << 20) + 100;
+  o.block_bytes = Bytes(0);
+  o.max_bytes = MiB(64) + Bytes(100);
   EXPECT_FALSE(Partition::Create(o).has_value());  // maximum not whole pages
 }
 

@@ -12,8 +12,8 @@
 namespace cmm::guest {
 namespace {
 
-constexpr uint64_t kBlock = 16 << 20;  // 4096 pages of 4 KiB
-constexpr uint64_t kPagesPerBlock = kBlock / 4096;
+constexpr Bytes kBlock = MiB(16);  // 4096 pages of 4 KiB
+constexpr uint64_t kPagesPerBlock = 4096;
 
 struct Events final : MemoryListener {
   void OnMemoryEvent(MemoryAction a) override { actions.push_back(a); }
@@ -35,8 +35,8 @@ struct Lines final : LogSink {
 std::unique_ptr<Partition> Make(uint64_t boot_blocks, uint64_t max_blocks, LogSink* log = nullptr) {
   PartitionOptions o;
   o.name = "hotremove";
-  o.ram_bytes = boot_blocks * kBlock;
-  o.max_bytes = max_blocks * kBlock;
+  o.ram_bytes = kBlock * static_cast<int64_t>(boot_blocks);
+  o.max_bytes = kBlock * static_cast<int64_t>(max_blocks);
   o.block_bytes = kBlock;
   o.params.simulate = true;
   o.params.min_mem_mb = 0;
@@ -103,7 +103,7 @@ TEST(HotRemove, BlockWithMovableBalloonAndFreePagesGoesAwayDataIntactMemoryRetur
   EXPECT_TRUE(m.UsedIn(2).balloon.empty());
   // The block's 8 MiB of touched pages went back to the host (punch hole,
   // measured by st_blocks); their copies elsewhere take the same again.
-  EXPECT_GE(r->bytes_released, uint64_t{8} << 20);
+  EXPECT_GE(r->bytes_released, MiB(8));
   EXPECT_LE(p->ram().BackingBytes(), backing_before);
   EXPECT_EQ(BadPages(m, pages), 0U);
   for (const Handle h : pages) EXPECT_NE(m.Locate(h)->value / kPagesPerBlock, 2U);
@@ -249,7 +249,7 @@ TEST(HotRemove, BySizeTakesTheHighestBlocksThatCanGo) {
   EXPECT_NE(more.error().message.find("pfn 0x3000"), std::string::npos);
   EXPECT_EQ(p->blocks_online(), 1U);
   EXPECT_EQ(BadPages(m, pages), 0U);
-  EXPECT_EQ(p->HotRemoveBytes(100).error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(p->HotRemoveBytes(Bytes(100)).error().code, ErrorCode::kInvalid);
   ExpectConsistent(*p);
 }
 

@@ -15,7 +15,7 @@
 namespace cmm::guest {
 namespace {
 
-constexpr uint64_t kBlock = 1 << 20;  // 256 pages
+constexpr Bytes kBlock = MiB(1);  // 256 pages
 constexpr uint64_t kSteps = 12000;
 
 class RandomGuest {

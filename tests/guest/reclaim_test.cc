@@ -41,7 +41,7 @@ class Reclaim : public ::testing::Test {
   void SetUp() override {
     PartitionOptions o;
     o.name = "reclaim";
-    o.ram_bytes = 4 << 20;  // 1024 pages
+    o.ram_bytes = MiB(4);  // 1024 pages
     o.params.simulate = true;
     o.params.min_mem_mb = 0;
     o.params.oom_kb = 16;  // 4 pages per OOM notification

@@ -16,8 +16,8 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-std::unique_ptr<Partition> Make(uint64_t ram_bytes, uint32_t oom_kb = 1024, uint64_t max_bytes = 0,
-                                uint64_t block_bytes = 0) {
+std::unique_ptr<Partition> Make(Bytes ram_bytes, uint32_t oom_kb = 1024, Bytes max_bytes = Bytes(0),
+                                Bytes block_bytes = Bytes(0)) {
   PartitionOptions o;
   o.name = "work";
   o.ram_bytes = ram_bytes;
@@ -70,7 +70,7 @@ TEST(WorkloadSpec, PhasesTimelineFromJson) {
 }
 
 TEST(Workload, HogFillsAtItsRateHoldsTouchesAndFreesChecked) {
-  auto p = Make(16 << 20);  // 4096 pages
+  auto p = Make(MiB(16));  // 4096 pages
   Workload hog(*ParseWorkload("hog:8M:4M/s"), p->memory(), p->cache());  // 2048 pages at 1024/s
   hog.Step(T(0));
   EXPECT_EQ(hog.Stats().held_pages, 0U);
@@ -89,7 +89,7 @@ TEST(Workload, HogFillsAtItsRateHoldsTouchesAndFreesChecked) {
 }
 
 TEST(Workload, ACorruptedPageIsCaughtWhenTouched) {
-  auto p = Make(4 << 20);
+  auto p = Make(MiB(4));
   Workload hog(*ParseWorkload("hog:64K"), p->memory(), p->cache());  // 16 pages
   hog.Step(T(0));
   ASSERT_EQ(hog.Stats().held_pages, 16U);
@@ -103,7 +103,7 @@ TEST(Workload, ACorruptedPageIsCaughtWhenTouched) {
 }
 
 TEST(Workload, PhasesFollowTheTimelineAndRepeat) {
-  auto p = Make(16 << 20);
+  auto p = Make(MiB(16));
   auto spec = ParsePhases(R"({"repeat_after": 10, "phases": [{"at": 0, "size": "4M"}, {"at": 5, "size": "1M"}]})",
                           "phases:t.json");
   ASSERT_TRUE(spec.has_value()) << spec.error();
@@ -118,8 +118,8 @@ TEST(Workload, PhasesFollowTheTimelineAndRepeat) {
 }
 
 TEST(Workload, UnmovablePagesStayInZoneNormal) {
-  auto p = Make(8 << 20, 1024, 16 << 20, 8 << 20);
-  ASSERT_TRUE(p->HotAdd(8 << 20).has_value());
+  auto p = Make(MiB(8), 1024, MiB(16), MiB(8));
+  ASSERT_TRUE(p->HotAdd(MiB(8)).has_value());
   Workload w(*ParseWorkload("unmovable:4M"), p->memory(), p->cache());
   w.Step(T(0));
   EXPECT_EQ(w.Stats().held_pages, 1024U);
@@ -128,7 +128,7 @@ TEST(Workload, UnmovablePagesStayInZoneNormal) {
 }
 
 TEST(PageCache, UsesFreeMemoryAndGivesItBackUnderPressure) {
-  auto p = Make(4 << 20);  // 1024 pages
+  auto p = Make(MiB(4));  // 1024 pages
   PageAllocator& m = p->memory();
   Workload cache(*ParseWorkload("cache:2M"), m, p->cache());  // 512 pages of source
   cache.Step(T(0));
@@ -148,7 +148,7 @@ TEST(PageCache, UsesFreeMemoryAndGivesItBackUnderPressure) {
 }
 
 TEST(PageCache, SourceLargerThanMemoryCyclesThroughIt) {
-  auto p = Make(4 << 20);
+  auto p = Make(MiB(4));
   Workload cache(*ParseWorkload("cache:8M"), p->memory(), p->cache());
   cache.Step(T(0));
   cache.Step(T(0.01));
@@ -159,7 +159,7 @@ TEST(PageCache, SourceLargerThanMemoryCyclesThroughIt) {
 }
 
 TEST(Workload, S6_BalloonGivesMemoryBackUnderOomAndTheCacheGoesFirst) {
-  auto p = Make(16 << 20, /*oom_kb=*/256);  // 4096 pages, 64 pages per OOM give-back
+  auto p = Make(MiB(16), /*oom_kb=*/256);  // 4096 pages, 64 pages per OOM give-back
   ASSERT_EQ(p->Start(), 0);
   Controller& c = p->controller();
   PageAllocator& m = p->memory();

@@ -67,7 +67,7 @@ class HvServerTest : public ::testing::Test {
     std::string cmd = "rm -rf " + dir_;
     (void)std::system(cmd.c_str());
   }
-  std::unique_ptr<guest::Partition> Guest(const std::string& name, uint64_t mem) {
+  std::unique_ptr<guest::Partition> Guest(const std::string& name, Bytes mem) {
     guest::PartitionOptions o;
     o.name = name;
     o.ram_bytes = mem;
@@ -86,7 +86,7 @@ class HvServerTest : public ::testing::Test {
 };
 
 TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
-  auto g = Guest("web1", 64 << 20);
+  auto g = Guest("web1", MiB(64));
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(g->Start(), 0);
   std::memset(g->ram().data(), 0x5A, g->ram().size());  // all of guest RAM backed
@@ -122,11 +122,11 @@ TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
 }
 
 TEST_F(HvServerTest, DuplicateNamesAreRefusedWithAReason) {
-  auto a = Guest("db1", 16 << 20);
+  auto a = Guest("db1", MiB(16));
   ASSERT_NE(a, nullptr);
   guest::PartitionOptions o;
   o.name = "db1";
-  o.ram_bytes = 16 << 20;
+  o.ram_bytes = MiB(16);
   o.hv_socket = path_;
   const auto b = guest::Partition::Create(o);
   ASSERT_FALSE(b.has_value());
@@ -154,7 +154,7 @@ TEST_F(HvServerTest, AMalformedMessageGetsAnErrorAndTheConnectionIsDropped) {
   EXPECT_NE(std::get<proto::Error>(reply->message).message.find("first message must be a registration"),
             std::string::npos);
   close(*fd);
-  EXPECT_NE(Guest("after", 16 << 20), nullptr);
+  EXPECT_NE(Guest("after", MiB(16)), nullptr);
 }
 
 TEST_F(HvServerTest, APartitionThatStopsReadingItsRepliesDoesNotStallTheOthers) {
@@ -183,7 +183,7 @@ TEST_F(HvServerTest, APartitionThatStopsReadingItsRepliesDoesNotStallTheOthers) 
   ASSERT_EQ(errno, EAGAIN) << std::strerror(errno);
 
   // Another partition registers and is answered all the same.
-  auto g = Guest("free", 16 << 20);
+  auto g = Guest("free", MiB(16));
   ASSERT_NE(g, nullptr);
   papr::MppData mpp;
   EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
@@ -210,7 +210,7 @@ TEST_F(HvServerTest, AConnectionThatDoesNotRegisterInTimeIsDropped) {
   EXPECT_FALSE(proto::Receive(*fd, 2s).has_value());  // closed
   close(*fd);
   // A registered partition may stay quiet for longer than the deadline.
-  auto g = Guest("quiet", 16 << 20);
+  auto g = Guest("quiet", MiB(16));
   ASSERT_NE(g, nullptr);
   std::this_thread::sleep_for(300ms);
   papr::MppData mpp;
@@ -222,8 +222,8 @@ TEST_F(HvServerTest, ConnectionsBeyondTheLimitAreRefusedWithEagain) {
   auto s = HvServer::Start(path_, *pool_, {}, {.max_connections = 2});
   ASSERT_TRUE(s.has_value()) << s.error();
   server_ = std::move(*s);
-  auto a = Guest("a", 16 << 20);
-  auto b = Guest("b", 16 << 20);
+  auto a = Guest("a", MiB(16));
+  auto b = Guest("b", MiB(16));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   auto fd = proto::ConnectSeqpacket(path_);
@@ -239,7 +239,7 @@ TEST_F(HvServerTest, ConnectionsBeyondTheLimitAreRefusedWithEagain) {
   EXPECT_TRUE(WaitFor([&] { return pool_->Snapshot().size() == 1; }));
   guest::PartitionOptions o;
   o.name = "c";
-  o.ram_bytes = 16 << 20;
+  o.ram_bytes = MiB(16);
   o.hv_socket = path_;
   o.params.disable = 1;
   EXPECT_TRUE(WaitFor([&] { return guest::Partition::Create(o).has_value(); }));
@@ -299,7 +299,7 @@ TEST_F(HvServerTest, OutOfDescriptorsTheServerWaitsAndServesOnceItCan) {
             std::string::npos);
   close(*fd);
   // ...and so is a new partition.
-  auto g = Guest("after-emfile", 16 << 20);
+  auto g = Guest("after-emfile", MiB(16));
   ASSERT_NE(g, nullptr);
   papr::MppData mpp;
   EXPECT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
@@ -309,7 +309,7 @@ TEST_F(HvServerTest, OutOfDescriptorsTheServerWaitsAndServesOnceItCan) {
 }
 
 TEST_F(HvServerTest, APartitionThatGoesAwayLeavesThePool) {
-  auto g = Guest("gone", 16 << 20);
+  auto g = Guest("gone", MiB(16));
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(pool_->Snapshot().size(), 1U);
   g.reset();
@@ -317,7 +317,7 @@ TEST_F(HvServerTest, APartitionThatGoesAwayLeavesThePool) {
 }
 
 TEST_F(HvServerTest, LostHypervisorFailsCallsWithHardwareAndKeepsTheTarget) {
-  auto g = Guest("orphan", 64 << 20);
+  auto g = Guest("orphan", MiB(64));
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(g->Start(), 0);
   Controller& c = g->controller();
@@ -335,7 +335,7 @@ TEST_F(HvServerTest, LostHypervisorFailsCallsWithHardwareAndKeepsTheTarget) {
 }
 
 TEST_F(HvServerTest, BatchedCallsArriveAsBatchesAndNoBatchAsSingleCalls) {
-  auto g = Guest("batched", 16 << 20);
+  auto g = Guest("batched", MiB(16));
   ASSERT_NE(g, nullptr);
   EXPECT_EQ(g->hv()->MaxBatch(), proto::kMaxBatch);
   ASSERT_EQ(g->controller().Inflate(Pages(1000)), Pages(0));
@@ -348,7 +348,7 @@ TEST_F(HvServerTest, BatchedCallsArriveAsBatchesAndNoBatchAsSingleCalls) {
 
   guest::PartitionOptions o;
   o.name = "single";
-  o.ram_bytes = 16 << 20;
+  o.ram_bytes = MiB(16);
   o.hv_socket = path_;
   o.params.disable = 1;
   o.batch = false;  // --no-batch
@@ -365,7 +365,7 @@ TEST_F(HvServerTest, BatchedCallsArriveAsBatchesAndNoBatchAsSingleCalls) {
 // Two batches in flight on the real socket, and a call made between them:
 // each answer goes to its own request, in order, and the pages are punched.
 TEST_F(HvServerTest, TwoBatchesInFlightAndACallBetweenThemEachGetTheirOwnAnswer) {
-  auto g = Guest("inflight", 16 << 20);
+  auto g = Guest("inflight", MiB(16));
   ASSERT_NE(g, nullptr);
   std::memset(g->ram().data(), 0x5A, g->ram().size());
   const uint64_t backed = g->ram().BackingBytes();
@@ -393,7 +393,7 @@ TEST_F(HvServerTest, TwoBatchesInFlightAndACallBetweenThemEachGetTheirOwnAnswer)
 }
 
 TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
-  auto g = Guest("survivor", 16 << 20);
+  auto g = Guest("survivor", MiB(16));
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(g->controller().Inflate(Pages(500)), Pages(0));
   server_.reset();
@@ -415,7 +415,7 @@ TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
 }
 
 TEST_F(HvServerTest, OperatorSettingsChangeWhatThePolicyAsks) {
-  auto g = Guest("tuned", 64 << 20);
+  auto g = Guest("tuned", MiB(64));
   ASSERT_NE(g, nullptr);
   g->controller().ComputeTarget();  // reports stats
   ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes >= (32U << 20); }));
