@@ -38,7 +38,7 @@ uint64_t RssBytes() {
 double ObserveAllSeconds(const std::vector<std::shared_ptr<sim::SimMember>>& members) {
   const auto t0 = Clock::now();
   uint64_t sink = 0;
-  for (const auto& m : members) sink += m->Observe().stats.free_bytes;
+  for (const auto& m : members) sink += AsUnsigned(m->Observe().stats.free_bytes);
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   if (sink == 42) std::puts("");  // keeps the loop
   return s;
@@ -56,12 +56,12 @@ int main() {
   hv::PoolOptions po;
   uint64_t ram = 0;
   for (const auto& m : trace.members) ram += m.ram_bytes;
-  po.pool_bytes = ram / 10 * 6;
+  po.pool_bytes = FromUnsigned<Bytes>(ram / 10 * 6);
   hv::Pool pool(po);
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(1), hv::Rebalancer::Manual{});
   std::vector<std::shared_ptr<sim::SimMember>> members;
   for (uint32_t i = 0; i < kMembers; ++i) {
-    if (!pool.HasRoomFor(trace.members[i].ram_bytes, trace.members[i].settings)) continue;
+    if (!pool.HasRoomFor(FromUnsigned<Bytes>(trace.members[i].ram_bytes), trace.members[i].settings)) continue;
     members.push_back(std::make_shared<sim::SimMember>(trace.members[i], i));
     (void)pool.Add(members.back(), trace.members[i].settings);
   }

@@ -142,8 +142,8 @@ int main() {
     auto settle = [] { std::this_thread::sleep_for(1500ms); };
     auto by_cmm = [&] {
       settle();
-      cmm_in = std::min(cmm_in, Timed(q, kRam - kLoan, [&] { (*vm)->Assign({kLoan, 0, 0}); }));
-      cmm_out = std::min(cmm_out, Timed(q, kRam, [&] { (*vm)->Assign({0, 0, 0}); }));
+      cmm_in = std::min(cmm_in, Timed(q, kRam - kLoan, [&] { (*vm)->Assign({FromUnsigned<Bytes>(kLoan), Bytes(0), 0}); }));
+      cmm_out = std::min(cmm_out, Timed(q, kRam, [&] { (*vm)->Assign({Bytes(0), Bytes(0), 0}); }));
     };
     auto by_bare = [&] {
       settle();
@@ -177,8 +177,8 @@ int main() {
     }
     std::atomic<uint64_t> pool_size{3 * kSmall};
     hv::PoolOptions po;
-    po.pool_bytes = pool_size;
-    po.sizer = [&](uint64_t) { return pool_size.load(); };
+    po.pool_bytes = FromUnsigned<Bytes>(pool_size);
+    po.sizer = [&](Bytes) { return FromUnsigned<Bytes>(pool_size.load()); };
     hv::Pool pool(po);
     hv::VmAdapter vms(pool, kPeriod);
     for (const auto& g : guests) {
@@ -205,7 +205,7 @@ int main() {
     const auto t0 = Clock::now();
     auto fits = [&] {
       uint64_t usable = 0;
-      for (const auto& m : pool.Snapshot()) usable += m.ram_bytes - m.loaned_bytes;
+      for (const auto& m : pool.Snapshot()) usable += AsUnsigned(m.ram_bytes - m.loaned_bytes);
       return usable <= pool_size.load() + 3 * kMiB;
     };
     if (WaitFor(fits, 120s, 10ms)) {

@@ -62,23 +62,23 @@ std::string ControlPath(const HvFlags& f) { return f.control.empty() ? ctl::RunD
 int RunHv(const HvFlags& f) {
   hv::PoolOptions o;
   if (f.pool == "auto") {
-    const auto reserve = ParseSize(f.reserve);
+    const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
     const auto host = hv::ReadHostMemory();
     if (!host) throw UserError(fmt::format("--pool auto: {}", host.error()));
-    o.pool_bytes = hv::AutoPoolBytes(*host, 0, *reserve);
-    if (o.pool_bytes == 0) {
+    o.pool_bytes = hv::AutoPoolBytes(*host, Bytes(0), *reserve);
+    if (o.pool_bytes == Bytes(0)) {
       throw UserError(fmt::format("--pool auto: the host has {} available, not more than the {} reserve; lower "
                                   "--reserve or give a size",
                                   FormatBytes(host->available_bytes), FormatBytes(*reserve)));
     }
-    o.sizer = [reserve = *reserve, last = o.pool_bytes](uint64_t backing) mutable {
+    o.sizer = [reserve = *reserve, last = o.pool_bytes](Bytes backing) mutable {
       if (const auto h = hv::ReadHostMemory()) last = hv::AutoPoolBytes(*h, backing, reserve);
       return last;  // a failed read keeps the last size
     };
   } else {
-    const auto pool_bytes = ParseSize(f.pool);
-    if (!pool_bytes || *pool_bytes == 0) {
+    const auto pool_bytes = ParseBytes(f.pool);
+    if (!pool_bytes || *pool_bytes == Bytes(0)) {
       throw UserError(fmt::format("--pool {}: not a size; try 4G, or auto", f.pool), kExitUsage);
     }
     o.pool_bytes = *pool_bytes;

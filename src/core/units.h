@@ -7,6 +7,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <ostream>
 
 namespace cmm {
 
@@ -37,6 +38,12 @@ class Count {
  private:
   int64_t v_ = 0;
 };
+
+// Printed as the bare number (test failures, logs).
+template <class Tag>
+std::ostream& operator<<(std::ostream& os, Count<Tag> c) {
+  return os << c.value();
+}
 
 struct PagesTag {};
 struct BytesTag {};

@@ -53,14 +53,17 @@ json Configure(hv::Pool& pool, const json& req, const Peer& peer) {
   };
   try {
     if (auto w = field("weight", 255)) change.weight = static_cast<uint8_t>(*w);
-    change.min_bytes = field("min_bytes", UINT64_MAX);
-    change.max_bytes = field("max_bytes", UINT64_MAX);
+    if (auto v = field("min_bytes", UINT64_MAX)) change.min_bytes = FromUnsigned<Bytes>(*v);
+    if (auto v = field("max_bytes", UINT64_MAX)) change.max_bytes = FromUnsigned<Bytes>(*v);
   } catch (const std::invalid_argument& e) {
     return ErrorReply(EINVAL, fmt::format("\"{}\" is out of range", e.what()));
   }
   auto s = pool.Configure(req["name"], change);
   if (!s) return ErrorReply(s.error());
-  return {{"ok", true}, {"weight", s->weight}, {"min_bytes", s->min_bytes}, {"max_bytes", s->max_bytes}};
+  return {{"ok", true},
+          {"weight", s->weight},
+          {"min_bytes", AsUnsigned(s->min_bytes)},
+          {"max_bytes", AsUnsigned(s->max_bytes)}};
 }
 
 // `cmm vm attach` / `cmm vm run`: a QEMU joins the pool through its QMP socket.
@@ -79,15 +82,15 @@ json AttachVm(hv::VmAdapter& vms, const json& req, const Peer& peer) {
   o.pid = req.value("pid", 0);
   hv::MemberSettings settings;
   settings.weight = static_cast<uint8_t>(std::min(255, req.value("weight", 0)));
-  settings.min_bytes = req.value("min_bytes", uint64_t{0});
-  settings.max_bytes = req.value("max_bytes", uint64_t{0});
+  settings.min_bytes = FromUnsigned<Bytes>(req.value("min_bytes", uint64_t{0}));
+  settings.max_bytes = FromUnsigned<Bytes>(req.value("max_bytes", uint64_t{0}));
   auto vm = vms.Attach(o, settings);
   if (!vm) return ErrorReply(vm.error());
   const hv::MemberState st = (*vm)->Observe();
   return {{"ok", true},          {"name", o.name},
-          {"pid", (*vm)->pid()}, {"ram_bytes", st.ram_bytes},
+          {"pid", (*vm)->pid()}, {"ram_bytes", AsUnsigned(st.ram_bytes)},
           {"qemu", (*vm)->qemu_version()}, {"backing_source", st.backing_source},
-          {"backing_bytes", st.backing_bytes}};
+          {"backing_bytes", AsUnsigned(st.backing_bytes)}};
 }
 
 }  // namespace

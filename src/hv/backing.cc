@@ -24,10 +24,10 @@ class Memfd final : public Backing {
     }
     return {};
   }
-  uint64_t BackingBytes() const override {
+  Bytes BackingBytes() const override {
     struct stat st {};
-    if (fstat(fd_, &st) != 0) return 0;
-    return static_cast<uint64_t>(st.st_blocks) * 512;
+    if (fstat(fd_, &st) != 0) return Bytes(0);
+    return Bytes(static_cast<int64_t>(st.st_blocks) * 512);
   }
 
  private:

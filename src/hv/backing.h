@@ -9,6 +9,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/units.h"
+
 namespace cmm::hv {
 
 class Backing {
@@ -17,7 +19,7 @@ class Backing {
   // Gives [offset, offset + length) back to the host; it reads as zeros after.
   virtual tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) = 0;
   // Host memory backing the RAM now.
-  virtual uint64_t BackingBytes() const = 0;
+  virtual Bytes BackingBytes() const = 0;
 };
 
 // Takes ownership of `fd`, a memfd of `size` bytes; checks the size and

@@ -64,12 +64,12 @@ tl::expected<HostMemory, std::string> ReadHostMemory(const std::string& meminfo,
   return host;
 }
 
-uint64_t AutoPoolBytes(const HostMemory& host, uint64_t partitions_backing, uint64_t reserve) {
-  const uint64_t usable = host.available_bytes + partitions_backing;
-  uint64_t pool = usable > reserve ? usable - reserve : 0;
+Bytes AutoPoolBytes(const HostMemory& host, Bytes partitions_backing, Bytes reserve) {
+  const Bytes usable = FromUnsigned<Bytes>(host.available_bytes) + partitions_backing;
+  Bytes pool = std::max(usable - reserve, Bytes(0));
   if (host.pressure_avg10 && *host.pressure_avg10 >= 5.0) {
     const double cut = std::min(0.5, 2 * *host.pressure_avg10 / 100.0);
-    pool = static_cast<uint64_t>(static_cast<double>(pool) * (1.0 - cut));
+    pool = Bytes(static_cast<int64_t>(static_cast<double>(pool.value()) * (1.0 - cut)));
   }
   return pool;
 }

@@ -10,6 +10,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/units.h"
+
 namespace cmm::hv {
 
 struct HostMemory {
@@ -30,6 +32,6 @@ tl::expected<HostMemory, std::string> ReadHostMemory(const std::string& meminfo 
 // partitions already use (their backing is not available any more, but it
 // is theirs), minus the reserve kept for the host. Under memory pressure
 // (avg10 at or above 5%) it shrinks by twice the stall share, at most by half.
-uint64_t AutoPoolBytes(const HostMemory& host, uint64_t partitions_backing, uint64_t reserve);
+Bytes AutoPoolBytes(const HostMemory& host, Bytes partitions_backing, Bytes reserve);
 
 }  // namespace cmm::hv

@@ -96,16 +96,16 @@ papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
   papr::MppData d;
   d.entitled_mem = static_cast<int64_t>(config_.ram_bytes);
   d.mapped_entitled_mem = -1;
-  d.pool_size = static_cast<int64_t>(assignment_.pool_bytes);
-  d.backing_mem = static_cast<int64_t>(backing_->BackingBytes());
+  d.pool_size = assignment_.pool_bytes.value();
+  d.backing_mem = backing_->BackingBytes().value();
   d.mem_weight = assignment_.weight;
   // Its balloon keeps back from every target what it gave on OOM (until
   // oom_freed_kb is reset): ask that much more, so it comes to the target
   // the pool counts on instead of deflating on its own.
-  const uint64_t asked = assignment_.target_loaned_bytes == 0
-                             ? 0
-                             : std::min(config_.ram_bytes, assignment_.target_loaned_bytes + stats.oom_freed_bytes);
-  d.loan_request = static_cast<int64_t>(asked) - static_cast<int64_t>(LoanedBytesLocked());
+  const Bytes target = assignment_.target_loaned_bytes;
+  const Bytes asked =
+      target == Bytes(0) ? Bytes(0) : std::min(ram_bytes(), target + FromUnsigned<Bytes>(stats.oom_freed_bytes));
+  d.loan_request = (asked - LoanedBytesLocked()).value();
   return d;
 }
 
@@ -116,17 +116,18 @@ void HvPartition::Assign(const Assignment& a) {
 
 MemberState HvPartition::Observe() const {
   MemberState s;
-  s.ram_bytes = config_.ram_bytes;
+  s.ram_bytes = ram_bytes();
   s.backing_bytes = backing_->BackingBytes();
   s.backing_source = "memfd";
   MutexLock lock(mu_);
   s.loaned_bytes = LoanedBytesLocked();
-  s.stats = MemberStats{stats_.free_bytes, stats_.used_bytes, stats_.cache_bytes, stats_.oom_events, stats_taken_};
+  s.stats = MemberStats{FromUnsigned<Bytes>(stats_.free_bytes), FromUnsigned<Bytes>(stats_.used_bytes),
+                       FromUnsigned<Bytes>(stats_.cache_bytes), stats_.oom_events, stats_taken_};
   s.counts = counts_;
   return s;
 }
 
-uint64_t HvPartition::loaned_bytes() const {
+Bytes HvPartition::loaned_bytes() const {
   MutexLock lock(mu_);
   return LoanedBytesLocked();
 }

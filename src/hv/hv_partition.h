@@ -47,19 +47,21 @@ class HvPartition final : public Member {
 
   const std::string& name() const override { return config_.name; }
   MemberKind kind() const override { return MemberKind::kPartition; }
-  uint64_t ram_bytes() const override { return config_.ram_bytes; }
+  Bytes ram_bytes() const override { return FromUnsigned<Bytes>(config_.ram_bytes); }
   MemberState Observe() const override;
   void Assign(const Assignment& a) override;
 
   const proto::Register& config() const { return config_; }
   uint64_t cmo_page_size() const { return cmo_page_size_; }
-  uint64_t loaned_bytes() const;
-  uint64_t backing_bytes() const { return backing_->BackingBytes(); }
+  Bytes loaned_bytes() const;
+  Bytes backing_bytes() const { return backing_->BackingBytes(); }
   HcallCounts counts() const;
 
  private:
   papr::Rc Check(uint64_t flags, uint64_t address) const;
-  uint64_t LoanedBytesLocked() const REQUIRES(mu_) { return loaned_.count() * cmo_page_size_; }
+  Bytes LoanedBytesLocked() const REQUIRES(mu_) {
+    return Bytes(static_cast<int64_t>(loaned_.count() * cmo_page_size_));
+  }
   // Where this call fails on purpose: a page index below n, or n for nowhere.
   uint64_t InjectedFailureLocked(uint64_t flags, uint64_t n) REQUIRES(mu_);
   // Applies the state change to pages [first, first + n) of CMO pages.

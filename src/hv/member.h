@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/units.h"
 
 namespace cmm::hv {
 
@@ -20,9 +21,9 @@ using MemberClock = std::chrono::steady_clock;
 
 // What a member last said of its memory use, and when.
 struct MemberStats {
-  uint64_t free_bytes = 0;
-  uint64_t used_bytes = 0;
-  uint64_t cache_bytes = 0;
+  Bytes free_bytes;
+  Bytes used_bytes;
+  Bytes cache_bytes;
   uint64_t oom_events = 0;  // counted since it joined, never decreasing
   MemberClock::time_point taken{};  // the epoch: no stats yet
 };
@@ -30,14 +31,14 @@ struct MemberStats {
 // The operator's terms for a member: from its joining, then `cmm hv set`.
 struct MemberSettings {
   uint8_t weight = 0;      // PAPR mem_weight 0-255
-  uint64_t min_bytes = 0;  // never asked to go below this much usable memory
-  uint64_t max_bytes = 0;  // 0: the RAM size; it always loans what is above
+  Bytes min_bytes;  // never asked to go below this much usable memory
+  Bytes max_bytes;  // 0: the RAM size; it always loans what is above
 };
 
 // What the rebalancer gives a member each period.
 struct Assignment {
-  uint64_t target_loaned_bytes = 0;
-  uint64_t pool_bytes = 0;
+  Bytes target_loaned_bytes;
+  Bytes pool_bytes;
   uint8_t weight = 0;
 };
 
@@ -54,16 +55,16 @@ struct HcallCounts {
 
 // A member's state, read at once.
 struct MemberState {
-  uint64_t ram_bytes = 0;
-  uint64_t backing_bytes = 0;  // host memory behind its RAM now
-  uint64_t loaned_bytes = 0;   // confirmed loaned (given up) now
+  Bytes ram_bytes;
+  Bytes backing_bytes;  // host memory behind its RAM now
+  Bytes loaned_bytes;   // confirmed loaned (given up) now
   MemberStats stats;
   // False when the member does not follow its target or its stats stopped:
   // the policy then counts on nothing from it.
   bool responsive = true;
   std::string note;             // why it is not responsive, or ""
   std::string backing_source;   // how backing_bytes was measured: "memfd", "smaps"
-  uint64_t own_bytes = 0;       // the process's memory outside guest RAM (QEMU's own)
+  Bytes own_bytes;              // the process's memory outside guest RAM (QEMU's own)
   int pid = 0;                  // its process, when the hypervisor knows it
   HcallCounts counts;
 };
@@ -73,7 +74,7 @@ class Member {
   virtual ~Member() = default;
   virtual const std::string& name() const = 0;
   virtual MemberKind kind() const = 0;
-  virtual uint64_t ram_bytes() const = 0;
+  virtual Bytes ram_bytes() const = 0;
   virtual MemberState Observe() const = 0;
   // Must not block: a partition answers it on its next H_GET_MPP, a VM's
   // adapter pushes it from its own thread.

@@ -28,23 +28,23 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
-std::string PrometheusText(uint64_t pool_bytes, uint64_t shortfall_bytes, const std::vector<MemberView>& members,
+std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls) {
   std::string out;
-  uint64_t backing = 0, ram = 0;
+  Bytes backing, ram;
   for (const auto& p : members) {
     backing += p.backing_bytes;
     ram += p.ram_bytes;
   }
   Header(out, "cmm_pool_bytes", "gauge", "Host memory the partitions share.");
-  out += fmt::format("cmm_pool_bytes {}\n", pool_bytes);
+  out += fmt::format("cmm_pool_bytes {}\n", pool_bytes.value());
   Header(out, "cmm_pool_shortfall_bytes", "gauge",
          "How far the members' floors are above the pool: it cannot be met by this much (0: it can).");
-  out += fmt::format("cmm_pool_shortfall_bytes {}\n", shortfall_bytes);
+  out += fmt::format("cmm_pool_shortfall_bytes {}\n", shortfall_bytes.value());
   Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all members' RAM now.");
-  out += fmt::format("cmm_pool_backing_bytes {}\n", backing);
+  out += fmt::format("cmm_pool_backing_bytes {}\n", backing.value());
   Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the members' RAM.");
-  out += fmt::format("cmm_pool_partition_ram_bytes {}\n", ram);
+  out += fmt::format("cmm_pool_partition_ram_bytes {}\n", ram.value());
   Header(out, "cmm_partitions", "gauge", "Members of the pool, by kind.");
   for (const MemberKind kind : {MemberKind::kPartition, MemberKind::kVm}) {
     const auto n = std::count_if(members.begin(), members.end(), [kind](const MemberView& m) { return m.kind == kind; });
@@ -55,31 +55,31 @@ std::string PrometheusText(uint64_t pool_bytes, uint64_t shortfall_bytes, const 
     const char* name;
     const char* type;
     const char* help;
-    uint64_t (*value)(const MemberView&);
+    int64_t (*value)(const MemberView&);
   };
   static constexpr Gauge kGauges[] = {
       {"cmm_partition_ram_bytes", "gauge", "The partition's RAM (entitled memory).",
-       [](const MemberView& p) { return p.ram_bytes; }},
+       [](const MemberView& p) { return p.ram_bytes.value(); }},
       {"cmm_partition_backing_bytes", "gauge", "Host memory backing the partition's RAM now.",
-       [](const MemberView& p) { return p.backing_bytes; }},
+       [](const MemberView& p) { return p.backing_bytes.value(); }},
       {"cmm_partition_loaned_bytes", "gauge", "Memory the partition has loaned to the pool.",
-       [](const MemberView& p) { return p.loaned_bytes; }},
+       [](const MemberView& p) { return p.loaned_bytes.value(); }},
       {"cmm_partition_target_loaned_bytes", "gauge", "What the policy wants the partition to have loaned.",
-       [](const MemberView& p) { return p.target_loaned_bytes; }},
+       [](const MemberView& p) { return p.target_loaned_bytes.value(); }},
       {"cmm_partition_weight", "gauge", "The partition's memory weight (0-255).",
-       [](const MemberView& p) { return uint64_t{p.settings.weight}; }},
+       [](const MemberView& p) { return int64_t{p.settings.weight}; }},
       {"cmm_partition_free_bytes", "gauge", "Free memory the partition reported last.",
-       [](const MemberView& p) { return p.stats.free_bytes; }},
+       [](const MemberView& p) { return p.stats.free_bytes.value(); }},
       {"cmm_partition_oom_events_total", "counter", "OOM events the partition reported.",
-       [](const MemberView& p) { return p.stats.oom_events; }},
+       [](const MemberView& p) { return static_cast<int64_t>(p.stats.oom_events); }},
       {"cmm_partition_pages_loaned_total", "counter", "CMO pages the hypervisor set loaned (and punched).",
-       [](const MemberView& p) { return p.counts.pages_loaned; }},
+       [](const MemberView& p) { return static_cast<int64_t>(p.counts.pages_loaned); }},
       {"cmm_partition_pages_returned_total", "counter", "CMO pages the hypervisor set active again.",
-       [](const MemberView& p) { return p.counts.pages_returned; }},
+       [](const MemberView& p) { return static_cast<int64_t>(p.counts.pages_returned); }},
       {"cmm_partition_responsive", "gauge", "1 while the member follows its target and its stats are fresh, else 0.",
-       [](const MemberView& p) { return uint64_t{p.responsive}; }},
+       [](const MemberView& p) { return int64_t{p.responsive}; }},
       {"cmm_partition_own_bytes", "gauge", "Memory of the member's process outside its guest RAM (QEMU's own).",
-       [](const MemberView& p) { return p.own_bytes; }},
+       [](const MemberView& p) { return p.own_bytes.value(); }},
   };
   for (const Gauge& g : kGauges) {
     Header(out, g.name, g.type, g.help);

@@ -15,14 +15,16 @@ void PoolMonitor::Note(int64_t unix_ms, std::string kind, std::string member, st
   while (events_.size() > max_events_) events_.pop_front();
 }
 
-void PoolMonitor::Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibility& feasibility,
+void PoolMonitor::Observe(int64_t unix_ms, Bytes pool_bytes, const Feasibility& feasibility,
                           const std::vector<MemberView>& members) {
-  PoolSample s{unix_ms, pool_bytes, 0, 0, 0, static_cast<uint32_t>(members.size())};
+  Bytes backing, loaned, ram;
   for (const auto& m : members) {
-    s.backing_bytes += m.backing_bytes;
-    s.loaned_bytes += m.loaned_bytes;
-    s.ram_bytes += m.ram_bytes;
+    backing += m.backing_bytes;
+    loaned += m.loaned_bytes;
+    ram += m.ram_bytes;
   }
+  const PoolSample s{unix_ms, AsUnsigned(pool_bytes), AsUnsigned(backing), AsUnsigned(loaned), AsUnsigned(ram),
+                     static_cast<uint32_t>(members.size())};
   MutexLock lock(mu_);
   if (!samples_.empty() && samples_.back().unix_ms / 1000 == unix_ms / 1000) {
     samples_.back() = s;
@@ -63,18 +65,18 @@ void PoolMonitor::Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibilit
   }
   seen_ = std::move(now);
 
-  const bool over = s.backing_bytes > pool_bytes;
+  const bool over = backing > pool_bytes;
   if (over && !over_) {
     Note(unix_ms, "over", "",
-         fmt::format("the members back {}, {} over the pool of {}", FormatBytes(s.backing_bytes),
-                     FormatBytes(s.backing_bytes - pool_bytes), FormatBytes(pool_bytes)));
+         fmt::format("the members back {}, {} over the pool of {}", FormatBytes(backing),
+                     FormatBytes(backing - pool_bytes), FormatBytes(pool_bytes)));
   }
   if (!over && over_ && observed_) {
     Note(unix_ms, "within", "",
-         fmt::format("back within the pool: {} of {}", FormatBytes(s.backing_bytes), FormatBytes(pool_bytes)));
+         fmt::format("back within the pool: {} of {}", FormatBytes(backing), FormatBytes(pool_bytes)));
   }
   over_ = over;
-  const bool infeasible = feasibility.shortfall_bytes > 0;
+  const bool infeasible = feasibility.shortfall_bytes > Bytes(0);
   if (infeasible && !infeasible_) Note(unix_ms, "infeasible", "", ShortfallMessage(feasibility));
   if (!infeasible && infeasible_) Note(unix_ms, "feasible", "", "the pool can be met again");
   infeasible_ = infeasible;

@@ -40,7 +40,7 @@ class PoolMonitor {
   // (a later one in the same second replaces it); at most `max_events`.
   explicit PoolMonitor(std::chrono::milliseconds keep = std::chrono::minutes(15), size_t max_events = 500);
 
-  void Observe(int64_t unix_ms, uint64_t pool_bytes, const Feasibility& feasibility,
+  void Observe(int64_t unix_ms, Bytes pool_bytes, const Feasibility& feasibility,
                const std::vector<MemberView>& members);
 
   std::vector<PoolSample> SamplesSince(int64_t unix_ms) const;

@@ -11,27 +11,35 @@
 
 namespace cmm::hv {
 
-Bounds BoundsOf(uint64_t ram, const MemberSettings& s) {
-  const uint64_t max = s.max_bytes == 0 ? ram : std::min(s.max_bytes, ram);
-  return {std::min(s.min_bytes, max), max};
+namespace {
+// The policy's table counts unsigned bytes (it works in a double model of
+// shares); a negative quantity is none there.
+uint64_t InTable(Bytes b) { return AsUnsigned(b); }
+Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
+}  // namespace
+
+Bounds BoundsOf(Bytes ram, const MemberSettings& s) {
+  const Bytes max = s.max_bytes <= Bytes(0) ? ram : std::min(s.max_bytes, ram);
+  return {std::clamp(s.min_bytes, Bytes(0), max), max};
 }
 
-Result<void> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s) {
-  const uint64_t max = s.max_bytes == 0 ? ram : s.max_bytes;
-  if (s.min_bytes > ram || max > ram) {
-    return Fail(ErrorCode::kInvalid, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram));
+Result<void> CheckSettings(const std::string& name, Bytes ram, const MemberSettings& s) {
+  const Bytes max = s.max_bytes == Bytes(0) ? ram : s.max_bytes;
+  if (s.min_bytes < Bytes(0) || max < Bytes(0) || s.min_bytes > ram || max > ram) {
+    return Fail(ErrorCode::kInvalid, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram.value()));
   }
   if (s.min_bytes > max) {
-    return Fail(ErrorCode::kInvalid, fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes, max));
+    return Fail(ErrorCode::kInvalid,
+                fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes.value(), max.value()));
   }
   return {};
 }
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes) {}
+Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes.value()) {}
 
 Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
   const std::string name = member->name();
-  const uint64_t ram = member->ram_bytes();
+  const Bytes ram = member->ram_bytes();
   settings.min_bytes = std::min(settings.min_bytes, ram);
   MutexLock lock(mu_);
   if (const Entry* e = Lookup(name); e != nullptr) {
@@ -39,15 +47,15 @@ Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) 
   }
   // Admission: its balloon holds what the pool has no room for before its
   // workload runs, so joining never takes the pool over.
-  const uint64_t target = AdmissionTarget(ram, settings);
-  const uint64_t pool = pool_bytes_.load();
+  const Bytes target = AdmissionTarget(ram, settings);
+  const Bytes pool = pool_bytes();
   member->Assign({target, pool, settings.weight});
   spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}, starts with {} bytes loaned",
-               KindName(member->kind()), name, ram, settings.weight, target);
-  const uint64_t entitled = ram - target;
+               KindName(member->kind()), name, ram.value(), settings.weight, target.value());
+  const Bytes entitled = ram - target;
   if (entitled_ + entitled > pool) {
     spdlog::warn("{} {} joined at its floor ({}) with {} of room: the pool is over until others loan",
-                 KindName(member->kind()), name, FormatBytes(entitled), FormatBytes(pool - std::min(pool, entitled_)));
+                 KindName(member->kind()), name, FormatBytes(entitled), FormatBytes(std::max(pool - entitled_, Bytes(0))));
   }
   entitled_ += entitled;
   index_.emplace(name, entries_.size());
@@ -55,28 +63,28 @@ Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) 
   return {};
 }
 
-uint64_t Pool::AdmissionTarget(uint64_t ram, const MemberSettings& s) const {
+Bytes Pool::AdmissionTarget(Bytes ram, const MemberSettings& s) const {
   const Bounds b = BoundsOf(ram, s);
-  const uint64_t pool = pool_bytes_.load();
-  const uint64_t room = pool > entitled_ ? pool - entitled_ : 0;
-  uint64_t target = ram > room ? ram - room : 0;
-  const uint64_t g = std::max<uint64_t>(options_.policy.granule, 1);
-  target = (target + g - 1) / g * g;
+  const Bytes room = std::max(pool_bytes() - entitled_, Bytes(0));
+  const Bytes g(std::max<int64_t>(static_cast<int64_t>(options_.policy.granule), 1));
+  // What does not fit, rounded up to whole granules.
+  const Bytes over = std::max(ram - room, Bytes(0));
+  const Bytes target = g * ((over + g - Bytes(1)) / g);
   return std::clamp(target, ram - b.max, ram - b.min);
 }
 
-bool Pool::HasRoomFor(uint64_t ram, const MemberSettings& s) const {
+bool Pool::HasRoomFor(Bytes ram, const MemberSettings& s) const {
   MutexLock lock(mu_);
-  return entitled_ + BoundsOf(ram, s).min <= pool_bytes_.load();
+  return entitled_ + BoundsOf(ram, s).min <= pool_bytes();
 }
 
-void Pool::Reserve(uint64_t bytes) {
+void Pool::Reserve(Bytes bytes) {
   MutexLock lock(mu_);
   reserved_ = bytes;
 }
 
 std::string ShortfallMessage(const Feasibility& f) {
-  if (f.shortfall_bytes == 0) return "";
+  if (f.shortfall_bytes <= Bytes(0)) return "";
   return fmt::format("pool {} cannot be met: members' floors need {}; lower min_mem_mb or grow the pool",
                      FormatBytes(f.pool_bytes), FormatBytes(f.floors_bytes));
 }
@@ -87,8 +95,8 @@ Feasibility Pool::feasibility() const {
 }
 
 void Pool::NoteFeasibility(const Feasibility& now) {
-  const bool was = feasibility_.shortfall_bytes > 0;
-  const bool is = now.shortfall_bytes > 0;
+  const bool was = feasibility_.shortfall_bytes > Bytes(0);
+  const bool is = now.shortfall_bytes > Bytes(0);
   // Said once per change: when it stops being met, when what it lacks
   // changes, and when it can be met again.
   if (is && (!was || now.floors_bytes != feasibility_.floors_bytes || now.pool_bytes != feasibility_.pool_bytes)) {
@@ -105,7 +113,7 @@ void Pool::Remove(const Member& member) {
   const auto it = index_.find(member.name());
   if (it == index_.end() || entries_[it->second].member.get() != &member) return;
   const size_t at = it->second;
-  entitled_ -= std::min(entitled_, entries_[at].entitled);
+  entitled_ = std::max(entitled_ - entries_[at].entitled, Bytes(0));
   spdlog::info("{} {} left; its memory goes back to the host", KindName(member.kind()), member.name());
   index_.erase(it);
   // The last entry takes its place.
@@ -138,40 +146,42 @@ void Pool::Rebalance() {
   MutexLock lock(mu_);
   std::vector<PolicyInput>& in = inputs_;
   in.resize(entries_.size());
-  uint64_t backing = 0;
+  Bytes backing;
   for (size_t k = 0; k < entries_.size(); ++k) {
     Entry& e = entries_[k];
     const MemberState s = e.member->Observe();
     backing += s.backing_bytes;
+    const Bytes loaned = std::clamp(s.loaned_bytes, Bytes(0), s.ram_bytes);
     PolicyInput& i = in[k];
-    i.ram_bytes = s.ram_bytes;
-    i.min_bytes = e.settings.min_bytes;
-    i.max_bytes = e.settings.max_bytes;
+    i.ram_bytes = InTable(s.ram_bytes);
+    i.min_bytes = InTable(e.settings.min_bytes);
+    i.max_bytes = InTable(e.settings.max_bytes);
     i.weight = e.settings.weight;
-    i.loaned_bytes = std::min(s.loaned_bytes, s.ram_bytes);
-    i.granted_bytes = i.loaned_bytes - std::min(i.loaned_bytes, e.target_loaned);
-    i.asked_bytes = e.target_loaned - std::min(i.loaned_bytes, e.target_loaned);
-    i.free_bytes = s.stats.free_bytes;
-    i.cache_bytes = s.stats.cache_bytes;
+    i.loaned_bytes = InTable(loaned);
+    i.granted_bytes = InTable(loaned - std::min(loaned, e.target_loaned));
+    i.asked_bytes = InTable(e.target_loaned - std::min(loaned, e.target_loaned));
+    i.free_bytes = InTable(s.stats.free_bytes);
+    i.cache_bytes = InTable(s.stats.cache_bytes);
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
     e.oom_seen = s.stats.oom_events;
   }
-  if (options_.sizer) pool_bytes_.store(options_.sizer(backing));
-  const uint64_t pool = pool_bytes_.load();
+  if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
+  const Bytes pool = pool_bytes();
   PolicyConfig policy = options_.policy;
-  policy.pool_bytes = pool - std::min(pool, reserved_);
+  policy.pool_bytes = InTable(pool - reserved_);
   const PolicyDecision d = options_.decide(policy, in);
-  NoteFeasibility({pool, d.floors_bytes + reserved_, d.shortfall_bytes});
+  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes)});
   size_t k = 0;
-  entitled_ = 0;
+  entitled_ = Bytes(0);
   for (Entry& e : entries_) {
-    const PolicyInput& i = in[k];
-    const uint64_t target = std::min(d.targets[k], i.ram_bytes);
+    const Bytes ram = FromTable(in[k].ram_bytes);
+    const Bytes loaned = FromTable(in[k].loaned_bytes);
+    const Bytes target = std::min(FromTable(d.targets[k]), ram);
     ++k;
     // Until it sees the new target a member may still act on the old one.
-    const uint64_t bound = std::min({i.loaned_bytes, e.target_loaned, target});
-    e.entitled = i.ram_bytes - bound;
+    const Bytes bound = std::min({loaned, e.target_loaned, target});
+    e.entitled = ram - bound;
     entitled_ += e.entitled;
     e.target_loaned = target;
     e.member->Assign({target, pool, e.settings.weight});
@@ -196,16 +206,16 @@ Result<MemberSettings> Pool::Configure(const std::string& name, const SettingsCh
   Entry* entry = Lookup(name);
   if (entry == nullptr) return Fail(ErrorCode::kNotFound, fmt::format("no partition or VM named {}", name));
   MemberSettings s = entry->settings;
-  const uint64_t ram = entry->member->ram_bytes();
+  const Bytes ram = entry->member->ram_bytes();
   if (change.weight) s.weight = *change.weight;
   if (change.min_bytes) s.min_bytes = *change.min_bytes;
   if (change.max_bytes) s.max_bytes = *change.max_bytes;
   if (auto ok = CheckSettings(name, ram, s); !ok) return tl::unexpected(ok.error());
   entry->settings = s;
   // The new weight reaches the member now, not at the next rebalance.
-  entry->member->Assign({entry->target_loaned, pool_bytes_.load(), s.weight});
+  entry->member->Assign({entry->target_loaned, pool_bytes(), s.weight});
   spdlog::info("{} {}: weight {}, min {} bytes, max {} bytes", KindName(entry->member->kind()), name, s.weight,
-               s.min_bytes, s.max_bytes == 0 ? ram : s.max_bytes);
+               s.min_bytes.value(), (s.max_bytes == Bytes(0) ? ram : s.max_bytes).value());
   return s;
 }
 

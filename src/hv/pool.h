@@ -22,10 +22,10 @@
 namespace cmm::hv {
 
 struct PoolOptions {
-  uint64_t pool_bytes = 0;
+  Bytes pool_bytes;
   // When set, the pool is resized before each rebalance from the sum of
   // the members' backing (`--pool auto`).
-  std::function<uint64_t(uint64_t members_backing)> sizer;
+  std::function<Bytes(Bytes members_backing)> sizer;
   PolicyConfig policy;  // pool_bytes is taken from above
   // The policy itself; tests put a broken one here to see the checks fail.
   std::function<PolicyDecision(const PolicyConfig&, std::span<const PolicyInput>)> decide = Decide;
@@ -33,9 +33,9 @@ struct PoolOptions {
 
 // Whether the pool can be met, from the last rebalance.
 struct Feasibility {
-  uint64_t pool_bytes = 0;
-  uint64_t floors_bytes = 0;
-  uint64_t shortfall_bytes = 0;  // 0: it can be met
+  Bytes pool_bytes;
+  Bytes floors_bytes;
+  Bytes shortfall_bytes;  // 0: it can be met
 };
 
 // "pool 512 MiB cannot be met: members' floors need 768 MiB; lower
@@ -45,34 +45,34 @@ std::string ShortfallMessage(const Feasibility& f);
 // A change asked by the operator; absent fields stay as they are.
 struct SettingsChange {
   std::optional<uint8_t> weight;
-  std::optional<uint64_t> min_bytes;
-  std::optional<uint64_t> max_bytes;
+  std::optional<Bytes> min_bytes;
+  std::optional<Bytes> max_bytes;
 };
 
 // The usable memory a member of `ram` bytes is kept between: its floor
 // (min, within max) and its ceiling (max, within its RAM).
 struct Bounds {
-  uint64_t min = 0, max = 0;
+  Bytes min, max;
 };
-Bounds BoundsOf(uint64_t ram, const MemberSettings& s);
+Bounds BoundsOf(Bytes ram, const MemberSettings& s);
 
 // Settings that fit a member of `ram` bytes: min and max within its RAM,
 // min not above max. EINVAL with the reason otherwise.
-Result<void> CheckSettings(const std::string& name, uint64_t ram, const MemberSettings& s);
+Result<void> CheckSettings(const std::string& name, Bytes ram, const MemberSettings& s);
 
 struct MemberView {
   std::string name;
   MemberKind kind = MemberKind::kPartition;
-  uint64_t ram_bytes = 0;
-  uint64_t backing_bytes = 0;
-  uint64_t loaned_bytes = 0;
-  uint64_t target_loaned_bytes = 0;
+  Bytes ram_bytes;
+  Bytes backing_bytes;
+  Bytes loaned_bytes;
+  Bytes target_loaned_bytes;
   MemberSettings settings;
   MemberStats stats;
   bool responsive = true;
   std::string note;
   std::string backing_source;
-  uint64_t own_bytes = 0;
+  Bytes own_bytes;
   int pid = 0;
   HcallCounts counts;
 };
@@ -92,15 +92,15 @@ class Pool {
   // fit the member's RAM or each other.
   Result<MemberSettings> Configure(const std::string& name, const SettingsChange& change);
 
-  uint64_t pool_bytes() const { return pool_bytes_.load(); }
+  Bytes pool_bytes() const { return Bytes(pool_bytes_.load()); }
   Feasibility feasibility() const;
 
   // Whether a member of `ram` bytes with these terms could join now with
   // at least its floor, without taking the pool over.
-  bool HasRoomFor(uint64_t ram, const MemberSettings& s) const;
+  bool HasRoomFor(Bytes ram, const MemberSettings& s) const;
   // Memory promised to members waiting to join: the policy runs as if the
   // pool were that much smaller, so the others make room for them first.
-  void Reserve(uint64_t bytes);
+  void Reserve(Bytes bytes);
   std::vector<MemberView> Snapshot() const;
   std::shared_ptr<Member> Find(const std::string& name) const;
 
@@ -108,17 +108,17 @@ class Pool {
   struct Entry {
     std::shared_ptr<Member> member;
     MemberSettings settings;
-    uint64_t target_loaned = 0;
+    Bytes target_loaned;
     uint64_t oom_seen = 0;
-    uint64_t entitled = 0;  // at most what it may back since its last target
+    Bytes entitled;  // at most what it may back since its last target
   };
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling.
-  uint64_t AdmissionTarget(uint64_t ram, const MemberSettings& s) const REQUIRES(mu_);
+  Bytes AdmissionTarget(Bytes ram, const MemberSettings& s) const REQUIRES(mu_);
   void NoteFeasibility(const Feasibility& now) REQUIRES(mu_);  // says a change in the log
 
   PoolOptions options_;
-  std::atomic<uint64_t> pool_bytes_;
+  std::atomic<int64_t> pool_bytes_;  // Bytes
   // The entry of that name, or null.
   Entry* Lookup(const std::string& name) REQUIRES(mu_);
   const Entry* Lookup(const std::string& name) const REQUIRES(mu_);
@@ -129,8 +129,8 @@ class Pool {
   std::vector<Entry> entries_ GUARDED_BY(mu_);
   std::unordered_map<std::string, size_t> index_ GUARDED_BY(mu_);
   std::vector<PolicyInput> inputs_ GUARDED_BY(mu_);  // reused every round: a round allocates nothing
-  uint64_t entitled_ GUARDED_BY(mu_) = 0;  // sum of the entries' entitled
-  uint64_t reserved_ GUARDED_BY(mu_) = 0;
+  Bytes entitled_ GUARDED_BY(mu_);  // sum of the entries' entitled
+  Bytes reserved_ GUARDED_BY(mu_);
   Feasibility feasibility_ GUARDED_BY(mu_);
 };
 

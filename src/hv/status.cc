@@ -18,8 +18,8 @@ int64_t StatsAgeMs(const MemberStats& s) {
 // How far the loan is from the target (positive: still to inflate), in
 // settle bands: within one, the member is at its target.
 double BandsToGo(const MemberView& m) {
-  const double gap = static_cast<double>(m.target_loaned_bytes) - static_cast<double>(m.loaned_bytes);
-  return gap / SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes));
+  const double gap = static_cast<double>((m.target_loaned_bytes - m.loaned_bytes).value());
+  return gap / SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes.value()));
 }
 
 }  // namespace
@@ -32,30 +32,35 @@ std::string Condition(const MemberView& m) {
   const double to_go = BandsToGo(m);
   if (to_go > 1) return "inflating";
   if (to_go < -1) return "deflating";
-  const uint64_t usable = m.ram_bytes - std::min(m.ram_bytes, m.target_loaned_bytes);
-  if (m.settings.min_bytes > 0 && usable <= BoundsOf(m.ram_bytes, m.settings).min) return "at its floor";
+  const Bytes usable = m.ram_bytes - std::min(m.ram_bytes, m.target_loaned_bytes);
+  if (m.settings.min_bytes > Bytes(0) && usable <= BoundsOf(m.ram_bytes, m.settings).min) return "at its floor";
   return "at target";
 }
 
-HvStatus Status(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+// The status is serialised: its byte counts are unsigned numbers.
+HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+  constexpr auto u = AsUnsigned<Bytes>;
   HvStatus out;
-  out.pool_bytes = pool_bytes;
-  out.floors_bytes = f.floors_bytes;
-  out.shortfall_bytes = f.shortfall_bytes;
-  if (f.shortfall_bytes > 0) out.problem = ShortfallMessage(f);
+  out.pool_bytes = u(pool_bytes);
+  out.floors_bytes = u(f.floors_bytes);
+  out.shortfall_bytes = u(f.shortfall_bytes);
+  if (f.shortfall_bytes > Bytes(0)) out.problem = ShortfallMessage(f);
+  Bytes backing, ram;
   for (const auto& v : members) {
-    out.backing_bytes += v.backing_bytes;
-    out.ram_bytes += v.ram_bytes;
-    out.partitions.push_back({v.name, std::string(KindName(v.kind)), v.ram_bytes, v.backing_bytes, v.loaned_bytes,
-                              v.target_loaned_bytes, v.settings.weight, v.settings.min_bytes,
-                              v.settings.max_bytes == 0 ? v.ram_bytes : v.settings.max_bytes, v.stats.free_bytes,
-                              v.stats.used_bytes, v.stats.cache_bytes, v.stats.oom_events, StatsAgeMs(v.stats),
-                              v.responsive, Condition(v), v.note, v.backing_source, v.own_bytes, v.pid, v.counts});
+    backing += v.backing_bytes;
+    ram += v.ram_bytes;
+    out.partitions.push_back({v.name, std::string(KindName(v.kind)), u(v.ram_bytes), u(v.backing_bytes),
+                              u(v.loaned_bytes), u(v.target_loaned_bytes), v.settings.weight, u(v.settings.min_bytes),
+                              u(BoundsOf(v.ram_bytes, v.settings).max), u(v.stats.free_bytes), u(v.stats.used_bytes),
+                              u(v.stats.cache_bytes), v.stats.oom_events, StatsAgeMs(v.stats), v.responsive,
+                              Condition(v), v.note, v.backing_source, u(v.own_bytes), v.pid, v.counts});
   }
+  out.backing_bytes = u(backing);
+  out.ram_bytes = u(ram);
   return out;
 }
 
-json StatusJson(uint64_t pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
+json StatusJson(Bytes pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
   json out = Status(pool_bytes, f, members);
   if (out["problem"].get<std::string>().empty()) out.erase("problem");
   return out;

@@ -63,9 +63,9 @@ std::string Condition(const MemberView& m);
 // Whether its loan is within the settle band of its target.
 bool AtTarget(const MemberView& m);
 
-HvStatus Status(uint64_t pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
+HvStatus Status(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
 // The same as JSON, without "problem" when there is none.
-nlohmann::json StatusJson(uint64_t pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
+nlohmann::json StatusJson(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
 nlohmann::json StatusJson(const Pool& pool);
 
 // What a live view asks each second: {"status": StatusJson, "now_ms",

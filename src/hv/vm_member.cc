@@ -116,8 +116,8 @@ VmMember::~VmMember() {
 void VmMember::Assign(const Assignment& a) {
   {
     MutexLock lock(mu_);
-    if (a.target_loaned_bytes == want_loaned_) return;
-    want_loaned_ = a.target_loaned_bytes;
+    if (AsUnsigned(a.target_loaned_bytes) == want_loaned_) return;
+    want_loaned_ = AsUnsigned(a.target_loaned_bytes);
   }
   const uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof one);
@@ -126,14 +126,14 @@ void VmMember::Assign(const Assignment& a) {
 MemberState VmMember::Observe() const {
   MutexLock lock(mu_);
   MemberState s;
-  s.ram_bytes = ram_bytes_;
-  s.backing_bytes = backing_;
-  s.loaned_bytes = ram_bytes_ - std::min(follow_.actual(), ram_bytes_);
+  s.ram_bytes = FromUnsigned<Bytes>(ram_bytes_);
+  s.backing_bytes = FromUnsigned<Bytes>(backing_);
+  s.loaned_bytes = FromUnsigned<Bytes>(ram_bytes_ - std::min(follow_.actual(), ram_bytes_));
   s.stats = stats_;
   s.responsive = responsive_;
   s.note = note_;
   s.backing_source = memfd_ >= 0 ? "memfd" : "smaps";
-  s.own_bytes = own_;
+  s.own_bytes = FromUnsigned<Bytes>(own_);
   s.pid = pid_;
   return s;
 }
@@ -203,9 +203,9 @@ bool VmMember::Tick(MemberClock::time_point now) {
       };
       const uint64_t total = get("stat-total-memory");
       const uint64_t available = get("stat-available-memory");
-      stats_.free_bytes = get("stat-free-memory");
-      stats_.cache_bytes = get("stat-disk-caches");
-      stats_.used_bytes = total - std::min(total, available);
+      stats_.free_bytes = FromUnsigned<Bytes>(get("stat-free-memory"));
+      stats_.cache_bytes = FromUnsigned<Bytes>(get("stat-disk-caches"));
+      stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
       stats_.taken = now;
       stats_update_ = update;
     }

@@ -47,7 +47,7 @@ class VmMember final : public Member {
 
   const std::string& name() const override { return options_.name; }
   MemberKind kind() const override { return MemberKind::kVm; }
-  uint64_t ram_bytes() const override { return ram_bytes_; }
+  Bytes ram_bytes() const override { return FromUnsigned<Bytes>(ram_bytes_); }
   MemberState Observe() const override;
   void Assign(const Assignment& a) override;
 
@@ -69,7 +69,7 @@ class VmMember final : public Member {
   const VmOptions options_;
   std::unique_ptr<QmpClient> qmp_;  // used by the follow thread only
   const pid_t pid_;
-  const uint64_t ram_bytes_;
+  const uint64_t ram_bytes_;  // QMP's numbers, unsigned, within this adapter
   const std::string balloon_path_;  // QOM path of the virtio-balloon device
   const int memfd_;                 // -1: measured from smaps
   std::string version_;

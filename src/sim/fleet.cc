@@ -60,8 +60,8 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   r.pool_bytes = pool_now;
 
   hv::PoolOptions po;
-  po.pool_bytes = pool_now;
-  po.sizer = [&pool_now](uint64_t) { return pool_now; };
+  po.pool_bytes = FromUnsigned<Bytes>(pool_now);
+  po.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(trace.period_s), hv::Rebalancer::Manual{});
@@ -110,17 +110,17 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
     for (const size_t i : waiting) {
       const MemberSpec& spec = trace.members[i];
       if (spec.leave_s != 0 && spec.leave_s <= t) continue;  // left before it could join
-      if (reserve == 0 && pool.HasRoomFor(spec.ram_bytes, spec.settings)) {
+      if (reserve == 0 && pool.HasRoomFor(FromUnsigned<Bytes>(spec.ram_bytes), spec.settings)) {
         members[i] = std::make_shared<SimMember>(spec, options.seed * 0x100000001b3ULL + i);
         (void)pool.Add(members[i], spec.settings);
         r.join_wait_max_s = std::max(r.join_wait_max_s, t - spec.join_s);
       } else {
         still.push_back(i);  // first come, first in
-        reserve += std::min(spec.settings.min_bytes, spec.ram_bytes);
+        reserve += std::min(AsUnsigned(spec.settings.min_bytes), spec.ram_bytes);
       }
     }
     waiting.swap(still);
-    pool.Reserve(reserve);
+    pool.Reserve(FromUnsigned<Bytes>(reserve));
     // The members live one period, then the rebalancer's round.
     uint64_t use = 0, unballooned = 0, entitled = 0, oom_given = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -129,9 +129,9 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
       m->Step(t + dt, dt);
       use += m->backing();
       unballooned += m->backing_unballooned();
-      entitled += m->ram_bytes() - std::min(m->loaned(), m->target());
+      entitled += m->ram() - std::min(m->loaned(), m->target());
       oom_given += m->oom_given_back();
-      loaned_share[i] += static_cast<double>(m->loaned()) / static_cast<double>(m->ram_bytes());
+      loaned_share[i] += static_cast<double>(m->loaned()) / static_cast<double>(m->ram());
       ++present_periods[i];
       const bool is_short = m->short_of_memory(low_free);
       if (is_short && short_since[i] == 0) {
@@ -148,7 +148,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
     if (entitled <= pool_now) {
       shrink_pending = false;
     } else {
-      if (pool.feasibility().shortfall_bytes > 0) {
+      if (pool.feasibility().shortfall_bytes > Bytes(0)) {
         r.over_infeasible_s += dt;
       } else if (shrink_pending) {
         r.over_shrink_s += dt;

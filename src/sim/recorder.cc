@@ -9,25 +9,25 @@
 namespace cmm::sim {
 
 namespace {
-constexpr uint64_t MiB = 1 << 20;
+constexpr uint64_t kMiB = 1 << 20;
 }  // namespace
 
-tl::expected<Recorder, std::string> Recorder::Open(std::string path, uint64_t pool_bytes) {
+tl::expected<Recorder, std::string> Recorder::Open(std::string path, Bytes pool_bytes) {
   Recorder r(std::move(path), pool_bytes);
   if (auto ok = r.Flush(); !ok) return tl::unexpected(ok.error());
   return r;
 }
 
-Recorder::Recorder(std::string path, uint64_t pool_bytes) : path_(std::move(path)) {
+Recorder::Recorder(std::string path, Bytes pool_bytes) : path_(std::move(path)) {
   trace_.period_s = 1;
-  trace_.pool_bytes = pool_bytes / MiB * MiB;
+  trace_.pool_bytes = AsUnsigned(pool_bytes) / kMiB * kMiB;
 }
 
-void Recorder::Sample(uint32_t t_s, uint64_t pool_bytes, const std::vector<hv::MemberView>& members) {
+void Recorder::Sample(uint32_t t_s, Bytes pool_bytes, const std::vector<hv::MemberView>& members) {
   if (sampled_ && t_s <= last_t_) return;  // once a second
   sampled_ = true;
   last_t_ = t_s;
-  const uint64_t pool = pool_bytes / MiB * MiB;
+  const uint64_t pool = AsUnsigned(pool_bytes) / kMiB * kMiB;
   const uint64_t last_pool = trace_.pool_changes.empty() ? trace_.pool_bytes : trace_.pool_changes.back().pool_bytes;
   if (pool != last_pool) trace_.pool_changes.push_back({t_s, pool});
   std::set<std::string> seen;
@@ -41,7 +41,7 @@ void Recorder::Sample(uint32_t t_s, uint64_t pool_bytes, const std::vector<hv::M
       for (const auto& other : trace_.members) {
         if (other.name == m.name) m.name = fmt::format("{}@{}", v.name, t_s);
       }
-      m.ram_bytes = v.ram_bytes / MiB * MiB;
+      m.ram_bytes = AsUnsigned(v.ram_bytes) / kMiB * kMiB;
       m.settings = v.settings;
       m.join_s = t_s;
       m.responsive = v.responsive;
@@ -51,7 +51,8 @@ void Recorder::Sample(uint32_t t_s, uint64_t pool_bytes, const std::vector<hv::M
     }
     MemberSpec& m = trace_.members[it->second];
     m.responsive = m.responsive && v.responsive;
-    const uint64_t used = v.stats.used_bytes / MiB * MiB, cache = v.stats.cache_bytes / MiB * MiB;
+    const uint64_t used = AsUnsigned(v.stats.used_bytes) / kMiB * kMiB;
+    const uint64_t cache = AsUnsigned(v.stats.cache_bytes) / kMiB * kMiB;
     Samples& s = m.samples;
     if (s.t_s.empty() || s.used.back() != used || s.cache.back() != cache) {
       s.t_s.push_back(t_s);

@@ -22,17 +22,17 @@ namespace cmm::sim {
 class Recorder {
  public:
   // Checks that `path` can be written before the run starts.
-  static tl::expected<Recorder, std::string> Open(std::string path, uint64_t pool_bytes);
+  static tl::expected<Recorder, std::string> Open(std::string path, Bytes pool_bytes);
 
   // The pool's members now, `t_s` seconds into the run.
-  void Sample(uint32_t t_s, uint64_t pool_bytes, const std::vector<hv::MemberView>& members);
+  void Sample(uint32_t t_s, Bytes pool_bytes, const std::vector<hv::MemberView>& members);
   // Writes the trace; an error says why it could not.
   tl::expected<void, std::string> Flush();
   const std::string& path() const { return path_; }
   size_t members() const { return trace_.members.size(); }
 
  private:
-  Recorder(std::string path, uint64_t pool_bytes);
+  Recorder(std::string path, Bytes pool_bytes);
   std::string path_;
   Trace trace_;
   std::map<std::string, size_t> present_;  // name -> index in trace_.members, while in the pool

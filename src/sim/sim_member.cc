@@ -22,12 +22,12 @@ SimMember::SimMember(const MemberSpec& spec, uint64_t seed)
 
 hv::MemberState SimMember::Observe() const {
   hv::MemberState s;
-  s.ram_bytes = ram_;
-  s.backing_bytes = touched_;
-  s.loaned_bytes = loaned_;
-  s.stats.free_bytes = free_;
-  s.stats.used_bytes = used_;
-  s.stats.cache_bytes = cache_;
+  s.ram_bytes = FromUnsigned<Bytes>(ram_);
+  s.backing_bytes = FromUnsigned<Bytes>(touched_);
+  s.loaned_bytes = FromUnsigned<Bytes>(loaned_);
+  s.stats.free_bytes = FromUnsigned<Bytes>(free_);
+  s.stats.used_bytes = FromUnsigned<Bytes>(used_);
+  s.stats.cache_bytes = FromUnsigned<Bytes>(cache_);
   s.stats.oom_events = oom_events_;
   s.stats.taken = hv::MemberClock::time_point(std::chrono::seconds(now_s_));
   s.responsive = responsive_;
@@ -37,12 +37,12 @@ hv::MemberState SimMember::Observe() const {
 void SimMember::Assign(const hv::Assignment& a) {
   if (!joined_) {
     joined_ = true;
-    loaned_ = a.target_loaned_bytes;
+    loaned_ = AsUnsigned(a.target_loaned_bytes);
     free_ = ram_ - loaned_;
-  } else if (a.target_loaned_bytes != target_) {
+  } else if (AsUnsigned(a.target_loaned_bytes) != target_) {
     ++target_changes_;
   }
-  target_ = a.target_loaned_bytes;
+  target_ = AsUnsigned(a.target_loaned_bytes);
 }
 
 void SimMember::Step(uint32_t t_s, uint32_t dt_s) {

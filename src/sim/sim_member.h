@@ -34,7 +34,7 @@ class SimMember final : public hv::Member {
 
   const std::string& name() const override { return name_; }
   hv::MemberKind kind() const override { return hv::MemberKind::kPartition; }
-  uint64_t ram_bytes() const override { return ram_; }
+  Bytes ram_bytes() const override { return FromUnsigned<Bytes>(ram_); }
   hv::MemberState Observe() const override;
   // The first target arrives on joining, before the workload runs: the
   // balloon already holds it (admission).
@@ -43,6 +43,7 @@ class SimMember final : public hv::Member {
   // One period of `dt_s` ending at `t_s`.
   void Step(uint32_t t_s, uint32_t dt_s);
 
+  uint64_t ram() const { return ram_; }
   uint64_t loaned() const { return loaned_; }
   uint64_t target() const { return target_; }
   uint64_t backing() const { return touched_; }

@@ -50,8 +50,8 @@ tl::expected<MemberSpec, std::string> ParseMember(const json& j, size_t index) {
   if (min > ram || max > ram || (max != 0 && min > max)) {
     return tl::unexpected(where + ": \"min_mb\" and \"max_mb\" must be within \"ram_mb\", min not above max");
   }
-  m.settings.min_bytes = min * MiB;
-  m.settings.max_bytes = max * MiB;
+  m.settings.min_bytes = FromUnsigned<Bytes>(min * MiB);
+  m.settings.max_bytes = FromUnsigned<Bytes>(max * MiB);
   CMM_TRY(speed, Field<uint64_t>(j, "balloon_mb_s", 512, where));
   m.balloon_bytes_per_s = speed * MiB;
   CMM_TRY(join, Field<uint32_t>(j, "join_s", 0, where));
@@ -166,8 +166,8 @@ std::string TraceJson(const Trace& t) {
     json o = {{"name", m.name},
               {"ram_mb", m.ram_bytes / MiB},
               {"weight", m.settings.weight},
-              {"min_mb", m.settings.min_bytes / MiB},
-              {"max_mb", m.settings.max_bytes / MiB},
+              {"min_mb", AsUnsigned(m.settings.min_bytes) / MiB},
+              {"max_mb", AsUnsigned(m.settings.max_bytes) / MiB},
               {"balloon_mb_s", m.balloon_bytes_per_s / MiB}};
     if (m.join_s != 0) o["join_s"] = m.join_s;
     if (m.leave_s != 0) o["leave_s"] = m.leave_s;
@@ -223,7 +223,7 @@ Trace GenerateFleet(uint32_t members, uint64_t seed) {
     m.name = fmt::format("{}-{}", ShapeName(s.kind), i);
     m.ram_bytes = kRamMb[next() % kRamMb.size()] * MiB;
     m.settings.weight = static_cast<uint8_t>(next() % 256);
-    m.settings.min_bytes = m.ram_bytes / 8;
+    m.settings.min_bytes = FromUnsigned<Bytes>(m.ram_bytes / 8);
     m.balloon_bytes_per_s = static_cast<uint64_t>(uniform(128, 2048)) * MiB;
     if (next() % 100 == 0) {
       m.stall_from_s = static_cast<uint32_t>(uniform(0, 3000));

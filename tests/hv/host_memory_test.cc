@@ -8,7 +8,7 @@
 namespace cmm::hv {
 namespace {
 
-constexpr uint64_t MiB = 1 << 20;
+constexpr Bytes MiB = cmm::MiB(1);
 
 TEST(HostMemory, ParsesMeminfoInKilobytes) {
   const auto h = ParseMeminfo("MemTotal:       24576000 kB\nMemFree:        1000 kB\nMemAvailable:   2048 kB\n");
@@ -35,27 +35,27 @@ TEST(HostMemory, ThisHostReadsForReal) {
 }
 
 TEST(AutoPool, AvailablePlusPartitionsBackingLessTheReserve) {
-  const HostMemory h{4096 * MiB, 1024 * MiB, std::nullopt};
-  EXPECT_EQ(AutoPoolBytes(h, 0, 512 * MiB), 512 * MiB);
+  const HostMemory h{AsUnsigned(4096 * MiB), AsUnsigned(1024 * MiB), std::nullopt};
+  EXPECT_EQ(AutoPoolBytes(h, Bytes(0), 512 * MiB), 512 * MiB);
   EXPECT_EQ(AutoPoolBytes(h, 256 * MiB, 512 * MiB), 768 * MiB);  // partitions' memory stays in the pool
-  EXPECT_EQ(AutoPoolBytes(h, 0, 2048 * MiB), 0U);
+  EXPECT_EQ(AutoPoolBytes(h, Bytes(0), 2048 * MiB), Bytes(0));
 }
 
 TEST(AutoPool, PressureShrinksThePoolAtMostByHalf) {
-  HostMemory h{4096 * MiB, 1024 * MiB, 2.0};
-  EXPECT_EQ(AutoPoolBytes(h, 0, 0), 1024 * MiB);  // below 5%: no change
+  HostMemory h{AsUnsigned(4096 * MiB), AsUnsigned(1024 * MiB), 2.0};
+  EXPECT_EQ(AutoPoolBytes(h, Bytes(0), Bytes(0)), 1024 * MiB);  // below 5%: no change
   h.pressure_avg10 = 10.0;
-  EXPECT_EQ(AutoPoolBytes(h, 0, 0), 1024 * MiB * 8 / 10);
+  EXPECT_EQ(AutoPoolBytes(h, Bytes(0), Bytes(0)), 1024 * MiB * 8 / 10);
   h.pressure_avg10 = 60.0;
-  EXPECT_EQ(AutoPoolBytes(h, 0, 0), 512 * MiB);
+  EXPECT_EQ(AutoPoolBytes(h, Bytes(0), Bytes(0)), 512 * MiB);
 }
 
 TEST(AutoPool, ThePoolFollowsItsSizerAtEachRebalance) {
   PoolOptions o;
   o.pool_bytes = 100 * MiB;
-  uint64_t next = 300 * MiB;
-  o.sizer = [&](uint64_t backing) {
-    EXPECT_EQ(backing, 0U);  // no partitions yet
+  Bytes next = 300 * MiB;
+  o.sizer = [&](Bytes backing) {
+    EXPECT_EQ(backing, Bytes(0));  // no partitions yet
     return next;
   };
   Pool pool(o);

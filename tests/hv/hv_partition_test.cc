@@ -26,7 +26,7 @@ struct FakeBacking final : Backing {
     log.emplace_back(offset / kCmo, length / kCmo);
     return {};
   }
-  uint64_t BackingBytes() const override { return 0; }
+  Bytes BackingBytes() const override { return Bytes(0); }
   std::vector<std::pair<uint64_t, uint64_t>>& log;
   uint64_t fail_at = UINT64_MAX;
 };
@@ -52,7 +52,7 @@ TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
   for (uint64_t i = 0; i < 1000; ++i) failed += p.PageInit(papr::kPageSetLoaned, i * kCmo) == papr::kHardware;
   EXPECT_GT(failed, 200);
   EXPECT_LT(failed, 400);
-  EXPECT_EQ(p.loaned_bytes(), (1000 - failed) * kCmo);
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>((1000 - failed) * kCmo)));
   EXPECT_EQ(log.size(), static_cast<size_t>(1000 - failed));  // a failed page is not released
   for (uint64_t i = 0; i < 1000; ++i) EXPECT_EQ(p.PageInit(papr::kPageSetActive, i * kCmo), papr::kSuccess);
 
@@ -66,7 +66,7 @@ TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
     const auto r = q.PageInitBatch(papr::kPageSetLoaned, batch);
     EXPECT_EQ(r.rc, papr::kHardware);
     EXPECT_LT(r.done, 100U);
-    EXPECT_EQ(q.loaned_bytes(), r.done * kCmo);
+    EXPECT_EQ(q.loaned_bytes(), Bytes(static_cast<int64_t>(r.done * kCmo)));
     positions.insert(r.done);
     for (const uint64_t a : batch) q.PageInit(papr::kPageSetActive, a);
   }
@@ -81,13 +81,14 @@ TEST(HvGetMpp, AsksWhatTheBalloonKeepsBackAfterAnOomGiveBack) {
   std::vector<std::pair<uint64_t, uint64_t>> log;
   HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
   for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(p.PageInit(papr::kPageSetLoaned, i * kCmo), papr::kSuccess);
-  p.Assign({20 * kCmo, 64 * kCmo, 0});
+  const Bytes cmo(kCmo);
+  p.Assign({20 * cmo, 64 * cmo, 0});
   proto::Stats stats;
   EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(10 * kCmo));
   stats.oom_freed_bytes = 3 * kCmo;
   EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(13 * kCmo));
   // Nothing to loan: nothing more asked for what it keeps back.
-  p.Assign({0, 64 * kCmo, 0});
+  p.Assign({Bytes(0), 64 * cmo, 0});
   EXPECT_EQ(p.GetMpp(stats).loan_request, -static_cast<int64_t>(10 * kCmo));
 }
 
@@ -96,10 +97,10 @@ TEST(HvPageInit, LoanedReleasesTheCmoPageActiveCopiesNothing) {
   HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
   EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 3 * kCmo), papr::kSuccess);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{3, 1}}));
-  EXPECT_EQ(p.loaned_bytes(), kCmo);
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(kCmo)));
   EXPECT_EQ(p.PageInit(papr::kPageSetActive, 3 * kCmo), papr::kSuccess);
   EXPECT_EQ(log.size(), 1U);  // nothing released or copied
-  EXPECT_EQ(p.loaned_bytes(), 0U);
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(0U)));
 }
 
 TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
@@ -110,7 +111,7 @@ TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
   EXPECT_EQ(r.rc, papr::kSuccess);
   EXPECT_EQ(r.done, 6U);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 3}, {5, 2}, {3, 1}}));
-  EXPECT_EQ(p.loaned_bytes(), 6 * kCmo);
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(6 * kCmo)));
   EXPECT_EQ(p.counts().releases, 3U);
   EXPECT_EQ(p.counts().pages_loaned, 6U);
   EXPECT_EQ(p.PageInitBatch(papr::kPageSetActive, std::vector<uint64_t>{0, kCmo}).rc, papr::kSuccess);
@@ -125,7 +126,7 @@ TEST(HvPageInitBatch, StopsAtTheFirstFailureWithWhatWasDone) {
   EXPECT_EQ(r.rc, papr::kParameter);
   EXPECT_EQ(r.done, 2U);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}}));
-  EXPECT_EQ(p.loaned_bytes(), 2 * kCmo);  // page 3 untouched
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(2 * kCmo)));  // page 3 untouched
 }
 
 TEST(HvPageInitBatch, AReleaseThatFailsIsNotDone) {
@@ -137,7 +138,7 @@ TEST(HvPageInitBatch, AReleaseThatFailsIsNotDone) {
   const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
   EXPECT_EQ(r.rc, papr::kHardware);
   EXPECT_EQ(r.done, 2U);
-  EXPECT_EQ(p.loaned_bytes(), 2 * kCmo);
+  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(2 * kCmo)));
 }
 
 // ---- the real memfd ----
@@ -174,14 +175,14 @@ TEST(MemfdBacking, LoanedPagesGiveTheirMemoryBackForReal) {
   auto backing = MemfdBacking(dup(fd), kRam);
   ASSERT_TRUE(backing.has_value()) << backing.error();
   HvPartition p(Config(kRam), kCmo, std::move(*backing));
-  const uint64_t before = p.backing_bytes();
-  EXPECT_GE(before, kRam);
+  const Bytes before = p.backing_bytes();
+  EXPECT_GE(before, FromUnsigned<Bytes>(kRam));
   std::vector<uint64_t> pages;
   for (uint64_t a = 0; a < (4 << 20); a += kCmo) pages.push_back(a);  // 1024 CMO pages, one range
   const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
   ASSERT_EQ(r.rc, papr::kSuccess);
   EXPECT_EQ(p.counts().releases, 1U);
-  EXPECT_LE(p.backing_bytes(), before - (4 << 20));
+  EXPECT_LE(p.backing_bytes(), before - MiB(4));
   EXPECT_EQ(p.PageInit(papr::kPageSetActive, 0), papr::kSuccess);
   EXPECT_EQ(ram[0], 0);  // a loaned page's contents are gone
   EXPECT_EQ(ram[(4 << 20) + 1], 0xCD);

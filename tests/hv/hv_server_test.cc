@@ -52,7 +52,7 @@ class HvServerTest : public ::testing::Test {
   // A fresh pool of 32 MiB and its server at path_.
   void StartHypervisor() {
     PoolOptions o;
-    o.pool_bytes = 32 << 20;
+    o.pool_bytes = MiB(32);
     rebalancer_.reset();  // it drives the old pool
     pool_ = std::make_unique<Pool>(o);
     auto s = HvServer::Start(path_, *pool_);
@@ -103,8 +103,8 @@ TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
   EXPECT_LE(c.loaned_target(), Pages(8192 + 256));
   ASSERT_EQ(c.Inflate(c.loaned_target() - c.loaned()), Pages(0));
   const auto view = pool_->Snapshot().at(0);
-  EXPECT_EQ(view.loaned_bytes, static_cast<uint64_t>(c.loaned().value()) * 4096);
-  EXPECT_LE(view.backing_bytes, (uint64_t{64} << 20) - view.loaned_bytes);  // released for real
+  EXPECT_EQ(view.loaned_bytes, Bytes(c.loaned().value() * 4096));
+  EXPECT_LE(view.backing_bytes, MiB(64) - view.loaned_bytes);  // released for real
   EXPECT_LE(g->ram().BackingBytes(), uint64_t{32} << 20);
   EXPECT_EQ(view.counts.page_init, static_cast<uint64_t>(c.loaned().value()));
 
@@ -117,7 +117,7 @@ TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
 
   // Deflate: set active copies nothing; pages come back zeroed when touched.
   g->Stop();
-  EXPECT_EQ(pool_->Snapshot().at(0).loaned_bytes, 0U);
+  EXPECT_EQ(pool_->Snapshot().at(0).loaned_bytes, Bytes(0));
   EXPECT_EQ(g->memory().integrity_errors(), 0U);
 }
 
@@ -407,41 +407,41 @@ TEST_F(HvServerTest, ARestartedHypervisorIsToldEveryLoanedPageOnce) {
   EXPECT_EQ(g->hv()->reconnects(), 1U);
   const auto v = pool_->Snapshot();
   ASSERT_EQ(v.size(), 1U);
-  EXPECT_EQ(v[0].loaned_bytes, 500U * 4096);
+  EXPECT_EQ(v[0].loaned_bytes, Bytes(500 * 4096));
   EXPECT_EQ(v[0].counts.page_init, 500U);
   // A deflate after the restart gives them back at the new hypervisor.
   EXPECT_EQ(g->controller().Deflate(Pages(500)), Pages(0));
-  EXPECT_EQ(pool_->Snapshot()[0].loaned_bytes, 0U);
+  EXPECT_EQ(pool_->Snapshot()[0].loaned_bytes, Bytes(0));
 }
 
 TEST_F(HvServerTest, OperatorSettingsChangeWhatThePolicyAsks) {
   auto g = Guest("tuned", MiB(64));
   ASSERT_NE(g, nullptr);
   g->controller().ComputeTarget();  // reports stats
-  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes >= (32U << 20); }));
+  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes >= MiB(32); }));
   SettingsChange change;
   change.weight = 200;
-  change.min_bytes = 60U << 20;
+  change.min_bytes = MiB(60);
   auto set = pool_->Configure("tuned", change);
   ASSERT_TRUE(set.has_value()) << set.error().message;
   EXPECT_EQ(set->weight, 200);
   // min 60 MiB of 64: it is never asked for more than 4 MiB.
-  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes <= (4U << 20); }));
+  ASSERT_TRUE(WaitFor([&] { return pool_->Snapshot()[0].target_loaned_bytes <= MiB(4); }));
   papr::MppData mpp;
   ASSERT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
   EXPECT_EQ(mpp.mem_weight, 200);
 
   EXPECT_EQ(pool_->Configure("nobody", change).error().code, ErrorCode::kNotFound);
   SettingsChange too_big;
-  too_big.min_bytes = 65U << 20;
+  too_big.min_bytes = MiB(65);
   EXPECT_EQ(pool_->Configure("tuned", too_big).error().code, ErrorCode::kInvalid);
   SettingsChange crossing;
-  crossing.min_bytes = 40U << 20;
-  crossing.max_bytes = 30U << 20;
+  crossing.min_bytes = MiB(40);
+  crossing.max_bytes = MiB(30);
   const auto crossed = pool_->Configure("tuned", crossing);
   ASSERT_FALSE(crossed.has_value());
   EXPECT_NE(crossed.error().message.find("above max"), std::string::npos);
-  EXPECT_EQ(pool_->Snapshot()[0].settings.min_bytes, 60U << 20);  // a refused change changes nothing
+  EXPECT_EQ(pool_->Snapshot()[0].settings.min_bytes, MiB(60));  // a refused change changes nothing
 }
 
 }  // namespace

@@ -28,9 +28,9 @@ TEST(HcallStats, CountsByCallAndCodeAndBucketsTheLatency) {
 TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
   MemberView a;
   a.name = "web\"1";
-  a.ram_bytes = 1 << 20;
-  a.backing_bytes = 4096;
-  a.loaned_bytes = 8192;
+  a.ram_bytes = MiB(1);
+  a.backing_bytes = Bytes(4096);
+  a.loaned_bytes = Bytes(8192);
   a.settings.weight = 7;
   a.stats.oom_events = 2;
   a.counts.pages_loaned = 300;
@@ -42,10 +42,10 @@ TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
   MemberView vm;
   vm.name = "vm1";
   vm.kind = MemberKind::kVm;
-  vm.backing_bytes = 8192;
+  vm.backing_bytes = Bytes(8192);
   vm.responsive = false;
-  vm.own_bytes = 12345;
-  const std::string t = PrometheusText(64 << 20, 16 << 20, {a, vm}, s.Read());
+  vm.own_bytes = Bytes(12345);
+  const std::string t = PrometheusText(MiB(64), MiB(16), {a, vm}, s.Read());
   for (const char* line : {
            "# TYPE cmm_pool_bytes gauge\ncmm_pool_bytes 67108864\n",
            "cmm_pool_backing_bytes 12288\n",

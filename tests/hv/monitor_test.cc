@@ -9,9 +9,9 @@
 namespace cmm::hv {
 namespace {
 
-constexpr uint64_t MiB = 1 << 20;
+constexpr Bytes MiB = cmm::MiB(1);
 
-MemberView Member(const std::string& name, uint64_t ram, uint64_t loaned, uint64_t target) {
+MemberView Member(const std::string& name, Bytes ram, Bytes loaned, Bytes target) {
   MemberView m;
   m.name = name;
   m.ram_bytes = ram;
@@ -30,8 +30,8 @@ std::vector<std::string> Kinds(const std::vector<PoolEvent>& events) {
 
 TEST(PoolMonitor, AJoinAnOomEventAReachedTargetAndALeaveAreEventsInOrder) {
   PoolMonitor m;
-  const Feasibility ok{512 * MiB, 0, 0};
-  auto a = Member("a", 256 * MiB, 0, 64 * MiB);
+  const Feasibility ok{512 * MiB, Bytes(0), Bytes(0)};
+  auto a = Member("a", 256 * MiB, Bytes(0), 64 * MiB);
   m.Observe(1000, 512 * MiB, ok, {a});
   a.loaned_bytes = 64 * MiB;
   a.backing_bytes = 192 * MiB;
@@ -50,7 +50,7 @@ TEST(PoolMonitor, AJoinAnOomEventAReachedTargetAndALeaveAreEventsInOrder) {
 
 TEST(PoolMonitor, GoingOverThePoolAndBackAndAnInfeasiblePoolAreEvents) {
   PoolMonitor m;
-  auto a = Member("a", 256 * MiB, 0, 0);
+  auto a = Member("a", 256 * MiB, Bytes(0), Bytes(0));
   m.Observe(1000, 512 * MiB, {}, {a});
   m.Observe(2000, 128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {a});  // shrunk under the floors
   m.Observe(3000, 512 * MiB, {}, {a});
@@ -63,7 +63,7 @@ TEST(PoolMonitor, GoingOverThePoolAndBackAndAnInfeasiblePoolAreEvents) {
 
 TEST(PoolMonitor, AMemberThatStopsAnsweringAndAnswersAgainIsTwoEvents) {
   PoolMonitor m;
-  auto a = Member("a", 64 * MiB, 0, 0);
+  auto a = Member("a", 64 * MiB, Bytes(0), Bytes(0));
   m.Observe(0, 512 * MiB, {}, {a});
   a.responsive = false;
   a.note = "no stats for 5 s";
@@ -85,8 +85,8 @@ TEST(PoolMonitor, HistoryKeepsOneSampleASecondForFifteenMinutesThenDropsTheOldes
   // Each second's sample is its last round's.
   EXPECT_EQ(all.front().unix_ms, 5 * 60 * 1000 + 750);
   EXPECT_EQ(all.back().unix_ms, 20 * 60 * 1000);
-  EXPECT_EQ(all.back().backing_bytes, 48 * MiB);
-  EXPECT_EQ(all.back().loaned_bytes, 16 * MiB);
+  EXPECT_EQ(all.back().backing_bytes, AsUnsigned(48 * MiB));
+  EXPECT_EQ(all.back().loaned_bytes, AsUnsigned(16 * MiB));
   EXPECT_EQ(all.back().members, 1U);
   EXPECT_EQ(m.SamplesSince(20 * 60 * 1000).size(), 1U);
   EXPECT_EQ(m.SamplesSince(20 * 60 * 1000 + 1).size(), 0U);
@@ -94,20 +94,20 @@ TEST(PoolMonitor, HistoryKeepsOneSampleASecondForFifteenMinutesThenDropsTheOldes
 
 TEST(PoolMonitor, EventsAreBounded) {
   PoolMonitor m(std::chrono::minutes(15), 10);
-  for (int i = 0; i < 30; ++i) m.Observe(i * 1000, 512 * MiB, {}, i % 2 ? std::vector<MemberView>{} : std::vector{Member("a", MiB * 64, 0, 0)});
+  for (int i = 0; i < 30; ++i) m.Observe(i * 1000, 512 * MiB, {}, i % 2 ? std::vector<MemberView>{} : std::vector{Member("a", MiB * 64, Bytes(0), Bytes(0))});
   const auto events = m.EventsAfter(0);
   ASSERT_EQ(events.size(), 10U);
   EXPECT_EQ(events.back().seq, 30U);
 }
 
 TEST(Condition, SaysUnresponsiveStartingInflatingDeflatingAtItsFloorOrAtTarget) {
-  auto m = Member("a", 256 * MiB, 0, 0);
+  auto m = Member("a", 256 * MiB, Bytes(0), Bytes(0));
   EXPECT_EQ(Condition(m), "at target");
   m.target_loaned_bytes = 64 * MiB;
   EXPECT_EQ(Condition(m), "inflating");
   m.loaned_bytes = 62 * MiB;  // within the settle band (4 MiB here)
   EXPECT_EQ(Condition(m), "at target");
-  m.target_loaned_bytes = 0;
+  m.target_loaned_bytes = Bytes(0);
   EXPECT_EQ(Condition(m), "deflating");
   m.settings.min_bytes = 192 * MiB;
   m.target_loaned_bytes = 64 * MiB;
@@ -119,10 +119,10 @@ TEST(Condition, SaysUnresponsiveStartingInflatingDeflatingAtItsFloorOrAtTarget) 
 }
 
 TEST(StatusJson, CarriesEachMembersConditionAndTheProblemWhenInfeasible) {
-  const auto j = StatusJson(128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {Member("a", 64 * MiB, 0, 32 * MiB)});
+  const auto j = StatusJson(128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {Member("a", 64 * MiB, Bytes(0), 32 * MiB)});
   EXPECT_EQ(j["partitions"][0]["condition"], "inflating");
-  EXPECT_EQ(j["backing_bytes"], 64 * MiB);
-  EXPECT_EQ(j["shortfall_bytes"], 64 * MiB);
+  EXPECT_EQ(j["backing_bytes"], AsUnsigned(64 * MiB));
+  EXPECT_EQ(j["shortfall_bytes"], AsUnsigned(64 * MiB));
   EXPECT_TRUE(j.contains("problem"));
 }
 
@@ -141,13 +141,13 @@ TEST(StatusJson, ReadsBackAsTheTypedStatusAndLeavesOutAProblemThereIsNot) {
   const auto j = StatusJson(128 * MiB, {}, {m});
   EXPECT_FALSE(j.contains("problem"));
   const auto s = j.get<HvStatus>();
-  EXPECT_EQ(s.pool_bytes, 128 * MiB);
+  EXPECT_EQ(s.pool_bytes, AsUnsigned(128 * MiB));
   ASSERT_EQ(s.partitions.size(), 1U);
   EXPECT_EQ(s.partitions[0].name, "a");
   EXPECT_EQ(s.partitions[0].kind, "partition");
   EXPECT_EQ(s.partitions[0].weight, 200U);
   EXPECT_EQ(s.partitions[0].hcalls.batches, 3U);
-  EXPECT_EQ(s.partitions[0].max_bytes, 64 * MiB);  // no ceiling set: all of its RAM
+  EXPECT_EQ(s.partitions[0].max_bytes, AsUnsigned(64 * MiB));  // no ceiling set: all of its RAM
   EXPECT_TRUE(s.problem.empty());
   nlohmann::json again = s;
   again.erase("problem");

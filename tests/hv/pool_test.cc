@@ -16,18 +16,18 @@ namespace cmm::hv {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr uint64_t MiB = 1 << 20;
+constexpr Bytes MiB = cmm::MiB(1);
 
 class FakeMember final : public Member {
  public:
-  FakeMember(std::string name, MemberKind kind, uint64_t ram, uint64_t free)
+  FakeMember(std::string name, MemberKind kind, Bytes ram, Bytes free)
       : name_(std::move(name)), kind_(kind), ram_(ram) {
     state_.ram_bytes = ram;
     state_.stats.free_bytes = free;
   }
   const std::string& name() const override { return name_; }
   MemberKind kind() const override { return kind_; }
-  uint64_t ram_bytes() const override { return ram_; }
+  Bytes ram_bytes() const override { return ram_; }
   MemberState Observe() const override {
     std::lock_guard lock(mu_);
     return state_;
@@ -37,7 +37,7 @@ class FakeMember final : public Member {
     last_ = a;
     ++assignments_;
   }
-  void Set(bool responsive, uint64_t loaned) {
+  void Set(bool responsive, Bytes loaned) {
     std::lock_guard lock(mu_);
     state_.responsive = responsive;
     state_.loaned_bytes = loaned;
@@ -54,14 +54,14 @@ class FakeMember final : public Member {
  private:
   const std::string name_;
   const MemberKind kind_;
-  const uint64_t ram_;
+  const Bytes ram_;
   mutable std::mutex mu_;
   MemberState state_;
   Assignment last_;
   int assignments_ = 0;
 };
 
-Pool MakePool(uint64_t bytes) {
+Pool MakePool(Bytes bytes) {
   PoolOptions o;
   o.pool_bytes = bytes;
   return Pool(o);
@@ -69,11 +69,11 @@ Pool MakePool(uint64_t bytes) {
 
 TEST(Pool, PartitionsAndVmsShareOneNamespace) {
   Pool pool = MakePool(100 * MiB);
-  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 64 * MiB, 0);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 64 * MiB, Bytes(0));
   ASSERT_TRUE(pool.Add(a, {}).has_value());
   EXPECT_EQ(a->assignments(), 1);  // joins with nothing to loan yet
   EXPECT_EQ(a->last().pool_bytes, 100 * MiB);
-  auto vm = std::make_shared<FakeMember>("a", MemberKind::kVm, 64 * MiB, 0);
+  auto vm = std::make_shared<FakeMember>("a", MemberKind::kVm, 64 * MiB, Bytes(0));
   const auto refused = pool.Add(vm, {});
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().message, "a partition named a is already registered");
@@ -117,7 +117,7 @@ TEST(Pool, AnUnresponsiveMemberIsCountedOnForNothing) {
 
 TEST(Pool, AWeightChangeReachesTheMemberAtOnce) {
   Pool pool = MakePool(100 * MiB);
-  auto p = std::make_shared<FakeMember>("p", MemberKind::kVm, 64 * MiB, 0);
+  auto p = std::make_shared<FakeMember>("p", MemberKind::kVm, 64 * MiB, Bytes(0));
   ASSERT_TRUE(pool.Add(p, {}).has_value());
   SettingsChange c;
   c.weight = 200;
@@ -145,18 +145,18 @@ TEST(Rebalancer, RunsThePolicyEveryPeriodAndTheHookAfterEachRound) {
 }
 
 TEST(Pool, APoolAutoShrunkBelowTheFloorsIsReportedAndItsMembersHeldThere) {
-  uint64_t host = 300 * MiB;  // what --pool auto would see
+  Bytes host = 300 * MiB;  // what --pool auto would see
   PoolOptions o;
   o.pool_bytes = host;
-  o.sizer = [&host](uint64_t) { return host; };
+  o.sizer = [&host](Bytes) { return host; };
   Pool pool(o);
   std::vector<std::shared_ptr<FakeMember>> members;
   for (const char* name : {"a", "b", "c"}) {
     members.push_back(std::make_shared<FakeMember>(name, MemberKind::kPartition, 100 * MiB, 50 * MiB));
-    ASSERT_TRUE(pool.Add(members.back(), {0, 80 * MiB, 0}).has_value());
+    ASSERT_TRUE(pool.Add(members.back(), {0, 80 * MiB, Bytes(0)}).has_value());
   }
   pool.Rebalance();
-  EXPECT_EQ(pool.feasibility().shortfall_bytes, 0U);
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, Bytes(0));
   EXPECT_EQ(ShortfallMessage(pool.feasibility()), "");
   host = 200 * MiB;  // the host came under pressure
   for (int round = 0; round < 3; ++round) {
@@ -168,7 +168,7 @@ TEST(Pool, APoolAutoShrunkBelowTheFloorsIsReportedAndItsMembersHeldThere) {
             "pool 200 MiB cannot be met: members' floors need 240 MiB; lower min_mem_mb or grow the pool");
   host = 400 * MiB;
   pool.Rebalance();
-  EXPECT_EQ(pool.feasibility().shortfall_bytes, 0U);
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, Bytes(0));
 }
 
 TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGive) {
@@ -176,9 +176,9 @@ TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGi
   auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 100 * MiB, 90 * MiB);
   auto b = std::make_shared<FakeMember>("b", MemberKind::kVm, 100 * MiB, 90 * MiB);
   ASSERT_TRUE(pool.Add(a, {}).has_value());
-  EXPECT_EQ(a->last().target_loaned_bytes, 0U);
-  EXPECT_TRUE(pool.HasRoomFor(100 * MiB, {0, 50 * MiB, 0}));
-  EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, 0}));
+  EXPECT_EQ(a->last().target_loaned_bytes, Bytes(0));
+  EXPECT_TRUE(pool.HasRoomFor(100 * MiB, {0, 50 * MiB, Bytes(0)}));
+  EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, Bytes(0)}));
   ASSERT_TRUE(pool.Add(b, {}).has_value());
   EXPECT_EQ(b->last().target_loaned_bytes, 50 * MiB);  // 50 MiB of room
 }

@@ -122,27 +122,28 @@ TEST_F(RealVm, APushedTargetIsReachedWithin1MiBAndTheMemfdBackingFallsBy90Percen
   ASSERT_TRUE(Console("touched and freed")) << Slurp(dir_ + "/serial.log");
   vm_ = Attach();
   ASSERT_NE(vm_, nullptr);
-  EXPECT_EQ(vm_->ram_bytes(), 512 * kMiB);
+  EXPECT_EQ(vm_->ram_bytes(), MiB(512));
   EXPECT_EQ(vm_->Observe().backing_source, "memfd");
-  const uint64_t before = vm_->Observe().backing_bytes;
-  EXPECT_GE(before, 400 * kMiB);  // the guest touched nearly all of it
+  const Bytes before = vm_->Observe().backing_bytes;
+  EXPECT_GE(before, MiB(400));  // the guest touched nearly all of it
 
-  vm_->Assign({384 * kMiB, 0, 0});
+  vm_->Assign({MiB(384), Bytes(0), 0});
   ASSERT_TRUE(WaitFor([&] {
-    const uint64_t l = vm_->Observe().loaned_bytes;
-    return l + kMiB >= 384 * kMiB && l <= 385 * kMiB;
+    const Bytes l = vm_->Observe().loaned_bytes;
+    return l + MiB(1) >= MiB(384) && l <= MiB(385);
   }, 60s)) << vm_->Observe().loaned_bytes;
   const MemberState s = vm_->Observe();
   // A later period measures the backing: wait for it to show the loan.
-  uint64_t after = 0;
+  Bytes after;
   EXPECT_TRUE(WaitFor([&] {
     after = vm_->Observe().backing_bytes;
-    return static_cast<double>(before) - static_cast<double>(after) >= 0.9 * static_cast<double>(s.loaned_bytes);
-  }, 10s)) << "backing " << before / kMiB << " MiB -> " << after / kMiB << " MiB, loaned " << s.loaned_bytes / kMiB;
+    return static_cast<double>((before - after).value()) >= 0.9 * static_cast<double>(s.loaned_bytes.value());
+  }, 10s)) << "backing " << before / MiB(1) << " MiB -> " << after / MiB(1) << " MiB, loaned "
+           << s.loaned_bytes / MiB(1);
 
   // Deflate: the guest gets all of its memory back.
-  vm_->Assign({0, 0, 0});
-  EXPECT_TRUE(WaitFor([&] { return vm_->Observe().loaned_bytes <= kMiB; }, 60s)) << vm_->Observe().loaned_bytes;
+  vm_->Assign({Bytes(0), Bytes(0), 0});
+  EXPECT_TRUE(WaitFor([&] { return vm_->Observe().loaned_bytes <= MiB(1); }, 60s)) << vm_->Observe().loaned_bytes;
 }
 
 TEST_F(RealVm, GuestStatsArriveEachPeriodAndAge) {
@@ -152,8 +153,8 @@ TEST_F(RealVm, GuestStatsArriveEachPeriodAndAge) {
   ASSERT_TRUE(WaitFor([&] { return vm_->Observe().stats.taken != MemberClock::time_point{}; }, 90s));
   const MemberState first = vm_->Observe();
   EXPECT_TRUE(WaitFor([&] { return vm_->Observe().responsive; }, 10s)) << vm_->Observe().note;
-  EXPECT_GT(first.stats.free_bytes, 64 * kMiB);
-  EXPECT_LE(first.stats.free_bytes, 256 * kMiB);
+  EXPECT_GT(first.stats.free_bytes, MiB(64));
+  EXPECT_LE(first.stats.free_bytes, MiB(256));
   // A later reading is newer, and never older than 3 periods.
   ASSERT_TRUE(WaitFor([&] { return vm_->Observe().stats.taken > first.stats.taken; }, 10s));
   for (int i = 0; i < 5; ++i) {
@@ -165,7 +166,7 @@ TEST_F(RealVm, GuestStatsArriveEachPeriodAndAge) {
 TEST_F(RealVm, KillMinus9OfQemuTakesItOutOfThePoolAtOnce) {
   Boot(256 * kMiB, "");
   PoolOptions o;
-  o.pool_bytes = 128 * kMiB;
+  o.pool_bytes = MiB(128);
   Pool pool(o);
   VmAdapter vms(pool, 1000ms);
   VmOptions v;
@@ -195,11 +196,11 @@ TEST_F(RealVm, AGuestThatFillsPastItsTargetDeflatesOnOomAndItIsCounted) {
   vm_ = Attach();
   ASSERT_NE(vm_, nullptr);
   ASSERT_TRUE(Console("ready")) << Slurp(dir_ + "/serial.log");
-  vm_->Assign({160 * kMiB, 0, 0});
+  vm_->Assign({MiB(160), Bytes(0), 0});
   ASSERT_TRUE(WaitFor([&] { return vm_->Observe().stats.oom_events > 0; }, 90s))
-      << Slurp(dir_ + "/serial.log") << " loaned " << vm_->Observe().loaned_bytes / kMiB;
+      << Slurp(dir_ + "/serial.log") << " loaned " << vm_->Observe().loaned_bytes / MiB(1);
   EXPECT_TRUE(Console("filled 120M", 30s)) << Slurp(dir_ + "/serial.log");
-  EXPECT_LT(vm_->Observe().loaned_bytes, 160 * kMiB);  // actual rose above the target
+  EXPECT_LT(vm_->Observe().loaned_bytes, MiB(160));  // actual rose above the target
 }
 
 TEST_F(RealVm, AVmWithoutTheBalloonDriverIsReportedUnresponsive) {
@@ -207,13 +208,13 @@ TEST_F(RealVm, AVmWithoutTheBalloonDriverIsReportedUnresponsive) {
   ASSERT_TRUE(Console("ready")) << Slurp(dir_ + "/serial.log");
   vm_ = Attach();
   ASSERT_NE(vm_, nullptr);
-  vm_->Assign({64 * kMiB, 0, 0});
+  vm_->Assign({MiB(64), Bytes(0), 0});
   ASSERT_TRUE(WaitFor([&] { return !vm_->Observe().responsive; }, 10s));
   EXPECT_TRUE(WaitFor([&] {
     const std::string note = vm_->Observe().note;
     return note.find("no guest stats") != std::string::npos && note.find("does not move toward") != std::string::npos;
   }, 10s)) << vm_->Observe().note;
-  EXPECT_EQ(vm_->Observe().loaned_bytes, 0U);
+  EXPECT_EQ(vm_->Observe().loaned_bytes, Bytes(0));
 }
 
 }  // namespace

@@ -8,9 +8,9 @@
 namespace cmm::hv {
 namespace {
 
-constexpr uint64_t MiB = 1 << 20;
+constexpr Bytes MiB = cmm::MiB(1);
 
-MemberView Member(const std::string& name, uint64_t ram, uint64_t backing) {
+MemberView Member(const std::string& name, Bytes ram, Bytes backing) {
   MemberView m;
   m.name = name;
   m.ram_bytes = ram;

@@ -36,8 +36,8 @@ MemberSpec RandomSpec(std::mt19937_64& rng, int id, uint32_t now) {
   s.name = "m" + std::to_string(id);
   s.ram_bytes = pick(64, 1024) * MiB;
   s.settings.weight = static_cast<uint8_t>(pick(0, 255));
-  s.settings.min_bytes = s.ram_bytes * pick(0, 40) / 100 / MiB * MiB;
-  if (pick(0, 3) == 0) s.settings.max_bytes = s.ram_bytes * pick(60, 100) / 100 / MiB * MiB;
+  s.settings.min_bytes = FromUnsigned<Bytes>(s.ram_bytes * pick(0, 40) / 100 / MiB * MiB);
+  if (pick(0, 3) == 0) s.settings.max_bytes = FromUnsigned<Bytes>(s.ram_bytes * pick(60, 100) / 100 / MiB * MiB);
   s.balloon_bytes_per_s = pick(1, 512) * MiB;
   s.shape.kind = static_cast<ShapeKind>(pick(0, 4));
   s.shape.base = static_cast<float>(pick(2, 40)) / 100;
@@ -57,8 +57,8 @@ MemberSpec RandomSpec(std::mt19937_64& rng, int id, uint32_t now) {
 Outcome Drive(uint64_t steps, uint64_t seed, hv::PoolOptions options, bool stop_at_first = false) {
   std::mt19937_64 rng(seed);
   uint64_t pool_now = 4096 * MiB;
-  options.pool_bytes = pool_now;
-  options.sizer = [&pool_now](uint64_t) { return pool_now; };
+  options.pool_bytes = FromUnsigned<Bytes>(pool_now);
+  options.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
   hv::Pool pool(options);
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(1), hv::Rebalancer::Manual{});
   std::vector<std::unique_ptr<MemberSpec>> specs;  // a member reads its spec's samples
@@ -79,14 +79,14 @@ Outcome Drive(uint64_t steps, uint64_t seed, hv::PoolOptions options, bool stop_
       specs.push_back(std::make_unique<MemberSpec>(RandomSpec(rng, next_id++, t)));
       auto m = std::make_shared<SimMember>(*specs.back(), rng());
       uint64_t before = 0;
-      for (const auto& o : members) before += o->ram_bytes() - std::min(o->loaned(), o->target());
+      for (const auto& o : members) before += o->ram() - std::min(o->loaned(), o->target());
       if (pool.Add(m, specs.back()->settings)) {
         members.push_back(m);
-        mins.push_back(specs.back()->settings.min_bytes);
+        mins.push_back(AsUnsigned(specs.back()->settings.min_bytes));
         ++out.joins;
-        const uint64_t joiner = m->ram_bytes() - std::min(m->loaned(), m->target());
-        const bool at_floor = m->target() == m->ram_bytes() - mins.back();
-        if (before + joiner > std::max(pool.pool_bytes(), before) && !at_floor) {
+        const uint64_t joiner = m->ram() - std::min(m->loaned(), m->target());
+        const bool at_floor = m->target() == m->ram() - mins.back();
+        if (before + joiner > std::max(AsUnsigned(pool.pool_bytes()), before) && !at_floor) {
           fail(m->name() + " joined with more than the pool had room for", step);
         }
       }
@@ -106,10 +106,10 @@ Outcome Drive(uint64_t steps, uint64_t seed, hv::PoolOptions options, bool stop_
     fail(checker.AfterStep(members, mins), step);
     checker.BeforeRound(members, mins);
     rebalancer.Round();
-    fail(checker.AfterRound(members, pool.pool_bytes()), step);
+    fail(checker.AfterRound(members, AsUnsigned(pool.pool_bytes())), step);
     uint64_t now = 0;
-    for (const auto& m : members) now += m->ram_bytes() - std::min(m->loaned(), m->target());
-    if (now > pool.pool_bytes()) ++out.over_steps;
+    for (const auto& m : members) now += m->ram() - std::min(m->loaned(), m->target());
+    if (now > AsUnsigned(pool.pool_bytes())) ++out.over_steps;
     ++out.steps;
     if (stop_at_first && out.violations > 0) break;
   }
@@ -161,7 +161,7 @@ struct Pair {
   MemberSpec a, b;
   std::shared_ptr<SimMember> ma, mb;
   uint64_t pool_bytes = 1024 * MiB;
-  hv::Pool pool{hv::PoolOptions{1024 * MiB, {}, {}}};
+  hv::Pool pool{hv::PoolOptions{FromUnsigned<Bytes>(1024 * MiB), {}, {}}};
   hv::Rebalancer rebalancer{pool, std::chrono::seconds(1), hv::Rebalancer::Manual{}};
   uint32_t t = 0;
 

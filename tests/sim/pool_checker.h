@@ -41,7 +41,7 @@ class PoolChecker {
     for (const auto& m : members) {
       const Seen& b = before_.at(m->name());
       before += MayBack(b);
-      during += m->ram_bytes() - std::min({b.loaned, b.target, m->target()});
+      during += m->ram() - std::min({b.loaned, b.target, m->target()});
     }
     if (during > std::max(pool, before)) {
       return "a round granted memory not yet confirmed elsewhere: members may back " + std::to_string(during) +
@@ -80,7 +80,7 @@ class PoolChecker {
  private:
   static Seen See(const SimMember& m, uint64_t min) {
     const hv::MemberState st = m.Observe();
-    return {m.ram_bytes(), st.loaned_bytes, m.target(), min, st.stats.oom_events, st.responsive};
+    return {m.ram(), AsUnsigned(st.loaned_bytes), m.target(), min, st.stats.oom_events, st.responsive};
   }
   std::map<std::string, Seen> before_;
 };
