@@ -19,6 +19,7 @@
 #include "ctl/fuse_mount.h"
 #include "ctl/partition_status.h"
 #include "ctl/paths.h"
+#include "hv/status.h"
 
 namespace cmm::cli {
 
@@ -62,12 +63,12 @@ std::string RunningList() {
 
 // The VMs in the pool of the hypervisor at the default control socket;
 // none when no hypervisor answers there.
-std::vector<json> PoolVms() {
-  std::vector<json> vms;
+std::vector<hv::MemberStatus> PoolVms() {
+  std::vector<hv::MemberStatus> vms;
   auto reply = ctl::Call(ctl::RunDir() + "/hv.ctl", {{"op", "status"}});
   if (!reply || !(*reply).value("ok", false)) return vms;
-  for (const auto& m : (*reply)["partitions"]) {
-    if (m.value("kind", "") == "vm") vms.push_back(m);
+  for (auto& m : reply->get<hv::HvStatus>().partitions) {
+    if (m.kind == "vm") vms.push_back(std::move(m));
   }
   return vms;
 }
@@ -239,8 +240,8 @@ Runner AddLparcfgImpl(CLI::App& app) {
   c->footer("Example:\n  cmm lparcfg web1");
   return [t] {
     if (t->socket.empty() && !t->name.empty() && !std::filesystem::exists(ctl::SocketPathFor(t->name))) {
-      for (const json& vm : PoolVms()) {
-        if (vm.value("name", "") == t->name) {
+      for (const auto& vm : PoolVms()) {
+        if (vm.name == t->name) {
           throw UserError(fmt::format("{} is a QEMU VM, not a cmm partition: it has no H_GET_MPP view; see `cmm hv "
                                       "status` for its memory",
                                       t->name));
@@ -361,25 +362,19 @@ Runner AddListImpl(CLI::App& app) {
       }
       out.push_back(row);
     }
-    for (json vm : PoolVms()) {
-      vm["kind"] = "vm";
-      out.push_back(vm);
-    }
+    const std::vector<hv::MemberStatus> vms = PoolVms();
+    for (const auto& vm : vms) out.push_back(vm);
     if (*as_json) {
       fmt::print("{}\n", out.dump(2));
       return 0;
     }
-    if (out.empty()) {
+    if (out.empty()) {  // no partition and no VM
       fmt::print("{}\n", RunningList());
       return 0;
     }
     fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", "NAME", "PID", "MODE", "RAM", "LOANED", "TARGET");
     for (const auto& r : out) {
-      if (r.value("kind", "") == "vm") {
-        fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", r["name"].get<std::string>(), r.value("pid", 0), "vm",
-                   FormatBytes(r["ram_bytes"]), FormatBytes(r["loaned_bytes"]), FormatBytes(r["target_loaned_bytes"]));
-        continue;
-      }
+      if (r.value("kind", "") == "vm") continue;  // below, typed
       if (r.contains("error")) {
         fmt::print("{:<16} {:>8} {}\n", r["name"].get<std::string>(), "-", "(not responding; stale socket?)");
         continue;
@@ -388,6 +383,10 @@ Runner AddListImpl(CLI::App& app) {
       fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", s.name, s.pid, s.simulate ? "simulate" : "hv",
                  FormatBytes(s.ram_bytes), FormatBytes(s.BytesOf(s.loaned_pages)),
                  FormatBytes(s.BytesOf(s.loaned_target_pages)));
+    }
+    for (const auto& vm : vms) {
+      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", vm.name, vm.pid, "vm", FormatBytes(vm.ram_bytes),
+                 FormatBytes(vm.loaned_bytes), FormatBytes(vm.target_loaned_bytes));
     }
     return 0;
   };

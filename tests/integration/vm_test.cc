@@ -60,6 +60,12 @@ TEST(VmCli, AVmJoinsThePoolWithItsKindIsBalloonedAndLeavesCleanlyOnSigterm) {
   const auto list = RunCmm(dir.path(), {"list"});
   EXPECT_NE(list.out.find("web1"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find(" vm "), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("256 MiB"), std::string::npos) << list.out;
+  const auto listed = nlohmann::json::parse(RunCmm(dir.path(), {"list", "--json"}).out);
+  ASSERT_EQ(listed.size(), 1U) << listed.dump(2);
+  EXPECT_EQ(listed[0]["name"], "web1");
+  EXPECT_EQ(listed[0]["kind"], "vm");
+  EXPECT_EQ(listed[0]["ram_bytes"], 256 * MiB);
   const auto text = RunCmm(dir.path(), {"hv", "status"});
   EXPECT_NE(text.out.find("0 partitions and 1 VM with 256 MiB of RAM"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("backing from memfd, QEMU's own"), std::string::npos) << text.out;
