@@ -103,7 +103,7 @@ int RunHv(const HvFlags& f) {
   }
   hv::Pool pool(o);
   auto server = hv::HvServer::Start(HcallPath(f), pool, hcall);
-  if (!server) throw UserError(fmt::format("hypervisor: {}", server.error()));
+  if (!server) throw UserError(fmt::format("hypervisor: {}", server.error().message));
   hv::HcallStats& hcall_stats = (*server)->hcall_stats();
   hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms));
   hv::PoolMonitor monitor;

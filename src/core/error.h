@@ -21,6 +21,7 @@ enum class ErrorCode : uint8_t {
   kUnavailable,  // nobody answers where the other side should be (no hypervisor)
   kRefused,      // the other side answered no
   kBusy,         // in use now; nothing was changed (a hot-remove cancelled)
+  kTimedOut,     // no answer within the time allowed
   kProtocol,     // the other side said something that makes no sense
   kIo,           // the operating system said no
 };
@@ -33,6 +34,7 @@ constexpr std::string_view CodeName(ErrorCode c) {
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kRefused: return "refused";
     case ErrorCode::kBusy: return "busy";
+    case ErrorCode::kTimedOut: return "timed out";
     case ErrorCode::kProtocol: return "protocol";
     case ErrorCode::kIo: return "io";
   }
@@ -49,6 +51,7 @@ constexpr int ErrnoOf(ErrorCode c) {
     case ErrorCode::kUnavailable: return EHOSTUNREACH;
     case ErrorCode::kRefused: return EPERM;
     case ErrorCode::kBusy: return EBUSY;
+    case ErrorCode::kTimedOut: return ETIMEDOUT;
     case ErrorCode::kProtocol: return EPROTO;
     case ErrorCode::kIo: return EIO;
   }
@@ -63,6 +66,7 @@ constexpr ErrorCode CodeOfErrno(int err) {
     case EHOSTUNREACH: case ECONNREFUSED: return ErrorCode::kUnavailable;
     case EPERM: case EACCES: return ErrorCode::kRefused;
     case EBUSY: return ErrorCode::kBusy;
+    case ETIMEDOUT: return ErrorCode::kTimedOut;
     case EPROTO: return ErrorCode::kProtocol;
     default: return ErrorCode::kIo;
   }

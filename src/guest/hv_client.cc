@@ -26,9 +26,9 @@ Result<std::pair<int, proto::Registered>> Register(const std::string& path, cons
     close(*fd);
     return Fail(code, std::move(why));
   };
-  if (auto sent = proto::Send(*fd, registration, memfd); !sent) return fail(ErrorCode::kIo, sent.error());
+  if (auto sent = proto::Send(*fd, registration, memfd); !sent) return fail(sent.error().code, sent.error().message);
   auto reply = proto::Receive(*fd, kTimeout);
-  if (!reply) return fail(ErrorCode::kIo, fmt::format("registration: {}", reply.error()));
+  if (!reply) return fail(reply.error().code, fmt::format("registration: {}", reply.error().message));
   if (reply->fd >= 0) close(reply->fd);
   if (const auto* e = std::get_if<proto::Error>(&reply->message)) {
     return fail(e->code == EEXIST ? ErrorCode::kExists : ErrorCode::kRefused,
@@ -41,7 +41,7 @@ Result<std::pair<int, proto::Registered>> Register(const std::string& path, cons
                                                   terms->cmo_page_size, registration.page_size));
   }
   // Calls then wait in recvmsg itself: one system call per reply.
-  if (auto set = proto::SetReceiveTimeout(*fd, kTimeout); !set) return fail(ErrorCode::kIo, set.error());
+  if (auto set = proto::SetReceiveTimeout(*fd, kTimeout); !set) return fail(set.error().code, set.error().message);
   return std::make_pair(*fd, *terms);
 }
 
@@ -107,24 +107,26 @@ void HvClient::DropLocked(const std::string& why) {
   }
 }
 
-tl::expected<proto::Message, std::string> HvClient::ReceiveLocked() {
-  if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
-  auto fail = [this](std::string why) REQUIRES(mu_) {
-    DropLocked(why);
+Result<proto::Message> HvClient::ReceiveLocked() {
+  if (fd_ < 0) return Fail(ErrorCode::kUnavailable, "not connected to the hypervisor");
+  auto fail = [this](Error why) REQUIRES(mu_) {
+    DropLocked(why.message);
     return tl::unexpected(std::move(why));
   };
   auto reply = proto::Receive(fd_, proto::kSocketTimeout);
   if (!reply) return fail(reply.error());
   if (reply->fd >= 0) close(reply->fd);
-  if (const auto* e = std::get_if<proto::Error>(&reply->message)) return fail(e->message);
+  if (const auto* e = std::get_if<proto::Error>(&reply->message)) {
+    return fail(Error{CodeOfErrno(static_cast<int>(e->code)), e->message});
+  }
   return std::move(reply->message);
 }
 
-tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Message& m) {
+Result<proto::Message> HvClient::CallLocked(const proto::Message& m) {
   CollectLocked();
-  if (fd_ < 0) return tl::unexpected(std::string("not connected to the hypervisor"));
+  if (fd_ < 0) return Fail(ErrorCode::kUnavailable, "not connected to the hypervisor");
   if (auto sent = proto::Send(fd_, m); !sent) {
-    DropLocked(sent.error());
+    DropLocked(sent.error().message);
     return tl::unexpected(sent.error());
   }
   return ReceiveLocked();
@@ -133,7 +135,7 @@ tl::expected<proto::Message, std::string> HvClient::CallLocked(const proto::Mess
 namespace {
 
 // A batch's answer; the hypervisor is not trusted to count past what it was sent.
-Hypervisor::BatchResult BatchResultOf(const tl::expected<proto::Message, std::string>& reply, uint64_t n) {
+Hypervisor::BatchResult BatchResultOf(const Result<proto::Message>& reply, uint64_t n) {
   Hypervisor::BatchResult out{0, papr::kHardware};
   const auto* r = reply ? std::get_if<proto::PageInitBatchRc>(&*reply) : nullptr;
   if (r == nullptr) return out;
@@ -249,7 +251,7 @@ void HvClient::SubmitBatch(uint64_t flags, std::span<const uint64_t> addresses) 
     return;
   }
   if (auto sent = proto::Send(fd_, proto::PageInitBatch{flags, {addresses.begin(), addresses.end()}}); !sent) {
-    DropLocked(sent.error());
+    DropLocked(sent.error().message);
     submitted_.push_back({addresses.size(), false, {0, papr::kHardware}});
     return;
   }

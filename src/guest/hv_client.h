@@ -60,8 +60,8 @@ class HvClient final : public Hypervisor {
   // Sends and waits for the reply (first taking in the answers of batches
   // still in flight, so replies stay in order); on any failure the
   // connection is closed.
-  tl::expected<proto::Message, std::string> CallLocked(const proto::Message& m) REQUIRES(mu_);
-  tl::expected<proto::Message, std::string> ReceiveLocked() REQUIRES(mu_);
+  Result<proto::Message> CallLocked(const proto::Message& m) REQUIRES(mu_);
+  Result<proto::Message> ReceiveLocked() REQUIRES(mu_);
   void CollectLocked() REQUIRES(mu_);
   BatchResult PageInitBatchLocked(uint64_t flags, std::span<const uint64_t> addresses) REQUIRES(mu_);
   // Whether one batched call may carry `n` CMO pages on this connection.

@@ -85,14 +85,14 @@ bool HvServer::Handle(int fd, Connection& c, proto::Received in, std::chrono::st
   return refuse(EPROTO, "unexpected message from a partition");
 }
 
-tl::expected<std::unique_ptr<HvServer>, std::string> HvServer::Start(const std::string& path, Pool& pool,
-                                                                     HcallOptions options, ServerLimits limits) {
+Result<std::unique_ptr<HvServer>> HvServer::Start(const std::string& path, Pool& pool, HcallOptions options,
+                                                  ServerLimits limits) {
   auto fd = proto::ListenSeqpacket(path);
   if (!fd) return tl::unexpected(fd.error());
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     close(*fd);
-    return tl::unexpected(fmt::format("eventfd: {}", std::strerror(errno)));
+    return Fail(ErrorCode::kIo, fmt::format("eventfd: {}", std::strerror(errno)));
   }
   auto s = std::unique_ptr<HvServer>(new HvServer(path, pool, *fd, wake, options, limits));
   s->thread_ = std::thread([raw = s.get()] { raw->Run(); });
@@ -131,7 +131,7 @@ void HvServer::Serve(Session& s) {
   bool deadline = proto::SetReceiveTimeout(s.fd, limits_.registration_timeout).has_value();
   for (;;) {
     auto in = proto::Receive(s.fd, proto::kSocketTimeout);
-    if (!in && !c.partition && in.error() == proto::kTimedOut) {
+    if (!in && !c.partition && in.error().code == ErrorCode::kTimedOut) {
       (void)proto::Send(s.fd, proto::Error{ETIMEDOUT, fmt::format("no registration within {} ms",
                                                                   limits_.registration_timeout.count())});
       spdlog::warn("hypervisor: dropping a connection that did not register");
@@ -139,9 +139,9 @@ void HvServer::Serve(Session& s) {
     }
     if (!in) {
       // Stopping shuts the socket down under the receive: not a peer's fault.
-      if (in.error() != proto::kPeerClosed && !stopping_.load()) {
-        (void)proto::Send(s.fd, proto::Error{EPROTO, in.error()});
-        spdlog::warn("hypervisor: dropping a connection: {}", in.error());
+      if (in.error().code != ErrorCode::kUnavailable && !stopping_.load()) {
+        (void)proto::Send(s.fd, proto::Error{EPROTO, in.error().message});
+        spdlog::warn("hypervisor: dropping a connection: {}", in.error().message);
       }
       break;
     }

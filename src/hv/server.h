@@ -38,9 +38,8 @@ struct HcallOptions {
 
 class HvServer {
  public:
-  static tl::expected<std::unique_ptr<HvServer>, std::string> Start(const std::string& path, Pool& pool,
-                                                                   HcallOptions options = {},
-                                                                   ServerLimits limits = {});
+  static Result<std::unique_ptr<HvServer>> Start(const std::string& path, Pool& pool, HcallOptions options = {},
+                                                  ServerLimits limits = {});
   ~HvServer();  // stops the threads, drops every connection
   const std::string& path() const { return path_; }
   HcallStats& hcall_stats() { return hcall_stats_; }

@@ -14,9 +14,9 @@
 
 namespace cmm::proto {
 
-tl::expected<int, std::string> ListenSeqpacket(const std::string& path) {
+Result<int> ListenSeqpacket(const std::string& path) {
   auto fd = ListenUnix(path, SOCK_SEQPACKET, 64);
-  if (!fd) return tl::unexpected(fd.error().message);
+  if (!fd) return tl::unexpected(fd.error());
   return fd->release();
 }
 
@@ -26,7 +26,7 @@ Result<int> ConnectSeqpacket(const std::string& path) {
   return fd->release();
 }
 
-tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd) {
+Result<void> Send(int fd, const Message& m, int pass_fd) {
   auto bytes = Encode(m);
   iovec iov{bytes.data(), bytes.size()};
   msghdr msg{};
@@ -46,19 +46,20 @@ tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd) {
   do {
     n = sendmsg(fd, &msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return tl::unexpected(fmt::format("send: {}", std::strerror(errno)));
+  if (n < 0) return Fail(ErrorCode::kIo, fmt::format("send: {}", std::strerror(errno)));
   return {};
 }
 
-tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout) {
+Result<void> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout) {
   const timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
-    return tl::unexpected(fmt::format("SO_RCVTIMEO: {}", std::strerror(errno)));
+    return Fail(ErrorCode::kIo, fmt::format("SO_RCVTIMEO: {}", std::strerror(errno)));
   }
   return {};
 }
 
-tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout) {
+Result<Received> Receive(int fd, std::chrono::milliseconds timeout) {
+  const auto timed_out = [] { return Fail(ErrorCode::kTimedOut, "timed out waiting for the peer"); };
   // A negative timeout blocks in recvmsg up to the socket's SO_RCVTIMEO:
   // one system call per packet, for the hot paths.
   if (timeout.count() >= 0) {
@@ -67,8 +68,8 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
     do {
       ready = poll(&p, 1, static_cast<int>(timeout.count()));
     } while (ready < 0 && errno == EINTR);
-    if (ready == 0) return tl::unexpected(std::string(kTimedOut));
-    if (ready < 0) return tl::unexpected(fmt::format("poll: {}", std::strerror(errno)));
+    if (ready == 0) return timed_out();
+    if (ready < 0) return Fail(ErrorCode::kIo, fmt::format("poll: {}", std::strerror(errno)));
   }
   // One buffer per thread, never cleared: recvmsg says how much is valid.
   static thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[kHeaderBytes + kMaxPayload + 1]);
@@ -83,11 +84,9 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
   do {
     n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    return tl::unexpected(std::string(kTimedOut));
-  }
-  if (n < 0) return tl::unexpected(fmt::format("receive: {}", std::strerror(errno)));
-  if (n == 0) return tl::unexpected(std::string(kPeerClosed));
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return timed_out();
+  if (n < 0) return Fail(ErrorCode::kIo, fmt::format("receive: {}", std::strerror(errno)));
+  if (n == 0) return Fail(ErrorCode::kUnavailable, "the peer closed the connection");
   // Take ownership of any descriptors first, so none leaks on a bad packet.
   int passed = -1;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -105,12 +104,12 @@ tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds ti
   }
   if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
     if (passed >= 0) close(passed);
-    return tl::unexpected(std::string("packet too large"));
+    return Fail(ErrorCode::kProtocol, "packet too large");
   }
   auto m = Decode(std::span<const uint8_t>(buf.get(), static_cast<size_t>(n)));
   if (!m) {
     if (passed >= 0) close(passed);
-    return tl::unexpected(m.error());
+    return Fail(ErrorCode::kProtocol, m.error());
   }
   return Received{std::move(*m), passed};
 }

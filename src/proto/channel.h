@@ -16,27 +16,24 @@
 namespace cmm::proto {
 
 // Binds and listens at `path` (mode 0600), replacing a stale socket file.
-tl::expected<int, std::string> ListenSeqpacket(const std::string& path);
+Result<int> ListenSeqpacket(const std::string& path);
 // kUnavailable when nobody listens there (no such socket, or refused).
 Result<int> ConnectSeqpacket(const std::string& path);
 // Sets SO_RCVTIMEO (0: none), for Receive with kSocketTimeout.
-tl::expected<void, std::string> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
+Result<void> SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
 inline constexpr std::chrono::milliseconds kSocketTimeout{-1};
 
-// Sends `m`, with `pass_fd` (if >= 0) as SCM_RIGHTS.
-tl::expected<void, std::string> Send(int fd, const Message& m, int pass_fd = -1);
-
-// Receive's errors that callers act on; other errors are for the log.
-inline constexpr const char* kTimedOut = "timed out waiting for the peer";
-inline constexpr const char* kPeerClosed = "the peer closed the connection";
+// Sends `m`, with `pass_fd` (if >= 0) as SCM_RIGHTS. kIo when it cannot.
+Result<void> Send(int fd, const Message& m, int pass_fd = -1);
 
 struct Received {
   Message message;
   int fd = -1;  // a passed descriptor, owned by the caller; -1 if none
 };
 // Waits up to `timeout`, or with kSocketTimeout up to the socket's
-// SO_RCVTIMEO (none set: for ever). An error says why: closed, timed out,
-// malformed.
-tl::expected<Received, std::string> Receive(int fd, std::chrono::milliseconds timeout);
+// SO_RCVTIMEO (none set: for ever). The error's code says why: kTimedOut,
+// kUnavailable (the peer closed the connection), kProtocol (a packet that
+// is too large or does not decode), kIo.
+Result<Received> Receive(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace cmm::proto

@@ -9,7 +9,8 @@ namespace {
 
 TEST(Error, EachCodeIsOneErrnoAtTheEdgeAndReadsBackAsItself) {
   for (const ErrorCode c : {ErrorCode::kInvalid, ErrorCode::kNotFound, ErrorCode::kExists, ErrorCode::kUnavailable,
-                            ErrorCode::kRefused, ErrorCode::kBusy, ErrorCode::kProtocol, ErrorCode::kIo}) {
+                            ErrorCode::kRefused, ErrorCode::kBusy, ErrorCode::kTimedOut, ErrorCode::kProtocol,
+                            ErrorCode::kIo}) {
     EXPECT_EQ(CodeOfErrno(ErrnoOf(c)), c) << CodeName(c);
   }
   // The errno values the control replies have always carried.

@@ -2,12 +2,15 @@
 // malformed packet is refused with a reason (issue: "every field validated
 // on receipt; a malformed message gets an error reply ... never a crash").
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
 
+#include "proto/channel.h"
 #include "proto/messages.h"
 
 namespace cmm::proto {
@@ -156,6 +159,30 @@ TEST(Proto, MutatedPacketsNeverCrashTheDecoder) {
     }
   }
   EXPECT_GT(accepted, 0);
+}
+
+
+// The channel's errors carry a code its callers decide on (the server
+// tells an unregistered connection's deadline from a peer that left by it),
+// never by the text.
+TEST(Channel, TimedOutClosedAndMalformedAreCodesNotText) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  using std::chrono::milliseconds;
+  EXPECT_EQ(Receive(sv[0], milliseconds(20)).error().code, ErrorCode::kTimedOut);
+  ASSERT_TRUE(SetReceiveTimeout(sv[0], milliseconds(20)).has_value());
+  EXPECT_EQ(Receive(sv[0], kSocketTimeout).error().code, ErrorCode::kTimedOut);  // SO_RCVTIMEO
+  const uint8_t junk[] = {1, 2, 3};
+  ASSERT_EQ(send(sv[1], junk, sizeof junk, 0), static_cast<ssize_t>(sizeof junk));
+  EXPECT_EQ(Receive(sv[0], milliseconds(1000)).error().code, ErrorCode::kProtocol);
+  ASSERT_TRUE(Send(sv[1], GetMpp{}).has_value());
+  const auto got = Receive(sv[0], milliseconds(1000));
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_TRUE(std::holds_alternative<GetMpp>(got->message));
+  close(sv[1]);
+  EXPECT_EQ(Receive(sv[0], milliseconds(1000)).error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(Send(sv[0], GetMpp{}).error().code, ErrorCode::kIo);  // EPIPE, without a SIGPIPE
+  close(sv[0]);
 }
 
 }  // namespace
