@@ -23,7 +23,7 @@ Result<std::shared_ptr<VmMember>> VmAdapter::Attach(VmOptions options, MemberSet
   const std::string name = options.name;
   Pool& pool = pool_;
   auto vm = VmMember::Attach(std::move(options), [&pool](VmMember& m) { pool.Remove(m); });
-  if (!vm) return Fail(ErrorCode::kUnavailable, vm.error());
+  if (!vm) return tl::unexpected(vm.error());
   if (auto ok = CheckSettings(name, (*vm)->ram_bytes(), settings); !ok) return tl::unexpected(ok.error());
   if (auto added = pool_.Add(*vm, settings); !added) return tl::unexpected(added.error());
   spdlog::info("vm {}: QEMU {} (pid {}) attached", name, (*vm)->qemu_version(), (*vm)->pid());

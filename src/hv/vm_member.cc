@@ -24,11 +24,11 @@ constexpr uint64_t kMiB = 1 << 20;
 
 // The virtio-balloon device's QOM path: a named device under
 // /machine/peripheral, else an anonymous one under /machine/peripheral-anon.
-tl::expected<std::string, std::string> FindBalloon(QmpClient& qmp) {
+Result<std::string> FindBalloon(QmpClient& qmp) {
   for (const char* dir : {"/machine/peripheral", "/machine/peripheral-anon"}) {
     auto list = qmp.Execute("qom-list", {{"path", dir}});
     if (!list) {
-      if (list.error().lost) return tl::unexpected(list.error().message);
+      if (list.error().lost) return Fail(ErrorCode::kUnavailable, list.error().message);
       continue;
     }
     for (const auto& e : *list) {
@@ -36,7 +36,7 @@ tl::expected<std::string, std::string> FindBalloon(QmpClient& qmp) {
       if (type.starts_with("child<virtio-balloon")) return fmt::format("{}/{}", dir, e.value("name", ""));
     }
   }
-  return tl::unexpected(std::string("no virtio-balloon device"));
+  return Fail(ErrorCode::kInvalid, "no virtio-balloon device");
 }
 
 pid_t PeerPid(int fd) {
@@ -48,31 +48,42 @@ pid_t PeerPid(int fd) {
 
 }  // namespace
 
-tl::expected<std::shared_ptr<VmMember>, std::string> VmMember::Attach(VmOptions o, LostHandler on_lost) {
+Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_lost) {
   auto qmp = QmpClient::Connect(o.qmp_path);
-  if (!qmp) return tl::unexpected(qmp.error());
+  if (!qmp) return Fail(ErrorCode::kUnavailable, qmp.error());
   QmpClient& q = **qmp;
+  // A QEMU that answers but cannot be driven is refused as it is (kInvalid);
+  // one that stops answering meanwhile is not there (kUnavailable).
+  auto qemu_failed = [&](const QmpError& e, std::string what) {
+    return Fail(e.lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid,
+                fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
+  };
   auto balloon = q.Execute("query-balloon");
   if (!balloon) {
-    return tl::unexpected(fmt::format("QEMU at {} has no balloon to drive: {} (start it with -device "
-                                      "virtio-balloon-pci)",
-                                      o.qmp_path, balloon.error().message));
+    return Fail(balloon.error().lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid,
+                fmt::format("QEMU at {} has no balloon to drive: {} (start it with -device virtio-balloon-pci)",
+                            o.qmp_path, balloon.error().message));
   }
   auto size = q.Execute("query-memory-size-summary");
-  if (!size) return tl::unexpected(fmt::format("QEMU at {}: {}", o.qmp_path, size.error().message));
+  if (!size) return qemu_failed(size.error(), "");
   const uint64_t ram = size->value("base-memory", uint64_t{0}) + size->value("plugged-memory", uint64_t{0});
-  if (ram == 0) return tl::unexpected(fmt::format("QEMU at {} reports no guest memory", o.qmp_path));
+  if (ram == 0) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {} reports no guest memory", o.qmp_path));
   auto path = FindBalloon(q);
-  if (!path) return tl::unexpected(fmt::format("QEMU at {}: {}", o.qmp_path, path.error()));
+  if (!path) return tl::unexpected(path.error().Within("QEMU at " + o.qmp_path));
   const int64_t interval = std::max<int64_t>(1, o.period.count() / 1000);
   if (auto set = q.Execute("qom-set", {{"path", *path}, {"property", "guest-stats-polling-interval"},
                                        {"value", interval}});
       !set) {
-    return tl::unexpected(fmt::format("QEMU at {}: cannot ask for guest stats: {}", o.qmp_path, set.error().message));
+    return qemu_failed(set.error(), "cannot ask for guest stats: ");
   }
   const pid_t pid = o.pid != 0 ? o.pid : PeerPid(q.fd());
-  if (pid <= 0) return tl::unexpected(fmt::format("QEMU at {}: cannot tell its process; give --pid", o.qmp_path));
-  if (kill(pid, 0) != 0) return tl::unexpected(fmt::format("process {}: {}", pid, std::strerror(errno)));
+  if (pid <= 0) {
+    return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: cannot tell its process; give --pid", o.qmp_path));
+  }
+  if (kill(pid, 0) != 0) {
+    return Fail(errno == ESRCH ? ErrorCode::kNotFound : ErrorCode::kRefused,
+                fmt::format("process {}: {}", pid, std::strerror(errno)));
+  }
   auto memfd = OpenGuestMemfd(pid, ram);
   if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error());
   auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, ram, *path,

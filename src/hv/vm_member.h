@@ -41,8 +41,10 @@ class VmMember final : public Member {
  public:
   using LostHandler = std::function<void(VmMember&)>;
   // Connects, finds the balloon device, asks for guest stats every period
-  // (at least 1 s) and measures guest RAM; then follows the VM.
-  static tl::expected<std::shared_ptr<VmMember>, std::string> Attach(VmOptions options, LostHandler on_lost);
+  // (at least 1 s) and measures guest RAM; then follows the VM. kUnavailable
+  // when no QEMU answers there, kInvalid for one that cannot be driven (no
+  // balloon device), kNotFound when its process is gone.
+  static Result<std::shared_ptr<VmMember>> Attach(VmOptions options, LostHandler on_lost);
   ~VmMember() override;  // stops following; QEMU keeps running
 
   const std::string& name() const override { return options_.name; }

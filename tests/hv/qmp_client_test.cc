@@ -11,6 +11,7 @@
 
 #include "fake_qmp.h"
 #include "hv/qmp_client.h"
+#include "hv/vm_member.h"
 
 namespace cmm::hv {
 namespace {
@@ -176,6 +177,31 @@ TEST_F(QmpClientTest, EventsBetweenCommandsAreReadWithoutACommand) {
   }
   ASSERT_EQ(events.size(), 1U);
   EXPECT_EQ(events[0]["event"], "SHUTDOWN");
+}
+
+// Why a VM could not be attached is a code the control reply's errno comes
+// from: nobody at the socket, or a QEMU that cannot be driven.
+TEST_F(QmpClientTest, AttachSaysNoQemuThereApartFromAQemuWithoutABalloon) {
+  VmOptions o;
+  o.name = "vm1";
+  o.qmp_path = path_;
+  const auto nobody = VmMember::Attach(o, {});
+  ASSERT_FALSE(nobody.has_value());
+  EXPECT_EQ(nobody.error().code, ErrorCode::kUnavailable) << nobody.error();
+
+  FakeQmp qemu(path_, {Send(Greeting()), Return("qmp_capabilities"), Answer("query-balloon", [](const json& req) {
+                         return json{{"error", {{"class", "DeviceNotActive"},
+                                                {"desc", "No balloon device has been activated"}}},
+                                     {"id", req["id"]}}
+                                    .dump() +
+                                "\r\n";
+                       })});
+  const auto refused = VmMember::Attach(o, {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalid) << refused.error();
+  EXPECT_NE(refused.error().message.find("has no balloon to drive: query-balloon: No balloon device has been activated"),
+            std::string::npos)
+      << refused.error();
 }
 
 }  // namespace
