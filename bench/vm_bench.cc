@@ -134,7 +134,7 @@ int main() {
     auto vm = hv::VmMember::Attach(o, {});
     auto bare = hv::QmpClient::Connect(g->control());
     if (!vm || !bare) {
-      std::fprintf(stderr, "vm bench: cannot attach: %s\n", vm ? bare.error().c_str() : vm.error().c_str());
+      std::fprintf(stderr, "vm bench: cannot attach: %s\n", vm ? bare.error().c_str() : vm.error().message.c_str());
       return 1;
     }
     hv::QmpClient& q = **bare;

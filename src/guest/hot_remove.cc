@@ -95,8 +95,7 @@ Result<HotRemoveReport> Partition::HotRemoveLocked(uint64_t block) {
   const auto length = static_cast<uint64_t>(block_bytes_.value());
   if (auto released = ram_.Release(block * length, length); !released) {
     // The block is offline either way; its memory just stays with this process.
-    return tl::unexpected(Error{
-        ErrorCode::kIo, fmt::format("block {} is offline but its memory was not returned: {}", block, released.error())});
+    return tl::unexpected(released.error().Within(fmt::format("block {} is offline but its memory was not returned", block)));
   }
   const uint64_t after = ram_.BackingBytes();
   report.bytes_released = Bytes(before > after ? static_cast<int64_t>(before - after) : 0);

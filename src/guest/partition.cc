@@ -36,11 +36,11 @@ Result<std::unique_ptr<Partition>> Partition::Create(const PartitionOptions& o) 
                                                  block.value(), o.ram_bytes.value(), max.value()));
   }
   auto ram = GuestRam::Create(o.name, static_cast<uint64_t>(max.value()));
-  if (!ram) return Fail(ErrorCode::kIo, ram.error());
+  if (!ram) return tl::unexpected(ram.error());
   std::unique_ptr<HvClient> hv;
   if (!o.hv_socket.empty()) {
     // The hypervisor releases pages of this memfd: its size must not change.
-    if (auto sealed = ram->Seal(); !sealed) return Fail(ErrorCode::kIo, sealed.error());
+    if (auto sealed = ram->Seal(); !sealed) return tl::unexpected(sealed.error());
     proto::Register reg;
     reg.name = o.name;
     reg.page_size = o.page_size;

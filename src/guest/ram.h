@@ -5,14 +5,15 @@
 #include <cstdint>
 #include <string>
 
-#include <tl/expected.hpp>
+#include "core/error.h"
 
 namespace cmm::guest {
 
 class GuestRam {
  public:
   // Creates a memfd named "cmm:<name>" of `bytes` and maps it.
-  static tl::expected<GuestRam, std::string> Create(const std::string& name, uint64_t bytes);
+  // kInvalid for a size of 0, kIo when the system cannot make it.
+  static Result<GuestRam> Create(const std::string& name, uint64_t bytes);
   GuestRam(GuestRam&& o) noexcept;
   GuestRam& operator=(GuestRam&& o) noexcept;
   GuestRam(const GuestRam&) = delete;
@@ -26,9 +27,9 @@ class GuestRam {
   uint64_t BackingBytes() const;
   // Seals the memfd against shrinking and growing, as a hypervisor that
   // releases its pages requires.
-  tl::expected<void, std::string> Seal();
+  Result<void> Seal();
   // Gives the range's memory back to the host; it reads as zeros afterwards.
-  tl::expected<void, std::string> Release(uint64_t offset, uint64_t length);
+  Result<void> Release(uint64_t offset, uint64_t length);
 
  private:
   GuestRam(int fd, uint64_t size, uint8_t* base) : fd_(fd), size_(size), base_(base) {}

@@ -17,10 +17,10 @@ class Memfd final : public Backing {
  public:
   explicit Memfd(int fd) : fd_(fd) {}
   ~Memfd() override { close(fd_); }
-  tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) override {
+  Result<void> Release(uint64_t offset, uint64_t length) override {
     if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                   static_cast<off_t>(length)) != 0) {
-      return tl::unexpected(fmt::format("punch hole at {:#x}+{:#x}: {}", offset, length, std::strerror(errno)));
+      return Fail(ErrorCode::kIo, fmt::format("punch hole at {:#x}+{:#x}: {}", offset, length, std::strerror(errno)));
     }
     return {};
   }
@@ -36,10 +36,11 @@ class Memfd final : public Backing {
 
 }  // namespace
 
-tl::expected<std::unique_ptr<Backing>, std::string> MemfdBacking(int fd, uint64_t size) {
+// What the partition sent is refused (kInvalid): not a sealed memfd of its size.
+Result<std::unique_ptr<Backing>> MemfdBacking(int fd, uint64_t size) {
   auto fail = [fd](std::string why) {
     close(fd);
-    return tl::unexpected(std::move(why));
+    return Fail(ErrorCode::kInvalid, std::move(why));
   };
   struct stat st {};
   if (fstat(fd, &st) != 0) return fail(fmt::format("guest RAM descriptor: {}", std::strerror(errno)));

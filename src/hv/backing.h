@@ -9,6 +9,7 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
 #include "core/units.h"
 
 namespace cmm::hv {
@@ -17,13 +18,13 @@ class Backing {
  public:
   virtual ~Backing() = default;
   // Gives [offset, offset + length) back to the host; it reads as zeros after.
-  virtual tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) = 0;
+  virtual Result<void> Release(uint64_t offset, uint64_t length) = 0;
   // Host memory backing the RAM now.
   virtual Bytes BackingBytes() const = 0;
 };
 
 // Takes ownership of `fd`, a memfd of `size` bytes; checks the size and
 // that it is sealed against shrinking and growing.
-tl::expected<std::unique_ptr<Backing>, std::string> MemfdBacking(int fd, uint64_t size);
+Result<std::unique_ptr<Backing>> MemfdBacking(int fd, uint64_t size);
 
 }  // namespace cmm::hv

@@ -34,7 +34,7 @@ papr::Rc HvPartition::ApplyLocked(uint64_t flags, uint64_t first, uint64_t n) {
   }
   ++counts_.releases;
   if (auto r = backing_->Release(first * cmo_page_size_, n * cmo_page_size_); !r) {
-    spdlog::error("partition {}: {}", config_.name, r.error());
+    spdlog::error("partition {}: {}", config_.name, r.error().message);
     return papr::kHardware;
   }
   for (uint64_t i = first; i < first + n; ++i) loaned_.Set(i);

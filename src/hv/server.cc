@@ -29,7 +29,9 @@ tl::expected<std::shared_ptr<HvPartition>, proto::Error> HvServer::Register(cons
                                                            r.page_size, options_.cmo_page_size)});
   }
   auto backing = MemfdBacking(memfd, r.ram_bytes);
-  if (!backing) return tl::unexpected(proto::Error{EINVAL, backing.error()});
+  if (!backing) {
+    return tl::unexpected(proto::Error{static_cast<uint32_t>(ErrnoOf(backing.error().code)), backing.error().message});
+  }
   auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing), options_.faults);
   const MemberSettings settings{r.weight, FromUnsigned<Bytes>(r.min_bytes), FromUnsigned<Bytes>(r.max_bytes)};
   if (auto added = pool_.Add(p, settings); !added) {

@@ -29,7 +29,7 @@ TEST(GuestRam, IsAMemfdOfTheGivenSizeBackedOnlyWhereTouched) {
 }
 
 TEST(GuestRam, RefusesZeroSizeAndOutOfRangeRelease) {
-  EXPECT_FALSE(GuestRam::Create("t", 0).has_value());
+  EXPECT_EQ(GuestRam::Create("t", 0).error().code, ErrorCode::kInvalid);
   auto ram = GuestRam::Create("t", 1 << 20);
   ASSERT_TRUE(ram.has_value());
   EXPECT_FALSE(ram->Release(512 << 10, 1 << 20).has_value());

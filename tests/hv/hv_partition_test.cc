@@ -21,8 +21,8 @@ constexpr uint64_t kCmo = 4096;
 
 struct FakeBacking final : Backing {
   explicit FakeBacking(std::vector<std::pair<uint64_t, uint64_t>>& log) : log(log) {}
-  tl::expected<void, std::string> Release(uint64_t offset, uint64_t length) override {
-    if (offset == fail_at) return tl::unexpected(std::string("injected"));
+  Result<void> Release(uint64_t offset, uint64_t length) override {
+    if (offset == fail_at) return Fail(ErrorCode::kIo, "injected");
     log.emplace_back(offset / kCmo, length / kCmo);
     return {};
   }
@@ -156,10 +156,11 @@ int Memfd(uint64_t size, bool seal) {
 TEST(MemfdBacking, RefusesUnsealedWrongSizeAndNonMemfd) {
   auto unsealed = MemfdBacking(Memfd(1 << 20, false), 1 << 20);
   ASSERT_FALSE(unsealed.has_value());
-  EXPECT_NE(unsealed.error().find("sealed"), std::string::npos);
+  EXPECT_EQ(unsealed.error().code, ErrorCode::kInvalid);  // a request refused, not the host failing
+  EXPECT_NE(unsealed.error().message.find("sealed"), std::string::npos);
   auto size = MemfdBacking(Memfd(1 << 20, true), 2 << 20);
   ASSERT_FALSE(size.has_value());
-  EXPECT_NE(size.error().find("is 1048576 bytes but the partition said 2097152"), std::string::npos);
+  EXPECT_NE(size.error().message.find("is 1048576 bytes but the partition said 2097152"), std::string::npos);
   int pipes[2];
   ASSERT_EQ(pipe(pipes), 0);
   close(pipes[1]);
