@@ -22,6 +22,7 @@ enum class ErrorCode : uint8_t {
   kRefused,      // the other side answered no
   kBusy,         // in use now; nothing was changed (a hot-remove cancelled)
   kTimedOut,     // no answer within the time allowed
+  kNoMemory,     // out of memory (in the guest: reclaim and the OOM notifiers freed too little)
   kProtocol,     // the other side said something that makes no sense
   kIo,           // the operating system said no
 };
@@ -35,6 +36,7 @@ constexpr std::string_view CodeName(ErrorCode c) {
     case ErrorCode::kRefused: return "refused";
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kTimedOut: return "timed out";
+    case ErrorCode::kNoMemory: return "no memory";
     case ErrorCode::kProtocol: return "protocol";
     case ErrorCode::kIo: return "io";
   }
@@ -52,6 +54,7 @@ constexpr int ErrnoOf(ErrorCode c) {
     case ErrorCode::kRefused: return EPERM;
     case ErrorCode::kBusy: return EBUSY;
     case ErrorCode::kTimedOut: return ETIMEDOUT;
+    case ErrorCode::kNoMemory: return ENOMEM;
     case ErrorCode::kProtocol: return EPROTO;
     case ErrorCode::kIo: return EIO;
   }
@@ -67,6 +70,7 @@ constexpr ErrorCode CodeOfErrno(int err) {
     case EPERM: case EACCES: return ErrorCode::kRefused;
     case EBUSY: return ErrorCode::kBusy;
     case ETIMEDOUT: return ErrorCode::kTimedOut;
+    case ENOMEM: return ErrorCode::kNoMemory;
     case EPROTO: return ErrorCode::kProtocol;
     default: return ErrorCode::kIo;
   }

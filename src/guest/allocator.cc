@@ -73,7 +73,7 @@ std::optional<Handle> PageAllocator::TryAlloc(PageKind kind) {
   return Handle{(uint64_t{s.serial} << 32) | index};
 }
 
-tl::expected<Handle, std::string> PageAllocator::Alloc(PageKind kind) {
+Result<Handle> PageAllocator::Alloc(PageKind kind) {
   if (auto h = TryAlloc(kind)) return *h;
   uint64_t shrunk = 0;
   int64_t oom_freed = 0;
@@ -95,7 +95,7 @@ tl::expected<Handle, std::string> PageAllocator::Alloc(PageKind kind) {
       "out of memory: 1 {} page of {} bytes wanted, {} free of {} total; shrinkers freed {}, OOM notifiers freed {}",
       KindName(kind), geometry_.size(), FreePages(), Totalram().value(), shrunk, oom_freed);
   spdlog::warn("{}", what);
-  return tl::unexpected(what);
+  return Fail(ErrorCode::kNoMemory, what);
 }
 
 PageAllocator::Slot* PageAllocator::SlotLocked(Handle h) {

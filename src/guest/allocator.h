@@ -15,6 +15,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+
 #include "core/bitmap.h"
 #include "core/mutex.h"
 #include "core/ports.h"
@@ -70,8 +72,8 @@ class PageAllocator final : public GuestMemory {
   // When memory is short, runs the reclaim path: the shrinkers (a batch a
   // pass, while they free something), then the OOM notifier chain, then
   // one retry. If that fails too an OOM event is recorded and the error
-  // says what was tried.
-  tl::expected<Handle, std::string> Alloc(PageKind kind);
+  // (kNoMemory) says what was tried.
+  Result<Handle> Alloc(PageKind kind);
   // False (and an integrity error) for a stale handle.
   bool Free(Handle h);
   // Runs f(page bytes, generation&) with the page pinned: it cannot move

@@ -23,7 +23,7 @@ PageCache::~PageCache() {
   Clear();
 }
 
-tl::expected<bool, std::string> PageCache::Read(uint64_t index) {
+Result<bool> PageCache::Read(uint64_t index) {
   {
     MutexLock lock(mu_);
     if (auto it = map_.find(index); it != map_.end()) {

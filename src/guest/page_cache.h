@@ -11,6 +11,8 @@
 
 #include <tl/expected.hpp>
 
+#include "core/error.h"
+
 #include "core/mutex.h"
 #include "guest/allocator.h"
 #include "guest/kernel.h"
@@ -28,7 +30,7 @@ class PageCache final : public Shrinker {
   // Reads page `index` of the source through the cache. A hit checks the
   // cached page; a miss allocates a movable page (the reclaim path may run)
   // and fills it. Returns whether it was a hit, or why the read failed.
-  tl::expected<bool, std::string> Read(uint64_t index);
+  Result<bool> Read(uint64_t index);
   // Shrinker: drops the least recently read pages.
   uint64_t Shrink(uint64_t wanted) override;
   // Drops every page.

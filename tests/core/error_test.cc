@@ -9,15 +9,15 @@ namespace {
 
 TEST(Error, EachCodeIsOneErrnoAtTheEdgeAndReadsBackAsItself) {
   for (const ErrorCode c : {ErrorCode::kInvalid, ErrorCode::kNotFound, ErrorCode::kExists, ErrorCode::kUnavailable,
-                            ErrorCode::kRefused, ErrorCode::kBusy, ErrorCode::kTimedOut, ErrorCode::kProtocol,
-                            ErrorCode::kIo}) {
+                            ErrorCode::kRefused, ErrorCode::kBusy, ErrorCode::kTimedOut, ErrorCode::kNoMemory,
+                            ErrorCode::kProtocol, ErrorCode::kIo}) {
     EXPECT_EQ(CodeOfErrno(ErrnoOf(c)), c) << CodeName(c);
   }
   // The errno values the control replies have always carried.
   EXPECT_EQ(ErrnoOf(ErrorCode::kBusy), EBUSY);  // a hot-remove cancelled
   EXPECT_EQ(ErrnoOf(ErrorCode::kNotFound), ENOENT);
   EXPECT_EQ(CodeOfErrno(ERANGE), ErrorCode::kInvalid);
-  EXPECT_EQ(CodeOfErrno(ENOMEM), ErrorCode::kIo);
+  EXPECT_EQ(CodeOfErrno(ENOSPC), ErrorCode::kIo);
 }
 
 TEST(Error, WithinKeepsTheCodeAndSaysTheContext) {

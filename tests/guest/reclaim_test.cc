@@ -107,8 +107,9 @@ TEST_F(Reclaim, NothingLeftRecordsAnOomEventAndSaysWhatWasTried) {
   FillMemory();
   const auto page = p->memory().Alloc(PageKind::kMovable);
   ASSERT_FALSE(page.has_value());
-  EXPECT_NE(page.error().find("out of memory"), std::string::npos) << page.error();
-  EXPECT_NE(page.error().find("OOM notifiers freed 0"), std::string::npos) << page.error();
+  EXPECT_EQ(page.error().code, ErrorCode::kNoMemory);
+  EXPECT_NE(page.error().message.find("out of memory"), std::string::npos) << page.error();
+  EXPECT_NE(page.error().message.find("OOM notifiers freed 0"), std::string::npos) << page.error();
   EXPECT_EQ(p->memory().oom_events(), 1U);
   EXPECT_EQ(p->memory().integrity_errors(), 0U);
 }
