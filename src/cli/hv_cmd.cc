@@ -65,7 +65,7 @@ int RunHv(const HvFlags& f) {
     const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
     const auto host = hv::ReadHostMemory();
-    if (!host) throw UserError(fmt::format("--pool auto: {}", host.error()));
+    if (!host) throw UserError(fmt::format("--pool auto: {}", host.error().message));
     o.pool_bytes = hv::AutoPoolBytes(*host, Bytes(0), *reserve);
     if (o.pool_bytes == Bytes(0)) {
       throw UserError(fmt::format("--pool auto: the host has {} available, not more than the {} reserve; lower "

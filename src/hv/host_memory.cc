@@ -37,10 +37,10 @@ std::optional<std::string> Slurp(const std::string& path) {
 
 }  // namespace
 
-tl::expected<HostMemory, std::string> ParseMeminfo(std::string_view text) {
+Result<HostMemory> ParseMeminfo(std::string_view text) {
   const auto total = Field(text, "MemTotal");
   const auto available = Field(text, "MemAvailable");
-  if (!total || !available) return tl::unexpected(std::string("no MemTotal/MemAvailable lines in kB"));
+  if (!total || !available) return Fail(ErrorCode::kProtocol, "no MemTotal/MemAvailable lines in kB");
   return HostMemory{*total, *available, std::nullopt};
 }
 
@@ -55,11 +55,11 @@ std::optional<double> ParsePressureAvg10(std::string_view text) {
   return v;
 }
 
-tl::expected<HostMemory, std::string> ReadHostMemory(const std::string& meminfo, const std::string& pressure) {
+Result<HostMemory> ReadHostMemory(const std::string& meminfo, const std::string& pressure) {
   const auto text = Slurp(meminfo);
-  if (!text) return tl::unexpected(fmt::format("cannot read {}", meminfo));
+  if (!text) return Fail(ErrorCode::kIo, fmt::format("cannot read {}", meminfo));
   auto host = ParseMeminfo(*text);
-  if (!host) return tl::unexpected(fmt::format("{}: {}", meminfo, host.error()));
+  if (!host) return tl::unexpected(host.error().Within(meminfo));
   if (const auto psi = Slurp(pressure)) host->pressure_avg10 = ParsePressureAvg10(*psi);
   return host;
 }

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include <tl/expected.hpp>
+#include "core/error.h"
 
 #include "core/units.h"
 
@@ -21,11 +21,11 @@ struct HostMemory {
 };
 
 // Parsing, pure: the text of /proc/meminfo and of /proc/pressure/memory.
-tl::expected<HostMemory, std::string> ParseMeminfo(std::string_view text);
+Result<HostMemory> ParseMeminfo(std::string_view text);
 std::optional<double> ParsePressureAvg10(std::string_view text);
 
 // Reads both files; the pressure file may be missing (no PSI).
-tl::expected<HostMemory, std::string> ReadHostMemory(const std::string& meminfo = "/proc/meminfo",
+Result<HostMemory> ReadHostMemory(const std::string& meminfo = "/proc/meminfo",
                                                     const std::string& pressure = "/proc/pressure/memory");
 
 // The pool `--pool auto` gives: what is available now plus what the

@@ -85,7 +85,7 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
                 fmt::format("process {}: {}", pid, std::strerror(errno)));
   }
   auto memfd = OpenGuestMemfd(pid, ram);
-  if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error());
+  if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error().message);
   auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, ram, *path,
                                                    memfd ? *memfd : -1, std::move(on_lost)));
   {

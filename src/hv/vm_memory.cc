@@ -57,10 +57,10 @@ SmapsTotals ParseSmaps(std::string_view text, uint64_t ram_bytes) {
   return t;
 }
 
-tl::expected<int, std::string> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes) {
+Result<int> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes) {
   const std::string dir = fmt::format("/proc/{}/fd", pid);
   DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return tl::unexpected(fmt::format("{}: {}", dir, std::strerror(errno)));
+  if (d == nullptr) return Fail(ErrorCode::kIo, fmt::format("{}: {}", dir, std::strerror(errno)));
   std::string why = fmt::format("no memfd of {} bytes among QEMU's descriptors", ram_bytes);
   int found = -1;
   while (const dirent* e = readdir(d)) {
@@ -84,14 +84,14 @@ tl::expected<int, std::string> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes) {
     close(fd);
   }
   closedir(d);
-  if (found < 0) return tl::unexpected(why);
+  if (found < 0) return Fail(ErrorCode::kNotFound, why);
   return found;
 }
 
-tl::expected<SmapsTotals, std::string> ReadSmaps(pid_t pid, uint64_t ram_bytes) {
+Result<SmapsTotals> ReadSmaps(pid_t pid, uint64_t ram_bytes) {
   const std::string path = fmt::format("/proc/{}/smaps", pid);
   std::ifstream in(path);
-  if (!in) return tl::unexpected(fmt::format("cannot read {}", path));
+  if (!in) return Fail(ErrorCode::kIo, fmt::format("cannot read {}", path));
   std::stringstream text;
   text << in.rdbuf();
   return ParseSmaps(text.str(), ram_bytes);
@@ -113,10 +113,10 @@ StatusRss ParseStatusRss(std::string_view text) {
   return r;
 }
 
-tl::expected<StatusRss, std::string> ReadStatusRss(pid_t pid) {
+Result<StatusRss> ReadStatusRss(pid_t pid) {
   const std::string path = fmt::format("/proc/{}/status", pid);
   std::ifstream in(path);
-  if (!in) return tl::unexpected(fmt::format("cannot read {}", path));
+  if (!in) return Fail(ErrorCode::kIo, fmt::format("cannot read {}", path));
   std::stringstream text;
   text << in.rdbuf();
   return ParseStatusRss(text.str());

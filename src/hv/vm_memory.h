@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include <tl/expected.hpp>
+#include "core/error.h"
 
 namespace cmm::hv {
 
@@ -26,9 +26,9 @@ SmapsTotals ParseSmaps(std::string_view text, uint64_t ram_bytes);
 
 // Opens (a new descriptor of) the memfd of `pid` whose size is `ram_bytes`;
 // -1 with a reason when there is none (guest RAM is anonymous memory).
-tl::expected<int, std::string> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes);
+Result<int> OpenGuestMemfd(pid_t pid, uint64_t ram_bytes);
 
-tl::expected<SmapsTotals, std::string> ReadSmaps(pid_t pid, uint64_t ram_bytes);
+Result<SmapsTotals> ReadSmaps(pid_t pid, uint64_t ram_bytes);
 
 // VmRSS and RssShmem of a process, from /proc/PID/status: with guest RAM
 // in a shared memfd, what QEMU touched of it is its RssShmem, so its own
@@ -38,7 +38,7 @@ struct StatusRss {
   uint64_t shmem = 0;
 };
 StatusRss ParseStatusRss(std::string_view text);  // pure
-tl::expected<StatusRss, std::string> ReadStatusRss(pid_t pid);
+Result<StatusRss> ReadStatusRss(pid_t pid);
 
 // st_blocks of a descriptor, in bytes.
 uint64_t AllocatedBytes(int fd);

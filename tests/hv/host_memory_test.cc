@@ -31,7 +31,7 @@ TEST(HostMemory, ThisHostReadsForReal) {
   ASSERT_TRUE(h.has_value()) << h.error();
   EXPECT_GT(h->total_bytes, 0U);
   EXPECT_LE(h->available_bytes, h->total_bytes);
-  EXPECT_FALSE(ReadHostMemory("/nonexistent/meminfo").has_value());
+  EXPECT_EQ(ReadHostMemory("/nonexistent/meminfo").error().code, ErrorCode::kIo);
 }
 
 TEST(AutoPool, AvailablePlusPartitionsBackingLessTheReserve) {

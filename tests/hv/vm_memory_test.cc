@@ -65,7 +65,7 @@ TEST(VmMemory, AMemfdOfThisProcessIsFoundByItsSizeAndMeasuredWithStBlocks) {
   munmap(p, 8 * kMiB);
   close(*found);
   close(fd);
-  EXPECT_FALSE(OpenGuestMemfd(getpid(), 3 * kMiB + 4096).has_value());
+  EXPECT_EQ(OpenGuestMemfd(getpid(), 3 * kMiB + 4096).error().code, ErrorCode::kNotFound);
 }
 
 TEST(QemuCommandLine, SharedMemfdRamBalloonWithDeflateOnOomAndFreePageReportingQmpAndSerialLog) {
