@@ -363,18 +363,17 @@ Runner AddListImpl(CLI::App& app) {
       out.push_back(row);
     }
     const std::vector<hv::MemberStatus> vms = PoolVms();
-    for (const auto& vm : vms) out.push_back(vm);
     if (*as_json) {
+      for (const auto& vm : vms) out.push_back(vm);
       fmt::print("{}\n", out.dump(2));
       return 0;
     }
-    if (out.empty()) {  // no partition and no VM
+    if (out.empty() && vms.empty()) {
       fmt::print("{}\n", RunningList());
       return 0;
     }
     fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", "NAME", "PID", "MODE", "RAM", "LOANED", "TARGET");
     for (const auto& r : out) {
-      if (r.value("kind", "") == "vm") continue;  // below, typed
       if (r.contains("error")) {
         fmt::print("{:<16} {:>8} {}\n", r["name"].get<std::string>(), "-", "(not responding; stale socket?)");
         continue;

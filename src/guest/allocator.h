@@ -15,9 +15,8 @@
 
 #include <tl/expected.hpp>
 
-#include "core/error.h"
-
 #include "core/bitmap.h"
+#include "core/error.h"
 #include "core/mutex.h"
 #include "core/ports.h"
 #include "guest/page_kind.h"

@@ -9,7 +9,6 @@
 #include <string_view>
 
 #include "core/error.h"
-
 #include "core/units.h"
 
 namespace cmm::hv {
@@ -26,7 +25,7 @@ std::optional<double> ParsePressureAvg10(std::string_view text);
 
 // Reads both files; the pressure file may be missing (no PSI).
 Result<HostMemory> ReadHostMemory(const std::string& meminfo = "/proc/meminfo",
-                                                    const std::string& pressure = "/proc/pressure/memory");
+                                  const std::string& pressure = "/proc/pressure/memory");
 
 // The pool `--pool auto` gives: what is available now plus what the
 // partitions already use (their backing is not available any more, but it

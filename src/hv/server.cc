@@ -17,6 +17,13 @@
 
 namespace cmm::hv {
 
+namespace {
+
+// A refusal as the wire says it: the code's errno and the message.
+proto::Error WireError(const Error& e) { return {static_cast<uint32_t>(ErrnoOf(e.code)), e.message}; }
+
+}  // namespace
+
 struct HvServer::Connection {
   std::shared_ptr<HvPartition> partition;  // null until registered
   bool batch = false;
@@ -29,13 +36,11 @@ tl::expected<std::shared_ptr<HvPartition>, proto::Error> HvServer::Register(cons
                                                            r.page_size, options_.cmo_page_size)});
   }
   auto backing = MemfdBacking(memfd, r.ram_bytes);
-  if (!backing) {
-    return tl::unexpected(proto::Error{static_cast<uint32_t>(ErrnoOf(backing.error().code)), backing.error().message});
-  }
+  if (!backing) return tl::unexpected(WireError(backing.error()));
   auto p = std::make_shared<HvPartition>(r, options_.cmo_page_size, std::move(*backing), options_.faults);
   const MemberSettings settings{r.weight, FromUnsigned<Bytes>(r.min_bytes), FromUnsigned<Bytes>(r.max_bytes)};
   if (auto added = pool_.Add(p, settings); !added) {
-    return tl::unexpected(proto::Error{static_cast<uint32_t>(ErrnoOf(added.error().code)), added.error().message});
+    return tl::unexpected(WireError(added.error()));
   }
   return p;
 }

@@ -39,6 +39,10 @@ Result<std::string> FindBalloon(QmpClient& qmp) {
   return Fail(ErrorCode::kInvalid, "no virtio-balloon device");
 }
 
+// A QEMU that answers but cannot be driven is refused as it is (kInvalid);
+// one that stops answering meanwhile is not there (kUnavailable).
+ErrorCode CodeOf(const QmpError& e) { return e.lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid; }
+
 pid_t PeerPid(int fd) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -52,15 +56,12 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
   auto qmp = QmpClient::Connect(o.qmp_path);
   if (!qmp) return Fail(ErrorCode::kUnavailable, qmp.error());
   QmpClient& q = **qmp;
-  // A QEMU that answers but cannot be driven is refused as it is (kInvalid);
-  // one that stops answering meanwhile is not there (kUnavailable).
   auto qemu_failed = [&](const QmpError& e, std::string what) {
-    return Fail(e.lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid,
-                fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
+    return Fail(CodeOf(e), fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
   };
   auto balloon = q.Execute("query-balloon");
   if (!balloon) {
-    return Fail(balloon.error().lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid,
+    return Fail(CodeOf(balloon.error()),
                 fmt::format("QEMU at {} has no balloon to drive: {} (start it with -device virtio-balloon-pci)",
                             o.qmp_path, balloon.error().message));
   }

@@ -18,6 +18,8 @@ namespace cmm::hv {
 namespace {
 
 constexpr uint64_t kCmo = 4096;
+// `n` CMO pages' worth of bytes.
+constexpr Bytes CmoPages(uint64_t n) { return Bytes(static_cast<int64_t>(n * kCmo)); }
 
 struct FakeBacking final : Backing {
   explicit FakeBacking(std::vector<std::pair<uint64_t, uint64_t>>& log) : log(log) {}
@@ -52,7 +54,7 @@ TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
   for (uint64_t i = 0; i < 1000; ++i) failed += p.PageInit(papr::kPageSetLoaned, i * kCmo) == papr::kHardware;
   EXPECT_GT(failed, 200);
   EXPECT_LT(failed, 400);
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>((1000 - failed) * kCmo)));
+  EXPECT_EQ(p.loaned_bytes(), CmoPages(1000 - failed));
   EXPECT_EQ(log.size(), static_cast<size_t>(1000 - failed));  // a failed page is not released
   for (uint64_t i = 0; i < 1000; ++i) EXPECT_EQ(p.PageInit(papr::kPageSetActive, i * kCmo), papr::kSuccess);
 
@@ -66,7 +68,7 @@ TEST(HvFaults, InjectedLoanFailuresAnswerHardwareAndChangeNothing) {
     const auto r = q.PageInitBatch(papr::kPageSetLoaned, batch);
     EXPECT_EQ(r.rc, papr::kHardware);
     EXPECT_LT(r.done, 100U);
-    EXPECT_EQ(q.loaned_bytes(), Bytes(static_cast<int64_t>(r.done * kCmo)));
+    EXPECT_EQ(q.loaned_bytes(), CmoPages(r.done));
     positions.insert(r.done);
     for (const uint64_t a : batch) q.PageInit(papr::kPageSetActive, a);
   }
@@ -81,14 +83,13 @@ TEST(HvGetMpp, AsksWhatTheBalloonKeepsBackAfterAnOomGiveBack) {
   std::vector<std::pair<uint64_t, uint64_t>> log;
   HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
   for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(p.PageInit(papr::kPageSetLoaned, i * kCmo), papr::kSuccess);
-  const Bytes cmo(kCmo);
-  p.Assign({20 * cmo, 64 * cmo, 0});
+  p.Assign({CmoPages(20), CmoPages(64), 0});
   proto::Stats stats;
   EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(10 * kCmo));
   stats.oom_freed_bytes = 3 * kCmo;
   EXPECT_EQ(p.GetMpp(stats).loan_request, static_cast<int64_t>(13 * kCmo));
   // Nothing to loan: nothing more asked for what it keeps back.
-  p.Assign({Bytes(0), 64 * cmo, 0});
+  p.Assign({Bytes(0), CmoPages(64), 0});
   EXPECT_EQ(p.GetMpp(stats).loan_request, -static_cast<int64_t>(10 * kCmo));
 }
 
@@ -97,10 +98,10 @@ TEST(HvPageInit, LoanedReleasesTheCmoPageActiveCopiesNothing) {
   HvPartition p(Config(), kCmo, std::make_unique<FakeBacking>(log));
   EXPECT_EQ(p.PageInit(papr::kPageSetLoaned, 3 * kCmo), papr::kSuccess);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{3, 1}}));
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(kCmo)));
+  EXPECT_EQ(p.loaned_bytes(), CmoPages(1));
   EXPECT_EQ(p.PageInit(papr::kPageSetActive, 3 * kCmo), papr::kSuccess);
   EXPECT_EQ(log.size(), 1U);  // nothing released or copied
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(0U)));
+  EXPECT_EQ(p.loaned_bytes(), Bytes(0));
 }
 
 TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
@@ -111,7 +112,7 @@ TEST(HvPageInitBatch, AdjacentPagesAreReleasedAsOneRange) {
   EXPECT_EQ(r.rc, papr::kSuccess);
   EXPECT_EQ(r.done, 6U);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 3}, {5, 2}, {3, 1}}));
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(6 * kCmo)));
+  EXPECT_EQ(p.loaned_bytes(), CmoPages(6));
   EXPECT_EQ(p.counts().releases, 3U);
   EXPECT_EQ(p.counts().pages_loaned, 6U);
   EXPECT_EQ(p.PageInitBatch(papr::kPageSetActive, std::vector<uint64_t>{0, kCmo}).rc, papr::kSuccess);
@@ -126,7 +127,7 @@ TEST(HvPageInitBatch, StopsAtTheFirstFailureWithWhatWasDone) {
   EXPECT_EQ(r.rc, papr::kParameter);
   EXPECT_EQ(r.done, 2U);
   EXPECT_EQ(log, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 2}}));
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(2 * kCmo)));  // page 3 untouched
+  EXPECT_EQ(p.loaned_bytes(), CmoPages(2));  // page 3 untouched
 }
 
 TEST(HvPageInitBatch, AReleaseThatFailsIsNotDone) {
@@ -138,7 +139,7 @@ TEST(HvPageInitBatch, AReleaseThatFailsIsNotDone) {
   const auto r = p.PageInitBatch(papr::kPageSetLoaned, pages);
   EXPECT_EQ(r.rc, papr::kHardware);
   EXPECT_EQ(r.done, 2U);
-  EXPECT_EQ(p.loaned_bytes(), Bytes(static_cast<int64_t>(2 * kCmo)));
+  EXPECT_EQ(p.loaned_bytes(), CmoPages(2));
 }
 
 // ---- the real memfd ----
