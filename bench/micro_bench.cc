@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "hv/policy.h"
+#include "pool/policy.h"
 #include "papr/papr.h"
 #include "proto/messages.h"
 #include "report.h"

@@ -15,8 +15,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "hv/pool.h"
-#include "hv/rebalancer.h"
+#include "pool/pool.h"
+#include "pool/rebalancer.h"
 #include "report.h"
 #include "sim/fleet.h"
 #include "sim/trace.h"

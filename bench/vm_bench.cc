@@ -26,12 +26,12 @@
 #include <spdlog/spdlog.h>
 
 #include "demo/child.h"
-#include "hv/pool.h"
-#include "hv/qmp_client.h"
-#include "hv/rebalancer.h"
-#include "hv/vm_adapter.h"
+#include "pool/pool.h"
+#include "members/qemu/qmp_client.h"
+#include "pool/rebalancer.h"
+#include "members/qemu/vm_adapter.h"
 #include "report.h"
-#include "vm/qemu.h"
+#include "members/qemu/qemu.h"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include "demo/runner.h"
 #include "demo/scenario.h"
 #include "demo/summary.h"
-#include "vm/qemu.h"
+#include "members/qemu/qemu.h"
 
 namespace cmm::cli {
 

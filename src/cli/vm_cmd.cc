@@ -21,9 +21,9 @@
 #include "cli/hv_call.h"
 #include "ctl/paths.h"
 #include "demo/child.h"
-#include "hv/qmp_client.h"
-#include "vm/console.h"
-#include "vm/qemu.h"
+#include "members/qemu/qmp_client.h"
+#include "members/qemu/console.h"
+#include "members/qemu/qemu.h"
 
 namespace cmm::cli {
 

@@ -9,9 +9,9 @@
 
 #include "ctl/http_server.h"
 #include "ctl/server.h"
-#include "hv/monitor.h"
-#include "hv/pool.h"
-#include "hv/vm_adapter.h"
+#include "pool/monitor.h"
+#include "pool/pool.h"
+#include "members/qemu/vm_adapter.h"
 
 namespace cmm::ctl {
 

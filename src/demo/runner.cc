@@ -19,7 +19,7 @@
 #include "ctl/client.h"
 #include "ctl/partition_status.h"
 #include "hv/status.h"
-#include "vm/console.h"
+#include "members/qemu/console.h"
 
 namespace cmm::demo {
 

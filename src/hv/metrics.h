@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "hv/hcall_stats.h"
-#include "hv/pool.h"
+#include "members/partition/hcall_stats.h"
+#include "pool/pool.h"
 
 namespace cmm::hv {
 

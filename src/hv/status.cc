@@ -15,16 +15,7 @@ int64_t StatsAgeMs(const MemberStats& s) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(MemberClock::now() - s.taken).count();
 }
 
-// How far the loan is from the target (positive: still to inflate), in
-// settle bands: within one, the member is at its target.
-double BandsToGo(const MemberView& m) {
-  const double gap = static_cast<double>((m.target_loaned_bytes - m.loaned_bytes).value());
-  return gap / SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes.value()));
-}
-
 }  // namespace
-
-bool AtTarget(const MemberView& m) { return std::abs(BandsToGo(m)) <= 1; }
 
 std::string Condition(const MemberView& m) {
   if (!m.responsive) return "unresponsive";

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hv/monitor.h"
-#include "hv/pool.h"
+#include "pool/monitor.h"
+#include "pool/pool.h"
 
 namespace cmm::hv {
 
@@ -60,8 +60,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_by
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or
 // "at target". A member is at its target within the policy's settle band.
 std::string Condition(const MemberView& m);
-// Whether its loan is within the settle band of its target.
-bool AtTarget(const MemberView& m);
 
 HvStatus Status(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
 // The same as JSON, without "problem" when there is none.

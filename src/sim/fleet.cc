@@ -4,8 +4,8 @@
 #include <chrono>
 #include <memory>
 
-#include "hv/pool.h"
-#include "hv/rebalancer.h"
+#include "pool/pool.h"
+#include "pool/rebalancer.h"
 
 namespace cmm::sim {
 

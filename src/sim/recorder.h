@@ -14,7 +14,7 @@
 
 #include <tl/expected.hpp>
 
-#include "hv/pool.h"
+#include "pool/pool.h"
 #include "sim/trace.h"
 
 namespace cmm::sim {

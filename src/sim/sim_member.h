@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "hv/member.h"
+#include "pool/member.h"
 #include "sim/shape.h"
 
 namespace cmm::sim {

@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-#include "hv/pool.h"
-#include "hv/rebalancer.h"
+#include "pool/pool.h"
+#include "pool/rebalancer.h"
 #include "pool_checker.h"
 #include "sim/sim_member.h"
 

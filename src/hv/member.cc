@@ -1,7 +1,0 @@
-#include "hv/member.h"
-
-namespace cmm::hv {
-
-std::string_view KindName(MemberKind kind) { return kind == MemberKind::kVm ? "vm" : "partition"; }
-
-}  // namespace cmm::hv

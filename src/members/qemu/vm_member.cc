@@ -1,0 +1,299 @@
+#include "members/qemu/vm_member.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "host/vm_memory.h"
+
+namespace cmm::hv {
+
+namespace {
+
+using json = nlohmann::json;
+constexpr uint64_t kMiB = 1 << 20;
+
+// The virtio-balloon device's QOM path: a named device under
+// /machine/peripheral, else an anonymous one under /machine/peripheral-anon.
+Result<std::string> FindBalloon(QmpClient& qmp) {
+  for (const char* dir : {"/machine/peripheral", "/machine/peripheral-anon"}) {
+    auto list = qmp.Execute("qom-list", {{"path", dir}});
+    if (!list) {
+      if (list.error().lost) return Fail(ErrorCode::kUnavailable, list.error().message);
+      continue;
+    }
+    for (const auto& e : *list) {
+      const std::string type = e.value("type", "");
+      if (type.starts_with("child<virtio-balloon")) return fmt::format("{}/{}", dir, e.value("name", ""));
+    }
+  }
+  return Fail(ErrorCode::kInvalid, "no virtio-balloon device");
+}
+
+// A QEMU that answers but cannot be driven is refused as it is (kInvalid);
+// one that stops answering meanwhile is not there (kUnavailable).
+ErrorCode CodeOf(const QmpError& e) { return e.lost ? ErrorCode::kUnavailable : ErrorCode::kInvalid; }
+
+pid_t PeerPid(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
+  return cred.pid;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_lost) {
+  auto qmp = QmpClient::Connect(o.qmp_path);
+  if (!qmp) return Fail(ErrorCode::kUnavailable, qmp.error());
+  QmpClient& q = **qmp;
+  auto qemu_failed = [&](const QmpError& e, std::string what) {
+    return Fail(CodeOf(e), fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
+  };
+  auto balloon = q.Execute("query-balloon");
+  if (!balloon) {
+    return Fail(CodeOf(balloon.error()),
+                fmt::format("QEMU at {} has no balloon to drive: {} (start it with -device virtio-balloon-pci)",
+                            o.qmp_path, balloon.error().message));
+  }
+  auto size = q.Execute("query-memory-size-summary");
+  if (!size) return qemu_failed(size.error(), "");
+  const uint64_t ram = size->value("base-memory", uint64_t{0}) + size->value("plugged-memory", uint64_t{0});
+  if (ram == 0) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {} reports no guest memory", o.qmp_path));
+  auto path = FindBalloon(q);
+  if (!path) return tl::unexpected(path.error().Within("QEMU at " + o.qmp_path));
+  const int64_t interval = std::max<int64_t>(1, o.period.count() / 1000);
+  if (auto set = q.Execute("qom-set", {{"path", *path}, {"property", "guest-stats-polling-interval"},
+                                       {"value", interval}});
+      !set) {
+    return qemu_failed(set.error(), "cannot ask for guest stats: ");
+  }
+  const pid_t pid = o.pid != 0 ? o.pid : PeerPid(q.fd());
+  if (pid <= 0) {
+    return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: cannot tell its process; give --pid", o.qmp_path));
+  }
+  if (kill(pid, 0) != 0) {
+    return Fail(errno == ESRCH ? ErrorCode::kNotFound : ErrorCode::kRefused,
+                fmt::format("process {}: {}", pid, std::strerror(errno)));
+  }
+  auto memfd = OpenGuestMemfd(pid, ram);
+  if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error().message);
+  auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, ram, *path,
+                                                   memfd ? *memfd : -1, std::move(on_lost)));
+  {
+    MutexLock lock(vm->mu_);
+    vm->follow_ = BalloonFollow(balloon->value("actual", ram));
+  }
+  vm->Measure();
+  // spdlog's registry is made on first use: make it here, before the
+  // follower thread logs, not in a race with this thread's next line.
+  (void)spdlog::default_logger_raw();
+  vm->thread_ = std::thread([raw = vm.get()] { raw->Follow(); });
+  return vm;
+}
+
+VmMember::VmMember(VmOptions options, std::unique_ptr<QmpClient> qmp, pid_t pid, uint64_t ram,
+                   std::string balloon_path, int memfd, LostHandler on_lost)
+    : options_(std::move(options)),
+      qmp_(std::move(qmp)),
+      pid_(pid),
+      ram_bytes_(ram),
+      balloon_path_(std::move(balloon_path)),
+      memfd_(memfd),
+      version_(qmp_->version()),
+      attached_(MemberClock::now()),
+      on_lost_(std::move(on_lost)),
+      wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  actual_moved_ = attached_;
+}
+
+VmMember::~VmMember() {
+  stopping_.store(true);
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  close(wake_fd_);
+  if (memfd_ >= 0) close(memfd_);
+}
+
+void VmMember::Assign(const Assignment& a) {
+  {
+    MutexLock lock(mu_);
+    if (AsUnsigned(a.target_loaned_bytes) == want_loaned_) return;
+    want_loaned_ = AsUnsigned(a.target_loaned_bytes);
+  }
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+}
+
+MemberState VmMember::Observe() const {
+  MutexLock lock(mu_);
+  MemberState s;
+  s.ram_bytes = FromUnsigned<Bytes>(ram_bytes_);
+  s.backing_bytes = FromUnsigned<Bytes>(backing_);
+  s.loaned_bytes = FromUnsigned<Bytes>(ram_bytes_ - std::min(follow_.actual(), ram_bytes_));
+  s.stats = stats_;
+  s.responsive = responsive_;
+  s.note = note_;
+  s.backing_source = memfd_ >= 0 ? "memfd" : "smaps";
+  s.own_bytes = FromUnsigned<Bytes>(own_);
+  s.pid = pid_;
+  return s;
+}
+
+void VmMember::Measure() {
+  uint64_t backing = 0, own = 0;
+  if (memfd_ >= 0) {
+    // Cheap each period: st_blocks, and QEMU's RSS less its shared memory.
+    backing = AllocatedBytes(memfd_);
+    if (const auto st = ReadStatusRss(pid_)) own = st->rss - std::min(st->rss, st->shmem);
+  } else if (const auto smaps = ReadSmaps(pid_, ram_bytes_)) {
+    backing = smaps->guest_resident;
+    own = smaps->total_resident - std::min(smaps->total_resident, smaps->guest_resident);
+  }
+  MutexLock lock(mu_);
+  backing_ = backing;
+  own_ = own;
+}
+
+void VmMember::OnBalloon(uint64_t actual, MemberClock::time_point now) {
+  MutexLock lock(mu_);
+  if (actual == follow_.actual()) return;
+  // Guest memory grew past what was asked: the guest deflated on OOM.
+  if (const uint64_t taken_back = follow_.Seen(actual, now); taken_back > 0) {
+    ++stats_.oom_events;
+    oom_taken_back_ += taken_back;
+  }
+  actual_moved_ = now;
+}
+
+bool VmMember::Push() {
+  uint64_t value;
+  {
+    MutexLock lock(mu_);
+    // QEMU refuses 0; the guest keeps at least a page.
+    value = std::max<uint64_t>(ram_bytes_ - std::min(want_loaned_, ram_bytes_), kMiB);
+    if (value == follow_.asked()) return true;
+  }
+  auto r = qmp_->Execute("balloon", {{"value", value}});
+  if (!r) {
+    if (r.error().lost) return false;
+    spdlog::warn("vm {}: balloon to {} MiB: {}", options_.name, value / kMiB, r.error().message);
+    return true;
+  }
+  MutexLock lock(mu_);
+  const auto now = MemberClock::now();
+  follow_.Asked(value, now);
+  actual_moved_ = now;
+  return true;
+}
+
+bool VmMember::Tick(MemberClock::time_point now) {
+  auto balloon = qmp_->Execute("query-balloon");
+  if (!balloon && balloon.error().lost) return false;
+  if (balloon) OnBalloon(balloon->value("actual", uint64_t{0}), now);
+  auto stats = qmp_->Execute("qom-get", {{"path", balloon_path_}, {"property", "guest-stats"}});
+  if (!stats && stats.error().lost) return false;
+  Measure();
+  MutexLock lock(mu_);
+  if (stats && stats->is_object()) {
+    const int64_t update = stats->value("last-update", int64_t{0});
+    if (update != 0 && update != stats_update_) {
+      const json& s = (*stats)["stats"];
+      auto get = [&](const char* key) {
+        const json& v = s.contains(key) ? s[key] : json();
+        return v.is_number_unsigned() ? v.get<uint64_t>() : uint64_t{0};
+      };
+      const uint64_t total = get("stat-total-memory");
+      const uint64_t available = get("stat-available-memory");
+      stats_.free_bytes = FromUnsigned<Bytes>(get("stat-free-memory"));
+      stats_.cache_bytes = FromUnsigned<Bytes>(get("stat-disk-caches"));
+      stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
+      stats_.taken = now;
+      stats_update_ = update;
+    }
+  }
+  if (oom_taken_back_ > 0) {
+    spdlog::warn("vm {}: the guest took back {} MiB on OOM (deflate-on-oom); {} OOM events in all", options_.name,
+                 oom_taken_back_ / kMiB, stats_.oom_events);
+    oom_taken_back_ = 0;
+  }
+  const auto limit = options_.period * options_.stale_periods;
+  const auto stats_seen = stats_.taken == MemberClock::time_point{} ? attached_ : stats_.taken;
+  std::string note;
+  if (now - stats_seen > std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(3))) {
+    note = stats_update_ < 0 ? "no guest stats (is the virtio_balloon driver loaded?)"
+                             : fmt::format("guest stats stopped {} s ago",
+                                           std::chrono::duration_cast<std::chrono::seconds>(now - stats_seen).count());
+  }
+  const uint64_t actual = follow_.actual(), asked = follow_.asked();
+  const uint64_t gap = actual > asked ? actual - asked : asked - actual;
+  if (gap > kMiB && now - actual_moved_ > limit) {
+    if (!note.empty()) note += "; ";
+    note += fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB);
+  }
+  const bool responsive = note.empty();
+  if (responsive != responsive_) {
+    if (responsive) {
+      spdlog::info("vm {}: responsive again", options_.name);
+    } else {
+      spdlog::warn("vm {}: unresponsive: {}; the policy counts on nothing from it", options_.name, note);
+    }
+  }
+  responsive_ = responsive;
+  note_ = std::move(note);
+  return true;
+}
+
+void VmMember::HandleEvents() {
+  for (const json& e : qmp_->TakeEvents()) {
+    const std::string ev = e.value("event", "");
+    if (ev == "BALLOON_CHANGE" && e.contains("data") && e["data"].is_object()) {
+      OnBalloon(e["data"].value("actual", uint64_t{0}), MemberClock::now());
+    } else if (ev == "SHUTDOWN") {
+      spdlog::info("vm {}: QEMU is shutting down", options_.name);
+    }
+  }
+}
+
+void VmMember::Follow() {
+  auto next = MemberClock::now();
+  bool alive = true;
+  while (alive && !stopping_.load()) {
+    const auto now = MemberClock::now();
+    if (now >= next) {
+      alive = Tick(now);
+      HandleEvents();
+      next += options_.period;
+      if (next < now) next = now + options_.period;
+      continue;
+    }
+    pollfd fds[] = {{wake_fd_, POLLIN, 0}, {qmp_->fd(), POLLIN, 0}};
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
+    if (poll(fds, 2, static_cast<int>(wait)) < 0 && errno != EINTR) break;
+    if (fds[0].revents != 0) {
+      uint64_t n;
+      (void)!read(wake_fd_, &n, sizeof n);
+      if (stopping_.load()) break;
+      alive = Push();
+    }
+    if (alive && fds[1].revents != 0) alive = qmp_->ReadAvailable().has_value();
+    HandleEvents();
+  }
+  if (!alive && !stopping_.load()) {
+    lost_.store(true);
+    spdlog::warn("vm {}: {}; it leaves the pool", options_.name, qmp_->lost_reason());
+    if (on_lost_) on_lost_(*this);
+  }
+}
+
+}  // namespace cmm::hv

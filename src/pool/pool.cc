@@ -1,0 +1,230 @@
+#include "pool/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/size_text.h"
+
+namespace cmm::hv {
+
+namespace {
+// The policy's table counts unsigned bytes (it works in a double model of
+// shares); a negative quantity is none there.
+uint64_t InTable(Bytes b) { return AsUnsigned(b); }
+Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
+}  // namespace
+
+Bounds BoundsOf(Bytes ram, const MemberSettings& s) {
+  const Bytes max = s.max_bytes <= Bytes(0) ? ram : std::min(s.max_bytes, ram);
+  return {std::clamp(s.min_bytes, Bytes(0), max), max};
+}
+
+Result<void> CheckSettings(const std::string& name, Bytes ram, const MemberSettings& s) {
+  const Bytes max = s.max_bytes == Bytes(0) ? ram : s.max_bytes;
+  if (s.min_bytes < Bytes(0) || max < Bytes(0) || s.min_bytes > ram || max > ram) {
+    return Fail(ErrorCode::kInvalid, fmt::format("min and max must be within {}'s RAM ({} bytes)", name, ram.value()));
+  }
+  if (s.min_bytes > max) {
+    return Fail(ErrorCode::kInvalid,
+                fmt::format("min ({} bytes) is above max ({} bytes)", s.min_bytes.value(), max.value()));
+  }
+  return {};
+}
+
+Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(options_.pool_bytes.value()) {}
+
+Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
+  const std::string name = member->name();
+  const Bytes ram = member->ram_bytes();
+  settings.min_bytes = std::min(settings.min_bytes, ram);
+  MutexLock lock(mu_);
+  if (const Entry* e = Lookup(name); e != nullptr) {
+    return Fail(ErrorCode::kExists, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name));
+  }
+  // Admission: its balloon holds what the pool has no room for before its
+  // workload runs, so joining never takes the pool over.
+  const Bytes target = AdmissionTarget(ram, settings);
+  const Bytes pool = pool_bytes();
+  member->Assign({target, pool, settings.weight});
+  spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}, starts with {} bytes loaned",
+               KindName(member->kind()), name, ram.value(), settings.weight, target.value());
+  const Bytes entitled = ram - target;
+  if (entitled_ + entitled > pool) {
+    spdlog::warn("{} {} joined at its floor ({}) with {} of room: the pool is over until others loan",
+                 KindName(member->kind()), name, FormatBytes(entitled), FormatBytes(std::max(pool - entitled_, Bytes(0))));
+  }
+  entitled_ += entitled;
+  index_.emplace(name, entries_.size());
+  entries_.push_back(Entry{std::move(member), settings, target, 0, entitled});
+  return {};
+}
+
+Bytes Pool::AdmissionTarget(Bytes ram, const MemberSettings& s) const {
+  const Bounds b = BoundsOf(ram, s);
+  const Bytes room = std::max(pool_bytes() - entitled_, Bytes(0));
+  const Bytes g(std::max<int64_t>(static_cast<int64_t>(options_.policy.granule), 1));
+  // What does not fit, rounded up to whole granules.
+  const Bytes over = std::max(ram - room, Bytes(0));
+  const Bytes target = g * ((over + g - Bytes(1)) / g);
+  return std::clamp(target, ram - b.max, ram - b.min);
+}
+
+bool Pool::HasRoomFor(Bytes ram, const MemberSettings& s) const {
+  MutexLock lock(mu_);
+  return entitled_ + BoundsOf(ram, s).min <= pool_bytes();
+}
+
+void Pool::Reserve(Bytes bytes) {
+  MutexLock lock(mu_);
+  reserved_ = bytes;
+}
+
+double BandsToGo(const MemberView& m) {
+  const double gap = static_cast<double>((m.target_loaned_bytes - m.loaned_bytes).value());
+  return gap / SettleBand(PolicyConfig{}, static_cast<double>(m.ram_bytes.value()));
+}
+
+bool AtTarget(const MemberView& m) { return std::abs(BandsToGo(m)) <= 1; }
+
+std::string ShortfallMessage(const Feasibility& f) {
+  if (f.shortfall_bytes <= Bytes(0)) return "";
+  return fmt::format("pool {} cannot be met: members' floors need {}; lower min_mem_mb or grow the pool",
+                     FormatBytes(f.pool_bytes), FormatBytes(f.floors_bytes));
+}
+
+Feasibility Pool::feasibility() const {
+  MutexLock lock(mu_);
+  return feasibility_;
+}
+
+void Pool::NoteFeasibility(const Feasibility& now) {
+  const bool was = feasibility_.shortfall_bytes > Bytes(0);
+  const bool is = now.shortfall_bytes > Bytes(0);
+  // Said once per change: when it stops being met, when what it lacks
+  // changes, and when it can be met again.
+  if (is && (!was || now.floors_bytes != feasibility_.floors_bytes || now.pool_bytes != feasibility_.pool_bytes)) {
+    spdlog::warn("{}", ShortfallMessage(now));
+  } else if (was && !is) {
+    spdlog::info("pool {} can be met again: members' floors need {}", FormatBytes(now.pool_bytes),
+                 FormatBytes(now.floors_bytes));
+  }
+  feasibility_ = now;
+}
+
+void Pool::Remove(const Member& member) {
+  MutexLock lock(mu_);
+  const auto it = index_.find(member.name());
+  if (it == index_.end() || entries_[it->second].member.get() != &member) return;
+  const size_t at = it->second;
+  entitled_ = std::max(entitled_ - entries_[at].entitled, Bytes(0));
+  spdlog::info("{} {} left; its memory goes back to the host", KindName(member.kind()), member.name());
+  index_.erase(it);
+  // The last entry takes its place.
+  if (at + 1 != entries_.size()) {
+    entries_[at] = std::move(entries_.back());
+    index_[entries_[at].member->name()] = at;
+  }
+  entries_.pop_back();
+}
+
+std::shared_ptr<Member> Pool::Find(const std::string& name) const {
+  MutexLock lock(mu_);
+  const Entry* e = Lookup(name);
+  return e == nullptr ? nullptr : e->member;
+}
+
+Pool::Entry* Pool::Lookup(const std::string& name) {
+  // Not through the const overload: the lock analysis cannot see that
+  // as_const(*this).mu_ is this mu_.
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+const Pool::Entry* Pool::Lookup(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+void Pool::Rebalance() {
+  MutexLock lock(mu_);
+  std::vector<PolicyInput>& in = inputs_;
+  in.resize(entries_.size());
+  Bytes backing;
+  for (size_t k = 0; k < entries_.size(); ++k) {
+    Entry& e = entries_[k];
+    const MemberState s = e.member->Observe();
+    backing += s.backing_bytes;
+    const Bytes loaned = std::clamp(s.loaned_bytes, Bytes(0), s.ram_bytes);
+    PolicyInput& i = in[k];
+    i.ram_bytes = InTable(s.ram_bytes);
+    i.min_bytes = InTable(e.settings.min_bytes);
+    i.max_bytes = InTable(e.settings.max_bytes);
+    i.weight = e.settings.weight;
+    i.loaned_bytes = InTable(loaned);
+    i.granted_bytes = InTable(loaned - std::min(loaned, e.target_loaned));
+    i.asked_bytes = InTable(e.target_loaned - std::min(loaned, e.target_loaned));
+    i.free_bytes = InTable(s.stats.free_bytes);
+    i.cache_bytes = InTable(s.stats.cache_bytes);
+    i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
+    i.frozen = !s.responsive;
+    e.oom_seen = s.stats.oom_events;
+  }
+  if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
+  const Bytes pool = pool_bytes();
+  PolicyConfig policy = options_.policy;
+  policy.pool_bytes = InTable(pool - reserved_);
+  const PolicyDecision d = options_.decide(policy, in);
+  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes)});
+  size_t k = 0;
+  entitled_ = Bytes(0);
+  for (Entry& e : entries_) {
+    const Bytes ram = FromTable(in[k].ram_bytes);
+    const Bytes loaned = FromTable(in[k].loaned_bytes);
+    const Bytes target = std::min(FromTable(d.targets[k]), ram);
+    ++k;
+    // Until it sees the new target a member may still act on the old one.
+    const Bytes bound = std::min({loaned, e.target_loaned, target});
+    e.entitled = ram - bound;
+    entitled_ += e.entitled;
+    e.target_loaned = target;
+    e.member->Assign({target, pool, e.settings.weight});
+  }
+}
+
+std::vector<MemberView> Pool::Snapshot() const {
+  MutexLock lock(mu_);
+  std::vector<MemberView> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) {
+    MemberState s = e.member->Observe();
+    out.push_back({e.member->name(), e.member->kind(), s.ram_bytes, s.backing_bytes, s.loaned_bytes, e.target_loaned, e.settings,
+                   s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.pid, s.counts});
+  }
+  std::sort(out.begin(), out.end(), [](const MemberView& a, const MemberView& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<MemberSettings> Pool::Configure(const std::string& name, const SettingsChange& change) {
+  MutexLock lock(mu_);
+  Entry* entry = Lookup(name);
+  if (entry == nullptr) return Fail(ErrorCode::kNotFound, fmt::format("no partition or VM named {}", name));
+  MemberSettings s = entry->settings;
+  const Bytes ram = entry->member->ram_bytes();
+  if (change.weight) s.weight = *change.weight;
+  if (change.min_bytes) s.min_bytes = *change.min_bytes;
+  if (change.max_bytes) s.max_bytes = *change.max_bytes;
+  if (auto ok = CheckSettings(name, ram, s); !ok) return tl::unexpected(ok.error());
+  entry->settings = s;
+  // The new weight reaches the member now, not at the next rebalance.
+  entry->member->Assign({entry->target_loaned, pool_bytes(), s.weight});
+  spdlog::info("{} {}: weight {}, min {} bytes, max {} bytes", KindName(entry->member->kind()), name, s.weight,
+               s.min_bytes.value(), (s.max_bytes == Bytes(0) ? ram : s.max_bytes).value());
+  return s;
+}
+
+}  // namespace cmm::hv

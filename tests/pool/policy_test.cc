@@ -1,0 +1,218 @@
+// The pool policy as tables of inputs and the loan requests they give.
+#include <gtest/gtest.h>
+
+#include "pool/policy.h"
+
+namespace cmm::hv {
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+constexpr int64_t M = 1 << 20;
+
+PolicyInput Part(uint64_t ram_mb, uint64_t free_mb, uint64_t loaned_mb = 0, uint8_t weight = 0) {
+  PolicyInput p;
+  p.ram_bytes = ram_mb * MiB;
+  p.free_bytes = free_mb * MiB;
+  p.loaned_bytes = loaned_mb * MiB;
+  p.weight = weight;
+  return p;
+}
+
+PolicyConfig Pool(uint64_t mb) {
+  PolicyConfig c;
+  c.pool_bytes = mb * MiB;
+  return c;
+}
+
+// What each is asked to loan more (positive) or may take back (negative).
+std::vector<int64_t> LoanRequests(const PolicyConfig& c, const std::vector<PolicyInput>& in) {
+  const PolicyDecision d = Decide(c, in);
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    out.push_back(static_cast<int64_t>(d.targets[i]) - static_cast<int64_t>(in[i].loaned_bytes));
+  }
+  return out;
+}
+
+uint64_t EntitledAfter(const std::vector<PolicyInput>& in, const PolicyDecision& d) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const uint64_t bound = std::min({in[i].loaned_bytes, in[i].loaned_bytes - in[i].granted_bytes, d.targets[i]});
+    sum += in[i].ram_bytes - bound;
+  }
+  return sum;
+}
+
+TEST(Policy, WithinThePoolNobodyLoans) {
+  const std::vector<PolicyInput> in = {Part(512, 100), Part(512, 100)};
+  EXPECT_EQ(LoanRequests(Pool(1024), in), (std::vector<int64_t>{0, 0}));
+}
+
+TEST(Policy, ExcessIsAskedInProportionToIdleMemory) {
+  // 3 x 768 MiB on a 1 GiB pool: 1280 MiB must be loaned.
+  const std::vector<PolicyInput> in = {Part(768, 700), Part(768, 700), Part(768, 700)};
+  const auto r = LoanRequests(Pool(1024), in);
+  int64_t sum = 0;
+  for (const auto v : r) sum += v;
+  EXPECT_GE(sum, 1280 * M);
+  EXPECT_LE(sum, 1283 * M);  // rounding up to whole MiB per partition
+  EXPECT_EQ(r[0], r[1]);
+  EXPECT_EQ(r[1], r[2]);
+}
+
+TEST(Policy, BusyPartitionsLoanLessIdleOnesMore) {
+  const std::vector<PolicyInput> in = {Part(768, 50), Part(768, 700), Part(768, 700)};
+  const auto r = LoanRequests(Pool(1024), in);
+  EXPECT_LE(r[0], 50 * M);
+  EXPECT_GT(r[1], r[0] * 5);
+}
+
+TEST(Policy, HigherWeightLoansLess) {
+  const std::vector<PolicyInput> in = {Part(512, 400, 0, 255), Part(512, 400, 0, 0)};
+  const auto r = LoanRequests(Pool(768), in);
+  EXPECT_LT(r[0], r[1]);
+  EXPECT_GE(r[0] + r[1], 256 * M);
+}
+
+TEST(Policy, IdleTaxTakesTheTaxedShareFirst) {
+  // 100 MiB needed; each has 200 MiB idle, of which 150 taxed: all from the taxed share.
+  PolicyConfig c = Pool(924);
+  const std::vector<PolicyInput> in = {Part(512, 200), Part(512, 200)};
+  const auto r = LoanRequests(c, in);
+  EXPECT_EQ(r[0], 50 * M);
+  EXPECT_EQ(r[1], 50 * M);
+  // Needing more than the taxed share takes from the rest, but never beyond idle.
+  const auto big = LoanRequests(Pool(624), in);
+  EXPECT_EQ(big[0], 200 * M);
+  EXPECT_EQ(big[1], 200 * M);
+}
+
+TEST(Policy, NeverAskedBelowMin) {
+  PolicyInput p = Part(1024, 900);
+  p.min_bytes = 800 * MiB;
+  const auto r = LoanRequests(Pool(256), std::vector<PolicyInput>{p});
+  EXPECT_EQ(r[0], 224 * M);  // 1024 - 800
+}
+
+TEST(Policy, AboveMaxIsAlwaysLoaned) {
+  PolicyInput p = Part(1024, 900);
+  p.max_bytes = 512 * MiB;
+  EXPECT_EQ(LoanRequests(Pool(4096), std::vector<PolicyInput>{p})[0], 512 * M);
+}
+
+TEST(Policy, RoomGoesBackToTheNeedyFirst) {
+  // 824 MiB pool, 424 MiB backed: 400 MiB of room; the one with OOM events
+  // takes back all it loaned, the rest goes to the other.
+  PolicyInput needy = Part(512, 0, 300);
+  needy.new_oom_events = 3;
+  const PolicyInput idle = Part(512, 200, 300);
+  const auto more = LoanRequests(Pool(824), std::vector<PolicyInput>{needy, idle});
+  EXPECT_EQ(more[0], -300 * M);
+  EXPECT_EQ(more[1], -100 * M);
+}
+
+TEST(Policy, ABurstIsAskedOfIdleMemoryAndGrantedOnlyFromRoom) {
+  // 624 MiB pool, 424 backed: 200 of room. The needy one wants its 300
+  // back: 200 now, and 100 asked of the idle one's idle memory, which the
+  // needy one gets only once that loan is confirmed (make before break).
+  PolicyInput needy = Part(512, 0, 300);
+  needy.new_oom_events = 1;
+  PolicyInput idle = Part(512, 200, 300);
+  std::vector<PolicyInput> in{needy, idle};
+  auto r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -200 * M);
+  EXPECT_EQ(r[1], 100 * M);
+  // Next period, the idle one has not loaned yet: the needy one keeps its
+  // grant and is given nothing more.
+  in[0].granted_bytes = 200 * MiB;
+  in[0].new_oom_events = 0;
+  r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -200 * M);
+  EXPECT_EQ(r[1], 100 * M);
+  // It has: the rest goes to the needy one.
+  in[1].loaned_bytes = 400 * MiB;
+  in[1].free_bytes = 100 * MiB;
+  r = LoanRequests(Pool(624), in);
+  EXPECT_EQ(r[0], -300 * M);
+  EXPECT_EQ(r[1], 0);
+}
+
+TEST(Policy, NothingIsGrantedOutOfALoanOnlyAskedFor) {
+  // A needy member and one asked earlier to loan 200 MiB that has not:
+  // the pool is full, so the needy one gets nothing yet.
+  PolicyInput needy = Part(512, 0, 200);
+  needy.new_oom_events = 1;
+  PolicyInput stalled = Part(512, 400, 0);
+  const std::vector<PolicyInput> in{needy, stalled};
+  const PolicyDecision d = Decide(Pool(824), in);
+  EXPECT_EQ(d.targets[0], 200 * MiB);
+  EXPECT_GE(d.targets[1], 200 * MiB);
+  EXPECT_LE(EntitledAfter(in, d), 824 * MiB);
+}
+
+TEST(Policy, AGrantNotYetTakenCountsAgainstTheRoom) {
+  // 100 MiB granted to the first and not yet taken: the pool is full with it.
+  PolicyInput a = Part(512, 0, 300);
+  a.granted_bytes = 100 * MiB;
+  a.new_oom_events = 1;
+  PolicyInput b = Part(512, 0, 300);
+  b.new_oom_events = 1;
+  const std::vector<PolicyInput> in{a, b};
+  const PolicyDecision d = Decide(Pool(524), in);  // 312 + 212 = 524 backed
+  EXPECT_LE(EntitledAfter(in, d), 524 * MiB);
+  EXPECT_EQ(d.targets[1], 300 * MiB);
+}
+
+TEST(Policy, AShrunkPoolIsAskedOfMemoryBeyondIdleDownToTheFloors) {
+  // Nothing idle and the pool 200 MiB smaller than what is backed.
+  PolicyInput a = Part(512, 30);
+  a.min_bytes = 256 * MiB;
+  PolicyInput b = Part(512, 30);
+  b.min_bytes = 256 * MiB;
+  const auto r = LoanRequests(Pool(824), std::vector<PolicyInput>{a, b});
+  EXPECT_EQ(r[0] + r[1], 200 * M);
+}
+
+TEST(Policy, ASmallNeedIsAskedOfAFewMembersInWholeBandsNotOfEveryoneInSlivers) {
+  // 64 members of 1 GiB with idle memory; one short of memory wants its
+  // 64 MiB back and the pool has no room: 1 MiB from each would change 63
+  // targets; instead a member with the most idle memory gives it all.
+  std::vector<PolicyInput> in(64, Part(1024, 600));
+  in[0] = Part(1024, 0, 64);
+  in[0].new_oom_events = 1;
+  for (size_t i = 1; i < in.size(); ++i) in[i].free_bytes = (600 - i) * MiB;  // some have more idle than others
+  const PolicyDecision d = Decide(Pool(64 * 1024 - 64), in);
+  int changed = 0;
+  uint64_t asked = 0;
+  for (size_t i = 1; i < in.size(); ++i) {
+    changed += d.targets[i] != in[i].loaned_bytes ? 1 : 0;
+    asked += d.targets[i] - in[i].loaned_bytes;
+  }
+  EXPECT_LE(changed, 2);
+  EXPECT_GE(asked, 64 * MiB);
+  EXPECT_GT(d.targets[1], 0U);  // the idlest
+  EXPECT_EQ(d.targets[0], 64 * MiB);  // fed next period, once that loan is confirmed
+}
+
+TEST(Policy, AnInfeasiblePoolHoldsEveryMemberAtItsFloorAndSaysByHowMuch) {
+  // Three 384 MiB members with 256 MiB floors on a 512 MiB pool.
+  std::vector<PolicyInput> in(3, Part(384, 300));
+  for (auto& p : in) p.min_bytes = 256 * MiB;
+  in[2].new_oom_events = 2;  // even a needy one is held
+  const PolicyDecision d = Decide(Pool(512), in);
+  EXPECT_EQ(d.floors_bytes, 768 * MiB);
+  EXPECT_EQ(d.shortfall_bytes, 256 * MiB);
+  for (const uint64_t t : d.targets) EXPECT_EQ(t, 128 * MiB);
+  // Steady: once there, the same targets again.
+  for (auto& p : in) {
+    p.loaned_bytes = 128 * MiB;
+    p.free_bytes = 10 * MiB;
+    p.new_oom_events = 0;
+  }
+  const PolicyDecision again = Decide(Pool(512), in);
+  EXPECT_EQ(again.targets, d.targets);
+  EXPECT_EQ(again.shortfall_bytes, 256 * MiB);
+}
+
+}  // namespace
+}  // namespace cmm::hv

@@ -1,0 +1,187 @@
+// The pool of members (the words: the pool stops knowing memfds and
+// wire messages): members of every kind behind one interface, one
+// namespace, the rebalancer handing each its target; an unresponsive member
+// is counted on for nothing. Fake members, no OS.
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "pool/pool.h"
+#include "pool/rebalancer.h"
+
+namespace cmm::hv {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr Bytes MiB = cmm::MiB(1);
+
+class FakeMember final : public Member {
+ public:
+  FakeMember(std::string name, MemberKind kind, Bytes ram, Bytes free)
+      : name_(std::move(name)), kind_(kind), ram_(ram) {
+    state_.ram_bytes = ram;
+    state_.stats.free_bytes = free;
+  }
+  const std::string& name() const override { return name_; }
+  MemberKind kind() const override { return kind_; }
+  Bytes ram_bytes() const override { return ram_; }
+  MemberState Observe() const override {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+  void Assign(const Assignment& a) override {
+    std::lock_guard lock(mu_);
+    last_ = a;
+    ++assignments_;
+  }
+  void Set(bool responsive, Bytes loaned) {
+    std::lock_guard lock(mu_);
+    state_.responsive = responsive;
+    state_.loaned_bytes = loaned;
+  }
+  Assignment last() const {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+  int assignments() const {
+    std::lock_guard lock(mu_);
+    return assignments_;
+  }
+
+ private:
+  const std::string name_;
+  const MemberKind kind_;
+  const Bytes ram_;
+  mutable std::mutex mu_;
+  MemberState state_;
+  Assignment last_;
+  int assignments_ = 0;
+};
+
+Pool MakePool(Bytes bytes) {
+  PoolOptions o;
+  o.pool_bytes = bytes;
+  return Pool(o);
+}
+
+TEST(Pool, PartitionsAndVmsShareOneNamespace) {
+  Pool pool = MakePool(100 * MiB);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 64 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(a, {}).has_value());
+  EXPECT_EQ(a->assignments(), 1);  // joins with nothing to loan yet
+  EXPECT_EQ(a->last().pool_bytes, 100 * MiB);
+  auto vm = std::make_shared<FakeMember>("a", MemberKind::kVm, 64 * MiB, Bytes(0));
+  const auto refused = pool.Add(vm, {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().message, "a partition named a is already registered");
+  const auto views = pool.Snapshot();
+  ASSERT_EQ(views.size(), 1U);
+  EXPECT_EQ(views[0].kind, MemberKind::kPartition);
+  pool.Remove(*vm);  // not the member of that name: nothing happens
+  EXPECT_EQ(pool.Snapshot().size(), 1U);
+  pool.Remove(*a);
+  EXPECT_TRUE(pool.Snapshot().empty());
+}
+
+TEST(Pool, EveryKindIsGivenItsTargetByTheSamePolicy) {
+  Pool pool = MakePool(100 * MiB);
+  auto p = std::make_shared<FakeMember>("p", MemberKind::kPartition, 100 * MiB, 90 * MiB);
+  auto v = std::make_shared<FakeMember>("v", MemberKind::kVm, 100 * MiB, 90 * MiB);
+  ASSERT_TRUE(pool.Add(p, {}).has_value());
+  ASSERT_TRUE(pool.Add(v, {}).has_value());
+  pool.Rebalance();
+  // 200 MiB of RAM on 100: the excess is shared alike between like members.
+  EXPECT_GE(p->last().target_loaned_bytes + v->last().target_loaned_bytes, 100 * MiB);
+  EXPECT_EQ(p->last().target_loaned_bytes, v->last().target_loaned_bytes);
+  EXPECT_EQ(pool.Snapshot()[1].target_loaned_bytes, v->last().target_loaned_bytes);
+}
+
+TEST(Pool, AnUnresponsiveMemberIsCountedOnForNothing) {
+  Pool pool = MakePool(100 * MiB);
+  auto p = std::make_shared<FakeMember>("p", MemberKind::kPartition, 100 * MiB, 90 * MiB);
+  auto v = std::make_shared<FakeMember>("v", MemberKind::kVm, 100 * MiB, 90 * MiB);
+  v->Set(false, 10 * MiB);  // stuck with 10 MiB loaned
+  ASSERT_TRUE(pool.Add(p, {}).has_value());
+  ASSERT_TRUE(pool.Add(v, {}).has_value());
+  pool.Rebalance();
+  EXPECT_EQ(v->last().target_loaned_bytes, 10 * MiB);  // keeps what it has, asked for no more
+  EXPECT_GE(p->last().target_loaned_bytes, 67 * MiB);  // the responsive one gives from its idle memory
+  // Room comes back: still nothing for the stuck one, it cannot take it.
+  pool.Remove(*p);
+  pool.Rebalance();
+  EXPECT_EQ(v->last().target_loaned_bytes, 10 * MiB);
+}
+
+TEST(Pool, AWeightChangeReachesTheMemberAtOnce) {
+  Pool pool = MakePool(100 * MiB);
+  auto p = std::make_shared<FakeMember>("p", MemberKind::kVm, 64 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(p, {}).has_value());
+  SettingsChange c;
+  c.weight = 200;
+  ASSERT_TRUE(pool.Configure("p", c).has_value());
+  EXPECT_EQ(p->last().weight, 200);
+  EXPECT_EQ(pool.Configure("q", c).error().message, "no partition or VM named q");
+}
+
+TEST(Rebalancer, RunsThePolicyEveryPeriodAndTheHookAfterEachRound) {
+  Pool pool = MakePool(100 * MiB);
+  auto p = std::make_shared<FakeMember>("p", MemberKind::kVm, 200 * MiB, 190 * MiB);
+  ASSERT_TRUE(pool.Add(p, {}).has_value());
+  std::atomic<int> rounds{0};
+  {
+    Rebalancer r(pool, 10ms, [&] { ++rounds; });
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (rounds < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_GE(rounds.load(), 3);
+  EXPECT_GE(p->assignments(), 4);  // its joining, then each round
+  EXPECT_GE(p->last().target_loaned_bytes, 100 * MiB);
+  const int after = rounds.load();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(rounds.load(), after);  // destroyed: it runs no more
+}
+
+TEST(Pool, APoolAutoShrunkBelowTheFloorsIsReportedAndItsMembersHeldThere) {
+  Bytes host = 300 * MiB;  // what --pool auto would see
+  PoolOptions o;
+  o.pool_bytes = host;
+  o.sizer = [&host](Bytes) { return host; };
+  Pool pool(o);
+  std::vector<std::shared_ptr<FakeMember>> members;
+  for (const char* name : {"a", "b", "c"}) {
+    members.push_back(std::make_shared<FakeMember>(name, MemberKind::kPartition, 100 * MiB, 50 * MiB));
+    ASSERT_TRUE(pool.Add(members.back(), {0, 80 * MiB, Bytes(0)}).has_value());
+  }
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, Bytes(0));
+  EXPECT_EQ(ShortfallMessage(pool.feasibility()), "");
+  host = 200 * MiB;  // the host came under pressure
+  for (int round = 0; round < 3; ++round) {
+    pool.Rebalance();
+    EXPECT_EQ(pool.feasibility().shortfall_bytes, 40 * MiB);
+    for (const auto& m : members) EXPECT_EQ(m->last().target_loaned_bytes, 20 * MiB);  // at the floor, steadily
+  }
+  EXPECT_EQ(ShortfallMessage(pool.feasibility()),
+            "pool 200 MiB cannot be met: members' floors need 240 MiB; lower min_mem_mb or grow the pool");
+  host = 400 * MiB;
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().shortfall_bytes, Bytes(0));
+}
+
+TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGive) {
+  Pool pool = MakePool(150 * MiB);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 100 * MiB, 90 * MiB);
+  auto b = std::make_shared<FakeMember>("b", MemberKind::kVm, 100 * MiB, 90 * MiB);
+  ASSERT_TRUE(pool.Add(a, {}).has_value());
+  EXPECT_EQ(a->last().target_loaned_bytes, Bytes(0));
+  EXPECT_TRUE(pool.HasRoomFor(100 * MiB, {0, 50 * MiB, Bytes(0)}));
+  EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, Bytes(0)}));
+  ASSERT_TRUE(pool.Add(b, {}).has_value());
+  EXPECT_EQ(b->last().target_loaned_bytes, 50 * MiB);  // 50 MiB of room
+}
+
+}  // namespace
+}  // namespace cmm::hv
