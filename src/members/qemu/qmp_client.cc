@@ -13,15 +13,14 @@
 
 #include <fmt/format.h>
 
+#include "members/qemu/qmp_decode.h"
+
 namespace cmm::hv {
 
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-// A message longer than this is not QMP.
-constexpr size_t kMaxMessage = 4 << 20;
 
 }  // namespace
 
@@ -42,11 +41,9 @@ tl::expected<std::unique_ptr<QmpClient>, std::string> QmpClient::Connect(const s
   const auto deadline = Clock::now() + timeout;
   auto greeting = c->Next(deadline);
   if (!greeting) return tl::unexpected(fmt::format("QMP at {}: no greeting: {}", path, greeting.error().message));
-  if (!greeting->contains("QMP")) return tl::unexpected(fmt::format("QMP at {}: not a QMP greeting: {}", path, greeting->dump()));
-  if (const auto* v = (*greeting)["QMP"].contains("version") ? &(*greeting)["QMP"]["version"]["qemu"] : nullptr;
-      v != nullptr && v->is_object()) {
-    c->version_ = fmt::format("{}.{}.{}", v->value("major", 0), v->value("minor", 0), v->value("micro", 0));
-  }
+  auto version = DecodeGreeting(*greeting);
+  if (!version) return tl::unexpected(fmt::format("QMP at {}: {}", path, version.error().message));
+  c->version_ = std::move(*version);
   auto caps = c->Execute("qmp_capabilities", json::object(),
                          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   if (!caps) return tl::unexpected(fmt::format("QMP at {}: capabilities: {}", path, caps.error().message));
@@ -74,51 +71,28 @@ tl::expected<bool, QmpError> QmpClient::Fill(Clock::time_point deadline) {
     if (errno == ECONNRESET) return tl::unexpected(Lose("QEMU closed the QMP connection"));
     return tl::unexpected(Lose(fmt::format("QMP read: {}", std::strerror(errno))));
   }
-  buffer_.append(chunk, static_cast<size_t>(got));
+  stream_.Append(std::string_view(chunk, static_cast<size_t>(got)));
   return true;
 }
 
 tl::expected<std::optional<json>, QmpError> QmpClient::TakeMessage() {
-  // QEMU writes one object per line, or spread over lines when its monitor
-  // is pretty-printed: a message ends where its outermost brace closes.
-  const size_t begin = buffer_.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos) {
-    buffer_.clear();
-    return std::nullopt;
+  auto m = stream_.Take();
+  if (!m) return tl::unexpected(Lose(m.error().message));
+  return std::move(*m);
+}
+
+tl::expected<void, QmpError> QmpClient::Keep(QmpEvent event) {
+  const auto now = Clock::now();
+  if (now - events_second_ >= std::chrono::seconds(1)) {
+    events_second_ = now;
+    events_this_second_ = 0;
   }
-  if (buffer_[begin] != '{') {
-    const size_t eol = buffer_.find_first_of("\r\n", begin);
-    return tl::unexpected(Lose(fmt::format("QMP sent something that is not a JSON object: {:.80}",
-                                           buffer_.substr(begin, eol == std::string::npos ? eol : eol - begin))));
+  if (++events_this_second_ > kMaxEventsPerSecond) {
+    return tl::unexpected(Lose(fmt::format("QMP sent over {} events in a second", kMaxEventsPerSecond)));
   }
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = begin; i < buffer_.size(); ++i) {
-    const char ch = buffer_[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (ch == '\\') {
-        escaped = true;
-      } else if (ch == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (ch == '"') in_string = true;
-    if (ch == '{' || ch == '[') ++depth;
-    if ((ch == '}' || ch == ']') && --depth == 0) {
-      const std::string text = buffer_.substr(begin, i + 1 - begin);
-      buffer_.erase(0, i + 1);
-      json m = json::parse(text, nullptr, false);
-      if (m.is_discarded()) {
-        return tl::unexpected(Lose(fmt::format("QMP sent something that is not a JSON object: {:.80}", text)));
-      }
-      return m;
-    }
-  }
-  if (buffer_.size() > kMaxMessage) return tl::unexpected(Lose("QMP sent a message of over 4 MiB"));
-  return std::nullopt;
+  events_.push_back(std::move(event));
+  while (events_.size() > kMaxKeptEvents) events_.pop_front();
+  return {};
 }
 
 tl::expected<json, QmpError> QmpClient::Next(Clock::time_point deadline) {
@@ -139,7 +113,7 @@ tl::expected<json, QmpError> QmpClient::Execute(const std::string& command, cons
   const uint64_t id = next_id_++;
   json request = {{"execute", command}, {"id", id}};
   if (!arguments.empty()) request["arguments"] = arguments;
-  const std::string text = request.dump() + "\n";
+  const std::string text = request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   for (size_t sent = 0; sent < text.size();) {
     const ssize_t n = send(fd_, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
@@ -149,23 +123,18 @@ tl::expected<json, QmpError> QmpClient::Execute(const std::string& command, cons
   }
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    auto m = Next(deadline);
-    if (!m) return tl::unexpected(m.error());
-    if (m->contains("event")) {
-      events_.push_back(std::move(*m));
+    auto next = Next(deadline);
+    if (!next) return tl::unexpected(next.error());
+    auto m = DecodeMessage(std::move(*next));
+    if (!m) return tl::unexpected(Lose("QMP sent " + m.error().message));
+    if (m->kind == QmpMessage::Kind::kEvent) {
+      if (auto kept = Keep({std::move(m->event), std::move(m->data)}); !kept) return tl::unexpected(kept.error());
       continue;
     }
-    if (!m->contains("id") || (*m)["id"] != id) {
-      // A reply to no command of ours: the stream is out of step.
-      return tl::unexpected(Lose(fmt::format("QMP reply out of order: {:.80}", m->dump())));
-    }
-    if (m->contains("return")) return std::move((*m)["return"]);
-    if (m->contains("error") && (*m)["error"].is_object()) {
-      const json& e = (*m)["error"];
-      return tl::unexpected(QmpError{false, e.value("class", "GenericError"),
-                                     fmt::format("{}: {}", command, e.value("desc", "refused"))});
-    }
-    return tl::unexpected(Lose(fmt::format("QMP reply with neither return nor error: {:.80}", m->dump())));
+    // A reply to no command of ours: the stream is out of step.
+    if (m->id != id) return tl::unexpected(Lose(fmt::format("QMP reply out of order: id {} for {}", m->id, id)));
+    if (m->kind == QmpMessage::Kind::kReturn) return std::move(m->data);
+    return tl::unexpected(QmpError{false, Printable(m->error_class, 40), fmt::format("{}: {}", command, m->error_desc)});
   }
 }
 
@@ -179,14 +148,16 @@ tl::expected<void, QmpError> QmpClient::ReadAvailable(std::chrono::milliseconds 
       auto line = TakeMessage();
       if (!line) return tl::unexpected(line.error());
       if (!*line) break;
-      if (!(*line)->contains("event")) return tl::unexpected(Lose(fmt::format("QMP reply to no command: {:.80}", (*line)->dump())));
-      events_.push_back(std::move(**line));
+      auto m = DecodeMessage(std::move(**line));
+      if (!m) return tl::unexpected(Lose("QMP sent " + m.error().message));
+      if (m->kind != QmpMessage::Kind::kEvent) return tl::unexpected(Lose(fmt::format("QMP reply to no command: id {}", m->id)));
+      if (auto kept = Keep({std::move(m->event), std::move(m->data)}); !kept) return tl::unexpected(kept.error());
     }
     if (!*filled) return {};
     deadline = Clock::now();  // after the first read, only what is there already
   }
 }
 
-std::deque<json> QmpClient::TakeEvents() { return std::exchange(events_, {}); }
+std::deque<QmpEvent> QmpClient::TakeEvents() { return std::exchange(events_, {}); }
 
 }  // namespace cmm::hv

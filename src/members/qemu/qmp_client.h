@@ -1,9 +1,11 @@
 // A client of QEMU's machine protocol (QMP) on a unix socket: the greeting,
 // capabilities negotiation, commands with ids and their replies, and the
-// asynchronous events that arrive between them. Messages are JSON objects,
-// one per line or pretty-printed over several. A command's error reply is an error of that command only;
-// anything else that goes wrong (garbage, a closed socket, a timeout) loses
-// the connection, and every later call fails at once.
+// asynchronous events that arrive between them. Messages are framed by
+// QmpStream and decoded by DecodeMessage, with their bounds and checks. A
+// command's error reply is an error of that command only; anything else
+// that goes wrong (garbage, a message too large or too deep, a flood of
+// events, a closed socket, a timeout) loses the connection, and every later
+// call fails at once. Nothing QEMU sends makes it throw.
 #pragma once
 
 #include <chrono>
@@ -16,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "members/qemu/qmp_stream.h"
+
 namespace cmm::hv {
 
 struct QmpError {
@@ -24,8 +28,20 @@ struct QmpError {
   std::string message;
 };
 
+// An event as QEMU sent it: its name and its data (an object, or null).
+struct QmpEvent {
+  std::string name;
+  nlohmann::json data;
+};
+
 class QmpClient {
  public:
+  // At most this many events are kept between two TakeEvents (the oldest
+  // go first), and a peer that sends more than kMaxEventsPerSecond in one
+  // second is flooding: the connection is lost.
+  static constexpr size_t kMaxKeptEvents = 256;
+  static constexpr int kMaxEventsPerSecond = 1000;
+
   // Connects, reads the greeting and enters command mode.
   static tl::expected<std::unique_ptr<QmpClient>, std::string> Connect(
       const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -41,7 +57,7 @@ class QmpClient {
   // Reads what has arrived, waiting at most `timeout` for the first byte;
   // events are kept. An error means the connection is lost.
   tl::expected<void, QmpError> ReadAvailable(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
-  std::deque<nlohmann::json> TakeEvents();
+  std::deque<QmpEvent> TakeEvents();
 
   int fd() const { return fd_; }
   bool lost() const { return !lost_reason_.empty(); }
@@ -56,12 +72,16 @@ class QmpClient {
   tl::expected<nlohmann::json, QmpError> Next(std::chrono::steady_clock::time_point deadline);
   // One read into the buffer; false when nothing came before the deadline.
   tl::expected<bool, QmpError> Fill(std::chrono::steady_clock::time_point deadline);
-  // A whole message in the buffer, taken out and parsed; nullopt if none yet.
+  // A whole message from the stream, taken out and parsed; nullopt if none yet.
   tl::expected<std::optional<nlohmann::json>, QmpError> TakeMessage();
+  // Keeps an event, within the bounds above; an error: the peer floods.
+  tl::expected<void, QmpError> Keep(QmpEvent event);
 
   int fd_;
-  std::string buffer_;
-  std::deque<nlohmann::json> events_;
+  QmpStream stream_;
+  std::deque<QmpEvent> events_;
+  std::chrono::steady_clock::time_point events_second_{};
+  int events_this_second_ = 0;
   uint64_t next_id_ = 1;
   std::string version_;
   std::string lost_reason_;

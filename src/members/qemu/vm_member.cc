@@ -14,12 +14,12 @@
 #include <spdlog/spdlog.h>
 
 #include "host/vm_memory.h"
+#include "members/qemu/qmp_decode.h"
 
 namespace cmm::hv {
 
 namespace {
 
-using json = nlohmann::json;
 constexpr uint64_t kMiB = 1 << 20;
 
 // The virtio-balloon device's QOM path: a named device under
@@ -31,9 +31,10 @@ Result<std::string> FindBalloon(QmpClient& qmp) {
       if (list.error().lost) return Fail(ErrorCode::kUnavailable, list.error().message);
       continue;
     }
-    for (const auto& e : *list) {
-      const std::string type = e.value("type", "");
-      if (type.starts_with("child<virtio-balloon")) return fmt::format("{}/{}", dir, e.value("name", ""));
+    auto entries = DecodeQomList(*list);
+    if (!entries) return Fail(ErrorCode::kInvalid, entries.error().message);
+    for (const QomEntry& e : *entries) {
+      if (e.type.starts_with("child<virtio-balloon")) return fmt::format("{}/{}", dir, e.name);
     }
   }
   return Fail(ErrorCode::kInvalid, "no virtio-balloon device");
@@ -67,8 +68,10 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
   }
   auto size = q.Execute("query-memory-size-summary");
   if (!size) return qemu_failed(size.error(), "");
-  const uint64_t ram = size->value("base-memory", uint64_t{0}) + size->value("plugged-memory", uint64_t{0});
-  if (ram == 0) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {} reports no guest memory", o.qmp_path));
+  const auto ram = DecodeMemorySize(*size);
+  if (!ram) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: {}", o.qmp_path, ram.error().message));
+  const auto actual = DecodeBalloonActual(*balloon, *ram);
+  if (!actual) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: {}", o.qmp_path, actual.error().message));
   auto path = FindBalloon(q);
   if (!path) return tl::unexpected(path.error().Within("QEMU at " + o.qmp_path));
   const int64_t interval = std::max<int64_t>(1, o.period.count() / 1000);
@@ -85,13 +88,13 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
     return Fail(errno == ESRCH ? ErrorCode::kNotFound : ErrorCode::kRefused,
                 fmt::format("process {}: {}", pid, std::strerror(errno)));
   }
-  auto memfd = OpenGuestMemfd(pid, ram);
+  auto memfd = OpenGuestMemfd(pid, *ram);
   if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error().message);
-  auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, ram, *path,
+  auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, *ram, *path,
                                                    memfd ? *memfd : -1, std::move(on_lost)));
   {
     MutexLock lock(vm->mu_);
-    vm->follow_ = BalloonFollow(balloon->value("actual", ram));
+    vm->follow_ = BalloonFollow(*actual);
   }
   vm->Measure();
   // spdlog's registry is made on first use: make it here, before the
@@ -198,29 +201,32 @@ bool VmMember::Push() {
 }
 
 bool VmMember::Tick(MemberClock::time_point now) {
+  std::string bad;  // what QEMU said this period that makes no sense
   auto balloon = qmp_->Execute("query-balloon");
   if (!balloon && balloon.error().lost) return false;
-  if (balloon) OnBalloon(balloon->value("actual", uint64_t{0}), now);
-  auto stats = qmp_->Execute("qom-get", {{"path", balloon_path_}, {"property", "guest-stats"}});
-  if (!stats && stats.error().lost) return false;
+  if (balloon) {
+    if (const auto actual = DecodeBalloonActual(*balloon, ram_bytes_)) {
+      OnBalloon(*actual, now);
+    } else {
+      bad = actual.error().message;
+    }
+  }
+  auto reply = qmp_->Execute("qom-get", {{"path", balloon_path_}, {"property", "guest-stats"}});
+  if (!reply && reply.error().lost) return false;
+  const auto stats = reply ? DecodeGuestStats(*reply, ram_bytes_) : Result<GuestStats>(GuestStats{});
+  if (!stats) bad = stats.error().message;
   Measure();
   MutexLock lock(mu_);
-  if (stats && stats->is_object()) {
-    const int64_t update = stats->value("last-update", int64_t{0});
-    if (update != 0 && update != stats_update_) {
-      const json& s = (*stats)["stats"];
-      auto get = [&](const char* key) {
-        const json& v = s.contains(key) ? s[key] : json();
-        return v.is_number_unsigned() ? v.get<uint64_t>() : uint64_t{0};
-      };
-      const uint64_t total = get("stat-total-memory");
-      const uint64_t available = get("stat-available-memory");
-      stats_.free_bytes = FromUnsigned<Bytes>(get("stat-free-memory"));
-      stats_.cache_bytes = FromUnsigned<Bytes>(get("stat-disk-caches"));
-      stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
-      stats_.taken = now;
-      stats_update_ = update;
-    }
+  if (!bad.empty() && bad != bad_reply_) spdlog::warn("vm {}: QEMU sent a bad reply: {}", options_.name, bad);
+  bad_reply_ = std::move(bad);
+  if (stats && stats->last_update != 0 && stats->last_update != stats_update_) {
+    const uint64_t total = stats->total.value_or(0);
+    const uint64_t available = stats->available.value_or(total);
+    stats_.free_bytes = FromUnsigned<Bytes>(stats->free.value_or(0));
+    stats_.cache_bytes = FromUnsigned<Bytes>(stats->disk_caches.value_or(0));
+    stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
+    stats_.taken = now;
+    stats_update_ = stats->last_update;
   }
   if (oom_taken_back_ > 0) {
     spdlog::warn("vm {}: the guest took back {} MiB on OOM (deflate-on-oom); {} OOM events in all", options_.name,
@@ -241,6 +247,10 @@ bool VmMember::Tick(MemberClock::time_point now) {
     if (!note.empty()) note += "; ";
     note += fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB);
   }
+  if (!bad_reply_.empty()) {
+    if (!note.empty()) note += "; ";
+    note += "QEMU sent a bad reply: " + bad_reply_;
+  }
   const bool responsive = note.empty();
   if (responsive != responsive_) {
     if (responsive) {
@@ -255,17 +265,40 @@ bool VmMember::Tick(MemberClock::time_point now) {
 }
 
 void VmMember::HandleEvents() {
-  for (const json& e : qmp_->TakeEvents()) {
-    const std::string ev = e.value("event", "");
-    if (ev == "BALLOON_CHANGE" && e.contains("data") && e["data"].is_object()) {
-      OnBalloon(e["data"].value("actual", uint64_t{0}), MemberClock::now());
-    } else if (ev == "SHUTDOWN") {
+  for (const QmpEvent& e : qmp_->TakeEvents()) {
+    if (e.name == "BALLOON_CHANGE") {
+      if (const auto actual = DecodeBalloonActual(e.data, ram_bytes_)) {
+        OnBalloon(*actual, MemberClock::now());
+      } else {
+        spdlog::warn("vm {}: QEMU sent a bad BALLOON_CHANGE: {}", options_.name, actual.error().message);
+      }
+    } else if (e.name == "SHUTDOWN") {
       spdlog::info("vm {}: QEMU is shutting down", options_.name);
     }
   }
 }
 
 void VmMember::Follow() {
+  std::string why;
+  try {
+    FollowLoop();
+    if (stopping_.load()) return;
+    why = qmp_->lost_reason().empty() ? std::string("its follower stopped") : qmp_->lost_reason();
+  } catch (const std::exception& e) {
+    // Nothing a VM's side sends should get here; if it does, that VM
+    // leaves with the reason and the hypervisor goes on.
+    why = fmt::format("its follower failed: {}", Printable(e.what(), 200));
+  }
+  {
+    MutexLock lock(mu_);
+    lost_reason_ = why;
+  }
+  lost_.store(true);
+  spdlog::warn("vm {}: {}; it leaves the pool", options_.name, why);
+  if (on_lost_) on_lost_(*this);
+}
+
+void VmMember::FollowLoop() {
   auto next = MemberClock::now();
   bool alive = true;
   while (alive && !stopping_.load()) {
@@ -279,20 +312,15 @@ void VmMember::Follow() {
     }
     pollfd fds[] = {{wake_fd_, POLLIN, 0}, {qmp_->fd(), POLLIN, 0}};
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
-    if (poll(fds, 2, static_cast<int>(wait)) < 0 && errno != EINTR) break;
+    if (poll(fds, 2, static_cast<int>(wait)) < 0 && errno != EINTR) return;
     if (fds[0].revents != 0) {
       uint64_t n;
       (void)!read(wake_fd_, &n, sizeof n);
-      if (stopping_.load()) break;
+      if (stopping_.load()) return;
       alive = Push();
     }
     if (alive && fds[1].revents != 0) alive = qmp_->ReadAvailable().has_value();
     HandleEvents();
-  }
-  if (!alive && !stopping_.load()) {
-    lost_.store(true);
-    spdlog::warn("vm {}: {}; it leaves the pool", options_.name, qmp_->lost_reason());
-    if (on_lost_) on_lost_(*this);
   }
 }
 

@@ -24,8 +24,8 @@
 
 #include "core/mutex.h"
 #include "members/qemu/balloon_follow.h"
-#include "pool/member.h"
 #include "members/qemu/qmp_client.h"
+#include "pool/member.h"
 
 namespace cmm::hv {
 
@@ -55,12 +55,20 @@ class VmMember final : public Member {
 
   pid_t pid() const { return pid_; }
   bool lost() const { return lost_.load(); }
+  // Why it left the pool ("" while it follows).
+  std::string lost_reason() const {
+    MutexLock lock(mu_);
+    return lost_reason_;
+  }
   const std::string& qemu_version() const { return version_; }
 
  private:
   VmMember(VmOptions options, std::unique_ptr<QmpClient> qmp, pid_t pid, uint64_t ram, std::string balloon_path,
            int memfd, LostHandler on_lost);
+  // The follower thread: FollowLoop, then leaving the pool when QEMU is
+  // gone or the loop failed for any reason.
   void Follow();
+  void FollowLoop();
   // One period's reading: balloon, stats, memory, responsiveness. False: lost.
   bool Tick(MemberClock::time_point now);
   bool Push();
@@ -92,6 +100,8 @@ class VmMember final : public Member {
   uint64_t own_ GUARDED_BY(mu_) = 0;
   bool responsive_ GUARDED_BY(mu_) = true;
   std::string note_ GUARDED_BY(mu_);
+  std::string bad_reply_ GUARDED_BY(mu_);
+  std::string lost_reason_ GUARDED_BY(mu_);  // this period's reply that failed its checks, or ""
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> lost_{false};

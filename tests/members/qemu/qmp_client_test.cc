@@ -86,8 +86,9 @@ TEST_F(QmpClientTest, EventsInterleavedWithRepliesAreKeptInOrder) {
   EXPECT_EQ((*r)["actual"], 800);
   auto events = (*c)->TakeEvents();
   ASSERT_EQ(events.size(), 2U);
-  EXPECT_EQ(events[0]["data"]["actual"], 900);
-  EXPECT_EQ(events[1]["data"]["actual"], 800);
+  EXPECT_EQ(events[0].name, "BALLOON_CHANGE");
+  EXPECT_EQ(events[0].data["actual"], 900);
+  EXPECT_EQ(events[1].data["actual"], 800);
   EXPECT_TRUE((*c)->TakeEvents().empty());
 }
 
@@ -170,13 +171,14 @@ TEST_F(QmpClientTest, EventsBetweenCommandsAreReadWithoutACommand) {
                        Send(R"({"event": "SHUTDOWN", "data": {"guest": true}})" "\n")});
   auto c = QmpClient::Connect(path_);
   ASSERT_TRUE(c.has_value()) << c.error();
-  std::deque<json> events;
+  std::deque<QmpEvent> events;
   for (int i = 0; i < 100 && events.empty(); ++i) {
     ASSERT_TRUE((*c)->ReadAvailable(50ms).has_value());
     events = (*c)->TakeEvents();
   }
   ASSERT_EQ(events.size(), 1U);
-  EXPECT_EQ(events[0]["event"], "SHUTDOWN");
+  EXPECT_EQ(events[0].name, "SHUTDOWN");
+  EXPECT_EQ(events[0].data["guest"], true);
 }
 
 // Why a VM could not be attached is a code the control reply's errno comes
