@@ -93,7 +93,7 @@ double Timed(hv::QmpClient& q, uint64_t value, const std::function<void()>& push
   WaitFor([&] {
     auto r = q.Execute("query-balloon");
     if (!r) return true;
-    const uint64_t actual = hv::UnsignedField(*r, "actual").value_or(0);
+    const uint64_t actual = UnsignedField(*r, "actual").value_or(0);
     return (actual > value ? actual - value : value - actual) <= kMiB;
   }, 120s, 200us);
   return std::chrono::duration<double>(Clock::now() - t0).count();

@@ -15,8 +15,9 @@ void PutSize(nlohmann::json& request, const char* key, const char* flag, const s
   request[key] = *bytes;
 }
 
-nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what) {
-  auto reply = ctl::Call(control, request);
+nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what,
+                              std::chrono::milliseconds timeout) {
+  auto reply = ctl::Call(control, request, timeout);
   if (!reply) {
     throw UserError(fmt::format("no hypervisor answers at {}: {}; start one with `cmm hv --pool SIZE`", control,
                                 reply.error().message));

@@ -2,6 +2,7 @@
 // `cmm vm` send it: no hypervisor answering, or a refusal, is one line.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,9 @@ namespace cmm::cli {
 void PutSize(nlohmann::json& request, const char* key, const char* flag, const std::string& text, const char* example);
 
 // `what` names the request in a refusal ("cmm hv set web1").
-nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what);
+// `timeout` is the client's wait; a VM's attach takes up to its handshake's
+// deadline (8 s) and is given more.
+nlohmann::json CallHypervisor(const std::string& control, const nlohmann::json& request, const std::string& what,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace cmm::cli

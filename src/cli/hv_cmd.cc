@@ -110,7 +110,7 @@ int RunHv(const HvFlags& f) {
   ctl::HvService service{pool, vms, monitor};
   auto control = ctl::Server::Start(ControlPath(f), [&service](const json& req, const ctl::Peer& peer) {
     return ctl::HandleHvRequest(service, req, peer);
-  });
+  }, /*workers=*/8);
   if (!control) throw UserError(fmt::format("hypervisor control socket: {}", control.error()));
   std::unique_ptr<ctl::HttpServer> http;
   if (!f.http.empty()) {

@@ -77,7 +77,7 @@ json AttachToPool(const VmFlags& f, const std::string& qmp, int pid) {
   if (f.weight) req["weight"] = *f.weight;
   PutSize(req, "min_bytes", "--pool-min", f.pool_min, "256M");
   PutSize(req, "max_bytes", "--pool-max", f.pool_max, "256M");
-  return CallHypervisor(ControlPath(f), req, "vm " + f.name);
+  return CallHypervisor(ControlPath(f), req, "vm " + f.name, std::chrono::seconds(15));
 }
 
 std::string Joined(const json& r) {

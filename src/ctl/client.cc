@@ -8,8 +8,9 @@
 
 namespace cmm::ctl {
 
-Result<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request) {
-  constexpr auto kTimeout = std::chrono::seconds(5);
+Result<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request,
+                            std::chrono::milliseconds timeout) {
+  const auto kTimeout = timeout;
   auto fd = Connect(socket_path);
   if (!fd) return tl::unexpected(fd.error());  // kUnavailable when nobody listens
   if (auto s = SendLine(fd->get(), request.dump(), kTimeout); !s) return Fail(ErrorCode::kIo, s.error());

@@ -1,6 +1,7 @@
 // The client side of a control endpoint.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@ namespace cmm::ctl {
 
 // Sends one request and returns the reply (which may itself say ok=false).
 // kUnavailable: nobody listens at the path.
-Result<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request);
+// `timeout` bounds the sending and, again, the wait for the reply.
+Result<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace cmm::ctl

@@ -162,6 +162,18 @@ tl::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::Start(const s
     res.set_content(std::move(b.text), b.content_type);
     return httplib::Server::HandlerResponse::Handled;
   });
+  // What httplib refuses by itself (a request it cannot parse: 400, a URI
+  // too long: 414, ...) comes with an empty body: give it its line.
+  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string why = "the request was refused";
+    if (res.status == 400) why = "bad request: not an HTTP request line and headers this server can read";
+    if (res.status == 413) why = "payload too large: this endpoint takes no request body";
+    if (res.status == 414) why = "URI too long: the path and query may be at most 8 KiB";
+    if (res.status == 431) why = "request header fields too large";
+    res.set_content(fmt::format("{} {}\n", res.status, why), "text/plain; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
   // httplib listens with a backlog of 5: a burst of clients would see
   // their connections dropped by the kernel before any answer. The socket
   // is caught here and listened on again with the system's backlog.

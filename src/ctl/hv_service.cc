@@ -4,11 +4,11 @@
 #include <charconv>
 #include <chrono>
 #include <optional>
-#include <stdexcept>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "core/json_fields.h"
 #include "core/names.h"
 #include "hv/status.h"
 
@@ -42,23 +42,35 @@ std::optional<std::pair<int64_t, uint64_t>> LiveArgs(const std::string& since, c
   return std::make_pair(t, seq);
 }
 
-json Configure(hv::Pool& pool, const json& req, const Peer& peer) {
-  if (!req.contains("name") || !req["name"].is_string()) return ErrorReply(EINVAL, "set needs a string \"name\"");
-  if (!peer.admin()) return ErrorReply(EPERM, "changing a partition's weight, min or max needs uid 0");
+// The operator's terms in a request: each field absent, or an unsigned
+// number within its limit; a name is given to the error otherwise.
+Result<hv::SettingsChange> TermsOf(const json& req) {
   hv::SettingsChange change;
-  auto field = [&](const char* key, uint64_t limit) -> std::optional<uint64_t> {
-    if (!req.contains(key)) return std::nullopt;
-    if (!req[key].is_number_unsigned() || req[key].get<uint64_t>() > limit) throw std::invalid_argument(key);
-    return req[key].get<uint64_t>();
+  auto field = [&req](const char* key, uint64_t limit) -> Result<std::optional<uint64_t>> {
+    if (Field(req, key) == nullptr) return std::nullopt;
+    const auto v = UnsignedField(req, key);
+    if (!v || *v > limit) return Fail(ErrorCode::kInvalid, fmt::format("\"{}\" is out of range", key));
+    return *v;
   };
-  try {
-    if (auto w = field("weight", 255)) change.weight = static_cast<uint8_t>(*w);
-    if (auto v = field("min_bytes", UINT64_MAX)) change.min_bytes = FromUnsigned<Bytes>(*v);
-    if (auto v = field("max_bytes", UINT64_MAX)) change.max_bytes = FromUnsigned<Bytes>(*v);
-  } catch (const std::invalid_argument& e) {
-    return ErrorReply(EINVAL, fmt::format("\"{}\" is out of range", e.what()));
+  const auto w = field("weight", 255);
+  const auto min = field("min_bytes", UINT64_MAX);
+  const auto max = field("max_bytes", UINT64_MAX);
+  for (const auto* r : {&w, &min, &max}) {
+    if (!*r) return tl::unexpected(r->error());
   }
-  auto s = pool.Configure(req["name"], change);
+  if (*w) change.weight = static_cast<uint8_t>(**w);
+  if (*min) change.min_bytes = FromUnsigned<Bytes>(**min);
+  if (*max) change.max_bytes = FromUnsigned<Bytes>(**max);
+  return change;
+}
+
+json Configure(hv::Pool& pool, const json& req, const Peer& peer) {
+  const auto name = StringField(req, "name");
+  if (!name) return ErrorReply(EINVAL, "set needs a string \"name\"");
+  if (!peer.admin()) return ErrorReply(EPERM, "changing a partition's weight, min or max needs uid 0");
+  const auto change = TermsOf(req);
+  if (!change) return ErrorReply(change.error());
+  auto s = pool.Configure(*name, *change);
   if (!s) return ErrorReply(s.error());
   return {{"ok", true},
           {"weight", s->weight},
@@ -69,21 +81,26 @@ json Configure(hv::Pool& pool, const json& req, const Peer& peer) {
 // `cmm vm attach` / `cmm vm run`: a QEMU joins the pool through its QMP socket.
 json AttachVm(hv::VmAdapter& vms, const json& req, const Peer& peer) {
   if (!peer.admin()) return ErrorReply(EPERM, "adding a VM to the pool needs uid 0");
-  if (!req.contains("name") || !req["name"].is_string() || !req.contains("qmp") || !req["qmp"].is_string()) {
-    return ErrorReply(EINVAL, "vm-attach needs a string \"name\" and \"qmp\"");
-  }
-  if (!ValidName(req["name"].get<std::string>())) {
-    return ErrorReply(EINVAL, fmt::format("VM name \"{}\" is not valid: use {}", req["name"].get<std::string>(),
-                                          kNameRule));
+  const auto name = StringField(req, "name");
+  const auto qmp = StringField(req, "qmp");
+  if (!name || !qmp) return ErrorReply(EINVAL, "vm-attach needs a string \"name\" and \"qmp\"");
+  if (!ValidName(*name)) {
+    return ErrorReply(EINVAL, fmt::format("VM name \"{}\" is not valid: use {}", Printable(*name), kNameRule));
   }
   hv::VmOptions o;
-  o.name = req["name"];
-  o.qmp_path = req["qmp"];
-  o.pid = req.value("pid", 0);
+  o.name = *name;
+  o.qmp_path = *qmp;
+  if (Field(req, "pid") != nullptr) {
+    const auto pid = UnsignedField(req, "pid");
+    if (!pid || *pid > static_cast<uint64_t>(INT32_MAX)) return ErrorReply(EINVAL, "\"pid\" is out of range");
+    o.pid = static_cast<pid_t>(*pid);
+  }
+  const auto terms = TermsOf(req);
+  if (!terms) return ErrorReply(terms.error());
   hv::MemberSettings settings;
-  settings.weight = static_cast<uint8_t>(std::min(255, req.value("weight", 0)));
-  settings.min_bytes = FromUnsigned<Bytes>(req.value("min_bytes", uint64_t{0}));
-  settings.max_bytes = FromUnsigned<Bytes>(req.value("max_bytes", uint64_t{0}));
+  settings.weight = terms->weight.value_or(0);
+  settings.min_bytes = terms->min_bytes.value_or(Bytes(0));
+  settings.max_bytes = terms->max_bytes.value_or(Bytes(0));
   auto vm = vms.Attach(o, settings);
   if (!vm) return ErrorReply(vm.error());
   const hv::MemberState st = (*vm)->Observe();
@@ -96,20 +113,22 @@ json AttachVm(hv::VmAdapter& vms, const json& req, const Peer& peer) {
 }  // namespace
 
 json HandleHvRequest(HvService& s, const json& req, const Peer& peer) {
-  const std::string op = req.value("op", "");
+  const std::string op = StringField(req, "op").value_or("");
   if (op == "status") return StatusOf(s.pool);
   if (op == "live") {
-    if ((req.contains("since") && !req["since"].is_number_integer()) ||
-        (req.contains("after") && !req["after"].is_number_unsigned())) {
+    const bool bad_since = Field(req, "since") != nullptr && !SignedField(req, "since");
+    const bool bad_after = Field(req, "after") != nullptr && !UnsignedField(req, "after");
+    if (bad_since || bad_after) {
       return ErrorReply(EINVAL, "live: \"since\" (unix ms) and \"after\" (an event's seq) are numbers");
     }
-    json live = hv::LiveJson(s.pool, s.monitor, UnixMs(), req.value("since", int64_t{0}), req.value("after", uint64_t{0}));
+    json live = hv::LiveJson(s.pool, s.monitor, UnixMs(), SignedField(req, "since").value_or(0),
+                             UnsignedField(req, "after").value_or(0));
     live["ok"] = true;
     return live;
   }
   if (op == "set") return Configure(s.pool, req, peer);
   if (op == "vm-attach") return AttachVm(s.vms, req, peer);
-  return ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", op));
+  return ErrorReply(EINVAL, fmt::format("unknown request \"{}\"", Printable(op)));
 }
 
 HttpBody HvLivePage(const HvService& s, const HttpQuery& q) {

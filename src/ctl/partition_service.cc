@@ -1,5 +1,7 @@
 #include "ctl/partition_service.h"
 
+#include "core/json_fields.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -186,7 +188,7 @@ nlohmann::json HandlePartitionRequest(guest::Partition& p, const nlohmann::json&
     const std::string text = request["text"];
     // A root client (the mounted file tree) may write on behalf of an
     // unprivileged caller: never more rights than the peer has.
-    const bool admin = peer.admin() && !request.value("unprivileged", false);
+    const bool admin = peer.admin() && !BoolField(request, "unprivileged").value_or(false);
     const auto n = files->Write(file, text, Writer{admin});
     if (!n) return ErrorReply(n.error(), Explain(n.error(), file));
     return {{"ok", true}, {"written", *n}};

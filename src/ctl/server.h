@@ -1,13 +1,19 @@
 // A control endpoint: a unix socket served by one thread. Each connection
-// carries requests, one JSON line each, answered in order.
+// carries one request, a JSON line, and its answer. With more than one
+// worker, each connection is answered on a thread of its own (at most that
+// many at once), so a request that waits on a slow peer (a VM's attach
+// handshake) never holds up another; the handler must then be thread-safe.
+// A handler that throws answers EIO with the reason; the server goes on.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
@@ -28,19 +34,28 @@ class Server {
  public:
   // Listens at `path`. A stale socket of a dead process is replaced; a live
   // one is an error.
-  static tl::expected<std::unique_ptr<Server>, std::string> Start(const std::string& path, Handler handler);
+  static tl::expected<std::unique_ptr<Server>, std::string> Start(const std::string& path, Handler handler,
+                                                                  size_t workers = 1);
   ~Server();  // stops serving and removes the socket
   const std::string& path() const { return path_; }
 
  private:
-  Server(std::string path, Fd listener, Fd wake, Handler handler);
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  Server(std::string path, Fd listener, Fd wake, Handler handler, size_t workers);
   void Run();
   void Serve(Fd conn);
+  // Joins the workers that have answered; with `all`, every one.
+  void Join(bool all);
 
   std::string path_;
   Fd listener_;
   Fd wake_;  // eventfd: written to stop the thread
   Handler handler_;
+  const size_t max_workers_;
+  std::vector<Worker> workers_;  // the serving thread's, then the destructor's
   std::thread thread_;
 };
 

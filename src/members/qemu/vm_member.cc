@@ -20,13 +20,14 @@ namespace cmm::hv {
 
 namespace {
 
+using json = nlohmann::json;
 constexpr uint64_t kMiB = 1 << 20;
 
 // The virtio-balloon device's QOM path: a named device under
 // /machine/peripheral, else an anonymous one under /machine/peripheral-anon.
-Result<std::string> FindBalloon(QmpClient& qmp) {
+Result<std::string> FindBalloon(QmpClient& qmp, const std::function<std::chrono::milliseconds()>& left) {
   for (const char* dir : {"/machine/peripheral", "/machine/peripheral-anon"}) {
-    auto list = qmp.Execute("qom-list", {{"path", dir}});
+    auto list = qmp.Execute("qom-list", {{"path", dir}}, left());
     if (!list) {
       if (list.error().lost) return Fail(ErrorCode::kUnavailable, list.error().message);
       continue;
@@ -54,29 +55,40 @@ pid_t PeerPid(int fd) {
 }  // namespace
 
 Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_lost) {
-  auto qmp = QmpClient::Connect(o.qmp_path);
+  // The whole handshake has one deadline: a QEMU that answers slowly or
+  // not at all is given up on then, whatever step it is at.
+  const auto deadline = MemberClock::now() + o.attach_timeout;
+  auto left = [deadline] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - MemberClock::now()));
+  };
+  auto qmp = QmpClient::Connect(o.qmp_path, left());
   if (!qmp) return Fail(ErrorCode::kUnavailable, qmp.error());
   QmpClient& q = **qmp;
   auto qemu_failed = [&](const QmpError& e, std::string what) {
     return Fail(CodeOf(e), fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
   };
-  auto balloon = q.Execute("query-balloon");
+  auto balloon = q.Execute("query-balloon", json::object(), left());
   if (!balloon) {
     return Fail(CodeOf(balloon.error()),
                 fmt::format("QEMU at {} has no balloon to drive: {} (start it with -device virtio-balloon-pci)",
                             o.qmp_path, balloon.error().message));
   }
-  auto size = q.Execute("query-memory-size-summary");
+  // Its type at once; its range once the RAM is known.
+  if (auto a = UnsignedField(*balloon, "actual"); !a) {
+    return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: query-balloon: {}", o.qmp_path, a.error().message));
+  }
+  auto size = q.Execute("query-memory-size-summary", json::object(), left());
   if (!size) return qemu_failed(size.error(), "");
   const auto ram = DecodeMemorySize(*size);
   if (!ram) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: {}", o.qmp_path, ram.error().message));
   const auto actual = DecodeBalloonActual(*balloon, *ram);
   if (!actual) return Fail(ErrorCode::kInvalid, fmt::format("QEMU at {}: {}", o.qmp_path, actual.error().message));
-  auto path = FindBalloon(q);
+  auto path = FindBalloon(q, left);
   if (!path) return tl::unexpected(path.error().Within("QEMU at " + o.qmp_path));
   const int64_t interval = std::max<int64_t>(1, o.period.count() / 1000);
   if (auto set = q.Execute("qom-set", {{"path", *path}, {"property", "guest-stats-polling-interval"},
-                                       {"value", interval}});
+                                       {"value", interval}}, left());
       !set) {
     return qemu_failed(set.error(), "cannot ask for guest stats: ");
   }

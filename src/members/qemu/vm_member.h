@@ -35,6 +35,8 @@ struct VmOptions {
   pid_t pid = 0;  // 0: the process at the other end of the QMP socket
   std::chrono::milliseconds period{1000};
   int stale_periods = 3;
+  // The attach handshake, all its steps together.
+  std::chrono::milliseconds attach_timeout{8000};
 };
 
 class VmMember final : public Member {
