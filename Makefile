@@ -1,4 +1,5 @@
 # The commands a newcomer uses. Each first installs what is missing.
+SHELL := /bin/bash
 BUILD      ?= build/release
 TEST_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
@@ -63,15 +64,25 @@ bench: build
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_sim
 	@$(BUILD)/bench/cmm_bench_report $(BUILD)/bench.jsonl $(BUILD)/bench.json
 
-# The wire decoder under libFuzzer (clang, ASan, UBSan), from the seed
-# corpus in fuzz/corpus; what it finds new stays in $(FUZZ_BUILD)/corpus.
+# Each boundary where another side's bytes come in, under libFuzzer (clang,
+# ASan, UBSan), FUZZ_SECONDS each from its seed corpus in fuzz/corpus: the
+# wire decoder, a QEMU monitor's stream and decoders, the VM member driven
+# by a program of replies and events, and the hcall dispatcher driven by a
+# program of wire messages over a socket. What each finds new stays in
+# $(FUZZ_BUILD)/corpus; a finding stops the run with its input saved there.
+FUZZ_TARGETS ?= messages qmp_stream vm_member hcall
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMM_FUZZ=ON \
 	  -DCMM_TESTS=OFF -DCMM_BENCH=OFF >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target cmm_fuzz_messages
-	@mkdir -p $(FUZZ_BUILD)/corpus
-	@$(FUZZ_BUILD)/fuzz/cmm_fuzz_messages -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  $(FUZZ_BUILD)/corpus fuzz/corpus/messages
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(foreach t,$(FUZZ_TARGETS),--target cmm_fuzz_$(t))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz/cmm_fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/findings/$$t- $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|.*check failed)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 # The binary to $(PREFIX)/bin and the systemd units to $(UNITDIR) (run as root).
 PREFIX  ?= /usr/local

@@ -37,6 +37,11 @@ tl::expected<std::unique_ptr<QmpClient>, std::string> QmpClient::Connect(const s
     close(fd);
     return tl::unexpected(fmt::format("cannot connect to QMP at {}: {}", path, std::strerror(e)));
   }
+  return Open(fd, path, timeout);
+}
+
+tl::expected<std::unique_ptr<QmpClient>, std::string> QmpClient::Open(int fd, const std::string& path,
+                                                                      std::chrono::milliseconds timeout) {
   std::unique_ptr<QmpClient> c(new QmpClient(fd));
   const auto deadline = Clock::now() + timeout;
   auto greeting = c->Next(deadline);

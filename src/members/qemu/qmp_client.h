@@ -45,6 +45,10 @@ class QmpClient {
   // Connects, reads the greeting and enters command mode.
   static tl::expected<std::unique_ptr<QmpClient>, std::string> Connect(
       const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // The same on a stream already connected to a monitor (`fd` is owned from
+  // then on); `where` names it in errors.
+  static tl::expected<std::unique_ptr<QmpClient>, std::string> Open(int fd, const std::string& where,
+                                                                    std::chrono::milliseconds timeout);
   ~QmpClient();
   QmpClient(const QmpClient&) = delete;
   QmpClient& operator=(const QmpClient&) = delete;

@@ -64,7 +64,18 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
   };
   auto qmp = QmpClient::Connect(o.qmp_path, left());
   if (!qmp) return Fail(ErrorCode::kUnavailable, qmp.error());
-  QmpClient& q = **qmp;
+  o.attach_timeout = std::max(std::chrono::milliseconds(1), left());
+  return Attach(std::move(o), std::move(*qmp), std::move(on_lost));
+}
+
+Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, std::unique_ptr<QmpClient> client,
+                                                   LostHandler on_lost) {
+  const auto deadline = MemberClock::now() + o.attach_timeout;
+  auto left = [deadline] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - MemberClock::now()));
+  };
+  QmpClient& q = *client;
   auto qemu_failed = [&](const QmpError& e, std::string what) {
     return Fail(CodeOf(e), fmt::format("QEMU at {}: {}{}", o.qmp_path, what, e.message));
   };
@@ -102,7 +113,7 @@ Result<std::shared_ptr<VmMember>> VmMember::Attach(VmOptions o, LostHandler on_l
   }
   auto memfd = OpenGuestMemfd(pid, *ram);
   if (!memfd) spdlog::info("vm {}: {}; measuring the resident guest-RAM mapping", o.name, memfd.error().message);
-  auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(*qmp), pid, *ram, *path,
+  auto vm = std::shared_ptr<VmMember>(new VmMember(std::move(o), std::move(client), pid, *ram, *path,
                                                    memfd ? *memfd : -1, std::move(on_lost)));
   {
     MutexLock lock(vm->mu_);

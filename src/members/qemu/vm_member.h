@@ -47,6 +47,9 @@ class VmMember final : public Member {
   // when no QEMU answers there, kInvalid for one that cannot be driven (no
   // balloon device), kNotFound when its process is gone.
   static Result<std::shared_ptr<VmMember>> Attach(VmOptions options, LostHandler on_lost);
+  // The same over a QMP connection already open (QmpClient::Open).
+  static Result<std::shared_ptr<VmMember>> Attach(VmOptions options, std::unique_ptr<QmpClient> qmp,
+                                                  LostHandler on_lost);
   ~VmMember() override;  // stops following; QEMU keeps running
 
   const std::string& name() const override { return options_.name; }
