@@ -2,9 +2,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +28,7 @@
 #include "pool/pool.h"
 #include "pool/rebalancer.h"
 #include "members/partition/server.h"
+#include "hv/kept_state.h"
 #include "hv/status.h"
 #include "members/qemu/vm_adapter.h"
 #include "hv/web/page.h"
@@ -47,6 +51,7 @@ struct HvFlags {
   uint32_t fail_loan_percent = 0;
   std::string reserve = "512M";
   std::string record;
+  std::string state;
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -58,9 +63,43 @@ struct HvFlags {
 
 std::string HcallPath(const HvFlags& f) { return f.socket.empty() ? ctl::RunDir() + "/hv.hcall" : f.socket; }
 std::string ControlPath(const HvFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
+std::string StatePath(const HvFlags& f) { return f.state.empty() ? ctl::RunDir() + "/hv.state" : f.state; }
+
+// The VMs kept from before a restart are attached again, each with its
+// deadline, off the main thread: the pool and its control socket serve
+// meanwhile. Those that cannot be (their QEMU gone) are said and forgotten.
+void Readopt(hv::VmAdapter& vms, hv::StateKeeper& keeper, const std::vector<hv::KeptVm>& kept) {
+  for (const hv::KeptVm& k : kept) {
+    if (kill(k.pid, 0) != 0 && errno == ESRCH) {
+      spdlog::warn("vm {}: not attached again: its QEMU (pid {}) is gone", k.name, k.pid);
+      keeper.Forget(k.name);
+      continue;
+    }
+    hv::VmOptions o;
+    o.name = k.name;
+    o.qmp_path = k.qmp;
+    o.pid = k.pid;
+    const auto terms = keeper.Terms(k.name).value_or(hv::MemberSettings{});
+    if (auto vm = vms.Attach(o, terms); vm) {
+      spdlog::info("vm {}: attached again after the restart, with its terms", k.name);
+    } else if (vm.error().code == ErrorCode::kExists) {
+      spdlog::info("vm {}: already back in the pool", k.name);
+    } else {
+      spdlog::warn("vm {}: not attached again: {}", k.name, vm.error().message);
+      keeper.Forget(k.name);
+    }
+  }
+}
 
 int RunHv(const HvFlags& f) {
+  if (f.state.empty() || f.socket.empty() || f.control.empty()) {
+    if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
+  }
+  hv::StateKeeper keeper(StatePath(f));
   hv::PoolOptions o;
+  o.kept_terms = [&keeper](const std::string& name) { return keeper.Terms(name); };
+  o.on_terms = [&keeper](const std::string& name, const hv::MemberSettings& t) { keeper.SetTerms(name, t); };
+  o.on_left = [&keeper](const std::string& name) { keeper.Forget(name); };
   if (f.pool == "auto") {
     const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
@@ -105,7 +144,9 @@ int RunHv(const HvFlags& f) {
   auto server = hv::HvServer::Start(HcallPath(f), pool, hcall);
   if (!server) throw UserError(fmt::format("hypervisor: {}", server.error().message));
   hv::HcallStats& hcall_stats = (*server)->hcall_stats();
-  hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms));
+  hv::VmAdapter vms(pool, std::chrono::milliseconds(f.period_ms), [&keeper](const hv::VmOptions& vm, pid_t pid) {
+    keeper.AddVm({vm.name, vm.qmp_path, pid});
+  });
   hv::PoolMonitor monitor;
   ctl::HvService service{pool, vms, monitor};
   auto control = ctl::Server::Start(ControlPath(f), [&service](const json& req, const ctl::Peer& peer) {
@@ -159,6 +200,8 @@ int RunHv(const HvFlags& f) {
   };
   std::optional<hv::Rebalancer> rebalancer;
   rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
+  const auto kept_vms = keeper.Vms();
+  std::thread readopt([&vms, &keeper, kept_vms] { Readopt(vms, keeper, kept_vms); });
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
              ControlPath(f));
   if (o.sizer) fmt::print("hypervisor: --pool auto: {} reserved for the host, the pool follows MemAvailable\n",
@@ -170,8 +213,15 @@ int RunHv(const HvFlags& f) {
   if (f.fail_loan_percent != 0) fmt::print("hypervisor: failing {}% of page loans on purpose\n", f.fail_loan_percent);
   if (recorder) fmt::print("hypervisor: recording the members into {}\n", recorder->path());
   std::fflush(stdout);
+  if (!kept_vms.empty()) fmt::print("hypervisor: attaching {} VMs kept from before (see the log)\n", kept_vms.size());
+  if (!keeper.note().empty()) fmt::print("hypervisor: {}\n", keeper.note());
+  std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);
+  // What the members leave behind now (stopping drops them all) is kept
+  // as it was, for the next start to take them back.
+  keeper.Freeze();
+  readopt.join();
   rebalancer.reset();  // no more rounds: the recording below is the last
   if (recorder) {
     if (auto ok = recorder->Flush(); ok) {
@@ -249,6 +299,8 @@ Runner AddHv(CLI::App& app) {
       CLI::Range(10, 60000));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
+  c->add_option("--state", f->state,
+                "Where the members' terms and the attached VMs are kept across restarts (default: <run dir>/hv.state)");
   c->add_option("--record", f->record,
                 "Write the members' terms and use, once a second, as a trace for `cmm sim --trace` (JSON)");
   c->add_option("--inject-loan-failures", f->fail_loan_percent,

@@ -41,7 +41,26 @@ Pool::Pool(PoolOptions options) : options_(std::move(options)), pool_bytes_(opti
 Result<void> Pool::Add(std::shared_ptr<Member> member, MemberSettings settings) {
   const std::string name = member->name();
   const Bytes ram = member->ram_bytes();
+  if (options_.kept_terms) {
+    if (const auto kept = options_.kept_terms(name)) {
+      if (CheckSettings(name, ram, *kept)) {
+        spdlog::info("{} {}: the terms kept from before the restart apply", KindName(member->kind()), name);
+        settings = *kept;
+      } else {
+        spdlog::warn("{} {}: the terms kept from before the restart do not fit its RAM; its own apply",
+                     KindName(member->kind()), name);
+      }
+    }
+  }
   settings.min_bytes = std::min(settings.min_bytes, ram);
+  if (auto added = Admit(std::move(member), settings); !added) return added;
+  if (options_.on_terms) options_.on_terms(name, settings);
+  return {};
+}
+
+Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& settings) {
+  const std::string name = member->name();
+  const Bytes ram = member->ram_bytes();
   MutexLock lock(mu_);
   if (const Entry* e = Lookup(name); e != nullptr) {
     return Fail(ErrorCode::kExists, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name));
@@ -117,9 +136,14 @@ void Pool::NoteFeasibility(const Feasibility& now) {
 }
 
 void Pool::Remove(const Member& member) {
+  if (!Drop(member)) return;
+  if (options_.on_left) options_.on_left(member.name());
+}
+
+bool Pool::Drop(const Member& member) {
   MutexLock lock(mu_);
   const auto it = index_.find(member.name());
-  if (it == index_.end() || entries_[it->second].member.get() != &member) return;
+  if (it == index_.end() || entries_[it->second].member.get() != &member) return false;
   const size_t at = it->second;
   entitled_ = std::max(entitled_ - entries_[at].entitled, Bytes(0));
   spdlog::info("{} {} left; its memory goes back to the host", KindName(member.kind()), member.name());
@@ -130,6 +154,7 @@ void Pool::Remove(const Member& member) {
     index_[entries_[at].member->name()] = at;
   }
   entries_.pop_back();
+  return true;
 }
 
 std::shared_ptr<Member> Pool::Find(const std::string& name) const {
@@ -210,6 +235,12 @@ std::vector<MemberView> Pool::Snapshot() const {
 }
 
 Result<MemberSettings> Pool::Configure(const std::string& name, const SettingsChange& change) {
+  auto s = Reconfigure(name, change);
+  if (s && options_.on_terms) options_.on_terms(name, *s);
+  return s;
+}
+
+Result<MemberSettings> Pool::Reconfigure(const std::string& name, const SettingsChange& change) {
   MutexLock lock(mu_);
   Entry* entry = Lookup(name);
   if (entry == nullptr) return Fail(ErrorCode::kNotFound, fmt::format("no partition or VM named {}", name));

@@ -29,6 +29,14 @@ struct PoolOptions {
   PolicyConfig policy;  // pool_bytes is taken from above
   // The policy itself; tests put a broken one here to see the checks fail.
   std::function<PolicyDecision(const PolicyConfig&, std::span<const PolicyInput>)> decide = Decide;
+  // The operator's terms kept from before a restart of the daemon: when
+  // this gives terms for a joining member's name (and they fit its RAM),
+  // they replace the member's own.
+  std::function<std::optional<MemberSettings>(const std::string& name)> kept_terms;
+  // Told, outside the pool's lock, of each member's terms as they stand
+  // (on joining, on `cmm hv set`) and of its leaving: what the daemon keeps.
+  std::function<void(const std::string& name, const MemberSettings& terms)> on_terms;
+  std::function<void(const std::string& name)> on_left;
 };
 
 // Whether the pool can be met, from the last rebalance.
@@ -120,6 +128,10 @@ class Pool {
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling.
   Bytes AdmissionTarget(Bytes ram, const MemberSettings& s) const REQUIRES(mu_);
+  // Add, Remove and Configure under the lock; the hooks are called after.
+  Result<void> Admit(std::shared_ptr<Member> member, const MemberSettings& settings) EXCLUDES(mu_);
+  bool Drop(const Member& member) EXCLUDES(mu_);
+  Result<MemberSettings> Reconfigure(const std::string& name, const SettingsChange& change) EXCLUDES(mu_);
   void NoteFeasibility(const Feasibility& now) REQUIRES(mu_);  // says a change in the log
 
   PoolOptions options_;

@@ -5,8 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "pool/pool.h"
@@ -181,6 +185,42 @@ TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGi
   EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, Bytes(0)}));
   ASSERT_TRUE(pool.Add(b, {}).has_value());
   EXPECT_EQ(b->last().target_loaned_bytes, 50 * MiB);  // 50 MiB of room
+}
+
+// A restart loses no term (the words): the terms kept from before
+// replace a joining member's own when they fit its RAM, and every change of
+// terms, and every leaving, is told to the keeper outside the pool's lock.
+TEST(Pool, KeptTermsReplaceAJoiningMembersOwnAndEveryChangeIsTold) {
+  std::vector<std::string> told;
+  PoolOptions o;
+  o.pool_bytes = 256 * MiB;
+  o.kept_terms = [](const std::string& name) -> std::optional<MemberSettings> {
+    if (name == "web1") return MemberSettings{9, 32 * MiB, 96 * MiB};
+    if (name == "huge") return MemberSettings{1, 512 * MiB, Bytes(0)};  // more than its RAM
+    return std::nullopt;
+  };
+  Pool* self = nullptr;
+  o.on_terms = [&](const std::string& name, const MemberSettings& t) {
+    // Outside the lock: the pool may be asked again from here.
+    if (self != nullptr) (void)self->Snapshot();
+    told.push_back(fmt::format("{} w{} min{} max{}", name, t.weight, t.min_bytes / MiB, t.max_bytes / MiB));
+  };
+  o.on_left = [&](const std::string& name) { told.push_back(name + " left"); };
+  Pool pool(o);
+  self = &pool;
+  auto web1 = std::make_shared<FakeMember>("web1", MemberKind::kVm, 128 * MiB, Bytes(0));
+  auto huge = std::make_shared<FakeMember>("huge", MemberKind::kPartition, 128 * MiB, Bytes(0));
+  auto db1 = std::make_shared<FakeMember>("db1", MemberKind::kPartition, 64 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(web1, {1, Bytes(0), Bytes(0)}).has_value());
+  ASSERT_TRUE(pool.Add(huge, {2, Bytes(0), Bytes(0)}).has_value());
+  ASSERT_TRUE(pool.Add(db1, {3, 8 * MiB, Bytes(0)}).has_value());
+  ASSERT_TRUE(pool.Configure("db1", SettingsChange{7, std::nullopt, std::nullopt}).has_value());
+  EXPECT_FALSE(pool.Configure("db1", SettingsChange{std::nullopt, 65 * MiB, std::nullopt}).has_value());
+  pool.Remove(*huge);
+  pool.Remove(*huge);  // not there any more: nothing told
+  EXPECT_EQ(told, (std::vector<std::string>{"web1 w9 min32 max96", "huge w2 min0 max0", "db1 w3 min8 max0",
+                                            "db1 w7 min8 max0", "huge left"}));
+  EXPECT_EQ(web1->last().weight, 9);
 }
 
 }  // namespace

@@ -161,7 +161,12 @@ struct Pair {
   MemberSpec a, b;
   std::shared_ptr<SimMember> ma, mb;
   uint64_t pool_bytes = 1024 * MiB;
-  hv::Pool pool{hv::PoolOptions{FromUnsigned<Bytes>(1024 * MiB), {}, {}}};
+  static hv::PoolOptions Options() {
+    hv::PoolOptions o;
+    o.pool_bytes = FromUnsigned<Bytes>(1024 * MiB);
+    return o;
+  }
+  hv::Pool pool{Options()};
   hv::Rebalancer rebalancer{pool, std::chrono::seconds(1), hv::Rebalancer::Manual{}};
   uint32_t t = 0;
 

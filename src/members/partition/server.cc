@@ -152,7 +152,18 @@ void HvServer::Serve(Session& s) {
       }
       break;
     }
-    if (!Handle(s.fd, c, std::move(*in), std::chrono::steady_clock::now())) break;
+    bool go_on = false;
+    try {
+      go_on = Handle(s.fd, c, std::move(*in), std::chrono::steady_clock::now());
+    } catch (const std::exception& e) {
+      // Whatever a partition sent, its failure is its own: it leaves the
+      // pool with the reason; the hypervisor and the others go on.
+      const std::string why = fmt::format("its hcall failed: {}", e.what());
+      spdlog::warn("partition {}: {}; it leaves the pool", c.partition ? c.partition->config().name : "(unregistered)",
+                   why);
+      (void)proto::Send(s.fd, proto::Error{EIO, why});
+    }
+    if (!go_on) break;
     if (deadline && c.partition) deadline = !proto::SetReceiveTimeout(s.fd, std::chrono::milliseconds(0));
   }
   // The partition's memory goes back now; the socket is closed when the

@@ -20,6 +20,7 @@ Result<std::shared_ptr<VmMember>> VmAdapter::Attach(VmOptions options, MemberSet
                                                       options.name));
   }
   options.period = period_;
+  const VmOptions asked = options;
   const std::string name = options.name;
   Pool& pool = pool_;
   auto vm = VmMember::Attach(std::move(options), [&pool](VmMember& m) { pool.Remove(m); });
@@ -27,6 +28,7 @@ Result<std::shared_ptr<VmMember>> VmAdapter::Attach(VmOptions options, MemberSet
   if (auto ok = CheckSettings(name, (*vm)->ram_bytes(), settings); !ok) return tl::unexpected(ok.error());
   if (auto added = pool_.Add(*vm, settings); !added) return tl::unexpected(added.error());
   spdlog::info("vm {}: QEMU {} (pid {}) attached", name, (*vm)->qemu_version(), (*vm)->pid());
+  if (on_attached_) on_attached_(asked, (*vm)->pid());
   MutexLock lock(mu_);
   vms_.push_back(*vm);
   return *vm;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,7 +18,11 @@ namespace cmm::hv {
 
 class VmAdapter {
  public:
-  VmAdapter(Pool& pool, std::chrono::milliseconds period) : pool_(pool), period_(period) {}
+  // Told of each VM that joined, with how it was reached (the daemon keeps
+  // it, to attach it again after a restart).
+  using AttachedHandler = std::function<void(const VmOptions& options, pid_t pid)>;
+  VmAdapter(Pool& pool, std::chrono::milliseconds period, AttachedHandler on_attached = {})
+      : pool_(pool), period_(period), on_attached_(std::move(on_attached)) {}
   ~VmAdapter();  // the VMs leave the pool; their QEMUs keep running
 
   // EEXIST for a name in the pool, EHOSTUNREACH when QEMU cannot be driven,
@@ -29,6 +34,7 @@ class VmAdapter {
  private:
   Pool& pool_;
   const std::chrono::milliseconds period_;
+  const AttachedHandler on_attached_;
   Mutex mu_;
   std::vector<std::shared_ptr<VmMember>> vms_ GUARDED_BY(mu_);
 };
