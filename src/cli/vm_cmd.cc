@@ -1,6 +1,8 @@
 // `cmm vm run`: start a QEMU guest and put it in the hypervisor's pool;
 // `cmm vm attach`: put a QEMU someone else started in the pool.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -19,6 +22,9 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/hv_call.h"
+#include "core/json_fields.h"
+#include "core/names.h"
+#include "ctl/client.h"
 #include "ctl/paths.h"
 #include "demo/child.h"
 #include "members/qemu/qmp_client.h"
@@ -111,10 +117,78 @@ std::string Tail(const std::string& path) {
   return last;
 }
 
+// Whether the hypervisor has a member of that name: nullopt when no
+// hypervisor answers there.
+std::optional<bool> InPool(const std::string& control, const std::string& name) {
+  auto reply = ctl::Call(control, {{"op", "status"}}, 2s);
+  if (!reply || !BoolField(*reply, "ok").value_or(false)) return std::nullopt;
+  const json* members = Field(*reply, "partitions");
+  if (members == nullptr || !members->is_array()) return std::nullopt;
+  for (const json& m : *members) {
+    if (StringField(m, "name").value_or("") == name) return true;
+  }
+  return false;
+}
+
+// The VM's folder is its own while this lock is held: a second `cmm vm run`
+// of the name finds it taken and touches nothing. Its text is our pid.
+class RunLock {
+ public:
+  static std::optional<RunLock> Take(const std::string& dir) {
+    const int fd = open((dir + "/run.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return std::nullopt;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      close(fd);
+      return std::nullopt;
+    }
+    const std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd, 0) != 0 || write(fd, pid.data(), pid.size()) < 0) {
+      // The lock holds without the pid; the pid is only for the message.
+    }
+    return RunLock(fd);
+  }
+  // The pid of a running holder, or 0 when nobody holds it.
+  static pid_t Holder(const std::string& dir) {
+    const int fd = open((dir + "/run.lock").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    pid_t pid = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+      char text[32] = {};
+      if (read(fd, text, sizeof text - 1) > 0) pid = static_cast<pid_t>(std::atoi(text));
+      if (pid == 0) pid = -1;  // held, pid unknown
+    }
+    close(fd);
+    return pid;
+  }
+  RunLock(RunLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  RunLock(const RunLock&) = delete;
+  ~RunLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 int VmRun(const VmFlags& f) {
+  // Everything is checked before QEMU starts or a folder is made.
+  if (!ValidName(f.name)) {
+    throw UserError(fmt::format("VM name \"{}\" is not valid: use {}", f.name, kNameRule), kExitUsage);
+  }
   const auto mem = ParseSize(f.mem);
   if (!mem || *mem < (64u << 20) || *mem % (1 << 20) != 0) {
     throw UserError(fmt::format("--mem {}: give whole MiB of at least 64M, e.g. 512M", f.mem), kExitUsage);
+  }
+  for (const auto& [flag, text] : {std::pair{"--pool-min", f.pool_min}, std::pair{"--pool-max", f.pool_max}}) {
+    if (text.empty()) continue;
+    const auto bytes = ParseSize(text);
+    if (!bytes || *bytes > *mem) {
+      throw UserError(fmt::format("{} {}: not a size within --mem {}", flag, text, f.mem), kExitUsage);
+    }
+  }
+  if (!f.pool_min.empty() && !f.pool_max.empty() && *ParseSize(f.pool_min) > *ParseSize(f.pool_max)) {
+    throw UserError(fmt::format("--pool-min {} is above --pool-max {}", f.pool_min, f.pool_max), kExitUsage);
   }
   if (f.kernel.empty() == f.disk.empty()) {
     throw UserError("give --kernel FILE --initrd FILE, or --disk IMAGE (scripts/make-guest-image OUT builds a kernel "
@@ -128,7 +202,22 @@ int VmRun(const VmFlags& f) {
     throw UserError(fmt::format("--accel {}: one of auto, kvm, tcg", f.accel), kExitUsage);
   }
   const std::string dir = f.run_dir.empty() ? ctl::RunDir() + "/vm-" + f.name : f.run_dir;
+  if (const pid_t holder = RunLock::Holder(dir); holder != 0) {
+    throw UserError(fmt::format("vm {} is already running{} with its folder {}; stop it first or choose another name",
+                                f.name, holder > 0 ? fmt::format(" (cmm vm run, pid {})", holder) : "", dir));
+  }
+  const auto in_pool = InPool(ControlPath(f), f.name);
+  if (!in_pool) {
+    throw UserError(fmt::format("no hypervisor answers at {}; start one with `cmm hv --pool SIZE`", ControlPath(f)));
+  }
+  if (*in_pool) {
+    throw UserError(fmt::format("a member named {} is already in the pool of the hypervisor at {}; choose another "
+                                "name",
+                                f.name, ControlPath(f)));
+  }
   if (auto d = ctl::EnsureDir(dir); !d) throw UserError(d.error());
+  auto lock = RunLock::Take(dir);
+  if (!lock) throw UserError(fmt::format("vm {} is already running with its folder {}", f.name, dir));
 
   sigset_t stop;
   sigemptyset(&stop);
@@ -199,13 +288,37 @@ int VmRun(const VmFlags& f) {
              why, c.serial_log);
   std::fflush(stdout);
 
-  // Until a signal, or until QEMU ends on its own.
+  // Until a signal, or until QEMU ends on its own. Each second: is it still
+  // in the pool? A hypervisor that went away and came back without it (it
+  // keeps its VMs, so only one that lost its state) is asked again.
   int sig = 0;
+  bool managed = true;
+  auto last_check = std::chrono::steady_clock::now();
   while (qemu->Running()) {
     timespec wait{0, 200'000'000};
     sig = sigtimedwait(&stop, nullptr, &wait);
     if (sig > 0) break;
     sig = 0;
+    if (std::chrono::steady_clock::now() - last_check < 1s) continue;
+    last_check = std::chrono::steady_clock::now();
+    const auto here = InPool(ControlPath(f), f.name);
+    if (!here) {
+      if (managed) fmt::print("vm {}: the hypervisor is gone; the VM runs on unmanaged until it returns\n", f.name);
+      managed = false;
+    } else if (!*here) {
+      try {
+        (void)AttachToPool(f, c.qmp_path, qemu->pid());
+        fmt::print("vm {}: back in the pool of the hypervisor at {}\n", f.name, ControlPath(f));
+        managed = true;
+      } catch (const UserError& e) {
+        if (managed) fmt::print("vm {}: cannot join the pool again yet: {}\n", f.name, e.what());
+        managed = false;
+      }
+    } else if (!managed) {
+      fmt::print("vm {}: back in the pool of the hypervisor at {}\n", f.name, ControlPath(f));
+      managed = true;
+    }
+    std::fflush(stdout);
   }
   // The guest workload's counters, read back from the console.
   auto report = [&] {
