@@ -8,10 +8,16 @@ CLANG_BUILD ?= build/clang
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build demo demo-vms demo-simulate test tsan locks bench fuzz install clean
+.PHONY: deps deps-vms deps-test build demo demo-vms demo-simulate test tsan locks bench fuzz install clean
 
+# What each command needs, and no more: the partition demo needs no QEMU,
+# kernel or browser.
 deps:
-	@bash scripts/install-deps
+	@bash scripts/install-deps build
+deps-vms:
+	@bash scripts/install-deps build vms
+deps-test:
+	@bash scripts/install-deps test
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMM_TESTS=OFF >/dev/null
@@ -22,7 +28,7 @@ demo: build
 
 # The main job with real QEMU guests: three 512 MiB VMs (Linux's own
 # virtio_balloon) on a 768 MiB pool, their workloads running inside.
-demo-vms: build
+demo-vms: deps-vms build
 	@scripts/make-guest-image $(BUILD)/guest $(BUILD)/src/vmguest/cmm-vm-workload >/dev/null
 	@$(BUILD)/src/cli/cmm demo --vms --image $(BUILD)/guest
 
@@ -30,14 +36,14 @@ demo-vms: build
 demo-simulate: build
 	@bash scripts/demo-simulate $(BUILD)/src/cli/cmm
 
-test: deps
+test: deps-test
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMM_SANITIZE=ON -DCMM_BENCH=OFF >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # The whole suite again under ThreadSanitizer: the hypervisor serves each
 # partition on a thread, the balloon polls on one; any data race fails.
-tsan: deps
+tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMM_TSAN=ON -DCMM_BENCH=OFF >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -46,7 +52,7 @@ tsan: deps
 # Every source under clang with its thread-safety analysis as errors: a
 # field marked GUARDED_BY touched without its mutex, or a function marked
 # REQUIRES called without it, fails the build.
-locks: deps
+locks: deps-test
 	@cmake -S . -B $(CLANG_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMM_TESTS=OFF \
 	  -DCMM_BENCH=OFF >/dev/null
 	@cmake --build $(CLANG_BUILD) -j $(JOBS)
@@ -54,7 +60,7 @@ locks: deps
 
 # Every benchmark, then one table of their figures; the same as JSON in
 # $(BUILD)/bench.json.
-bench: build
+bench: deps-vms build
 	@rm -f $(BUILD)/bench.jsonl
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_balloon
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_migrate
@@ -71,7 +77,7 @@ bench: build
 # program of wire messages over a socket. What each finds new stays in
 # $(FUZZ_BUILD)/corpus; a finding stops the run with its input saved there.
 FUZZ_TARGETS ?= messages qmp_stream vm_member hcall
-fuzz: deps
+fuzz: deps-test
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMM_FUZZ=ON \
 	  -DCMM_TESTS=OFF -DCMM_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(foreach t,$(FUZZ_TARGETS),--target cmm_fuzz_$(t))

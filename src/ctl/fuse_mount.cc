@@ -1,6 +1,8 @@
 #define FUSE_USE_VERSION 35
 #include "ctl/fuse_mount.h"
 
+#include "core/json_fields.h"
+
 #include <fuse3/fuse.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +32,10 @@ State& Self() { return *static_cast<State*>(fuse_get_context()->private_data); }
 tl::expected<nlohmann::json, int> Ask(const nlohmann::json& request) {
   auto reply = Call(Self().socket, request);
   if (!reply) return tl::unexpected(-ENODEV);
-  if (!reply->value("ok", false)) return tl::unexpected(-reply->value("errno", EIO));
+  if (!BoolField(*reply, "ok").value_or(false)) {
+    const uint64_t err = UnsignedField(*reply, "errno").value_or(EIO);
+    return tl::unexpected(-static_cast<int>(err > 0 && err < 4096 ? err : EIO));
+  }
   return *reply;
 }
 
@@ -42,7 +47,9 @@ tl::expected<std::string, int> Text(const TreeFile& f) {
   }
   auto reply = Ask(req);
   if (!reply) return tl::unexpected(reply.error());
-  return (*reply)["text"].get<std::string>();
+  auto text = StringField(*reply, "text");
+  if (!text) return tl::unexpected(-EIO);
+  return *text;
 }
 
 int GetAttr(const char* path, struct stat* st, fuse_file_info*) {

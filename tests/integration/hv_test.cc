@@ -181,6 +181,10 @@ TEST_F(Hv, KilledMidInflateARestartedHypervisorLearnsEveryLoanedPageOnce) {
     return std::regex_search(log, m, std::regex("registered again with the hypervisor at \\S+; ([0-9]+) loaned"));
   })) << log;
   EXPECT_GE(std::stoull(m[1]) * 4096, 31 * MiB);
+  // The operator's term came back with it (hv.state); lifted again, the
+  // policy's target is what it was before the kill.
+  EXPECT_EQ(PoolStatus()["partitions"][0]["max_bytes"], 64 * MiB);
+  ASSERT_EQ(Cmm({"hv", "set", "g", "--max", "128M"}).code, 0);
   // Nothing lost, nothing counted twice: the hypervisor's count of loaned
   // pages is the balloon's once the policy's new target is reached.
   nlohmann::json pool, guest;

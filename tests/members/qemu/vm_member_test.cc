@@ -56,7 +56,7 @@ class RealVm : public ::testing::Test {
     char tmpl[] = "/tmp/cmm-image-XXXXXX";
     image_ = mkdtemp(tmpl);
     const std::string cmd = std::string(CMM_SOURCE_DIR) + "/scripts/make-guest-image " + image_ + " >/dev/null";
-    if (std::system(cmd.c_str()) != 0) skip_ = "scripts/make-guest-image failed (is linux-image-amd64 installed?)";
+    if (std::system(cmd.c_str()) != 0) skip_ = "scripts/make-guest-image failed (can apt-get download linux-image-amd64?)";
   }
   static void TearDownTestSuite() { (void)std::system(("rm -rf " + image_).c_str()); }
 
