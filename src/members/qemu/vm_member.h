@@ -23,7 +23,7 @@
 #include <tl/expected.hpp>
 
 #include "core/mutex.h"
-#include "members/qemu/balloon_follow.h"
+#include "members/virtio/balloon_follow.h"
 #include "members/qemu/qmp_client.h"
 #include "pool/member.h"
 

@@ -1,4 +1,4 @@
-#include "members/qemu/balloon_follow.h"
+#include "members/virtio/balloon_follow.h"
 
 #include <algorithm>
 

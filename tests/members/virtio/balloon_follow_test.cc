@@ -1,7 +1,7 @@
 // Which rises of a VM's guest memory are its deflate-on-oom: a rise past what
 // was asked, except the answer to a higher ask the guest was still rising
 // toward when it was lowered (QEMU's BALLOON_CHANGE may come a second late).
-#include "members/qemu/balloon_follow.h"
+#include "members/virtio/balloon_follow.h"
 
 #include <gtest/gtest.h>
 
