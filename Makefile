@@ -97,6 +97,7 @@ install: build
 	install -D -m 0755 $(BUILD)/src/cli/cmm $(DESTDIR)$(PREFIX)/bin/cmm
 	install -D -m 0644 contrib/systemd/cmm-hv.service $(DESTDIR)$(UNITDIR)/cmm-hv.service
 	install -D -m 0644 contrib/systemd/cmm-guest@.service $(DESTDIR)$(UNITDIR)/cmm-guest@.service
+	install -D -m 0644 contrib/systemd/cmm-hv-libvirt.conf $(DESTDIR)$(UNITDIR)/cmm-hv.service.d/libvirt.conf.example
 
 clean:
 	rm -rf build

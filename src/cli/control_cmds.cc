@@ -61,14 +61,14 @@ std::string RunningList() {
   return fmt::format("running: {}", fmt::join(names, ", "));
 }
 
-// The VMs in the pool of the hypervisor at the default control socket;
-// none when no hypervisor answers there.
+// The VMs and libvirt domains in the pool of the hypervisor at the default
+// control socket; none when no hypervisor answers there.
 std::vector<hv::MemberStatus> PoolVms() {
   std::vector<hv::MemberStatus> vms;
   auto reply = ctl::Call(ctl::RunDir() + "/hv.ctl", {{"op", "status"}});
   if (!reply || !(*reply).value("ok", false)) return vms;
   for (auto& m : reply->get<hv::HvStatus>().partitions) {
-    if (m.kind == "vm") vms.push_back(std::move(m));
+    if (m.kind == "vm" || m.kind == "domain") vms.push_back(std::move(m));
   }
   return vms;
 }
@@ -384,7 +384,7 @@ Runner AddListImpl(CLI::App& app) {
                  FormatBytes(s.BytesOf(s.loaned_target_pages)));
     }
     for (const auto& vm : vms) {
-      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", vm.name, vm.pid, "vm", FormatBytes(vm.ram_bytes),
+      fmt::print("{:<16} {:>8} {:<9} {:>10} {:>10} {:>10}\n", vm.name, vm.pid, vm.kind, FormatBytes(vm.ram_bytes),
                  FormatBytes(vm.loaned_bytes), FormatBytes(vm.target_loaned_bytes));
     }
     return 0;

@@ -30,6 +30,7 @@
 #include "members/partition/server.h"
 #include "hv/kept_state.h"
 #include "hv/status.h"
+#include "members/libvirt/libvirt_adapter.h"
 #include "members/qemu/vm_adapter.h"
 #include "hv/web/page.h"
 #include "sim/recorder.h"
@@ -52,6 +53,7 @@ struct HvFlags {
   std::string reserve = "512M";
   std::string record;
   std::string state;
+  std::optional<std::string> libvirt;  // --libvirt [URI]
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -200,6 +202,19 @@ int RunHv(const HvFlags& f) {
   };
   std::optional<hv::Rebalancer> rebalancer;
   rebalancer.emplace(pool, std::chrono::milliseconds(f.period_ms), after_round);
+  std::unique_ptr<hv::LibvirtAdapter> libvirt;
+  if (f.libvirt) {
+    hv::LibvirtOptions lo;
+    if (!f.libvirt->empty()) lo.uri = *f.libvirt;
+    lo.period = std::chrono::milliseconds(f.period_ms);
+    auto started = hv::LibvirtAdapter::Start(pool, lo);
+    if (!started) {
+      throw UserError(fmt::format("--libvirt: {}; is libvirtd running (systemctl start libvirtd)?",
+                                  started.error().message));
+    }
+    libvirt = std::move(*started);
+    fmt::print("hypervisor: libvirt's domains at {} are in the pool\n", lo.uri);
+  }
   const auto kept_vms = keeper.Vms();
   std::thread readopt([&vms, &keeper, kept_vms] { Readopt(vms, keeper, kept_vms); });
   fmt::print("hypervisor: pool {}, partitions register at {}, control at {}\n", FormatBytes(o.pool_bytes), HcallPath(f),
@@ -232,6 +247,7 @@ int RunHv(const HvFlags& f) {
     }
   }
   const size_t n = pool.Snapshot().size();
+  libvirt.reset();
   http.reset();
   control->reset();
   server->reset();
@@ -260,14 +276,10 @@ int HvStatus(const HvFlags& f) {
   }
   const auto st = s.get<hv::HvStatus>();
   const uint64_t pool = st.pool_bytes, backing = st.backing_bytes, ram = st.ram_bytes;
-  size_t vms = 0;
-  for (const auto& p : st.partitions) vms += p.kind == "vm";
-  const size_t partitions = st.partitions.size() - vms;
-  fmt::print("pool {}: backing {} ({:.0f}%), {} partition{} and {} VM{} with {} of RAM ({:.2f}x the pool)\n",
-             FormatBytes(pool), FormatBytes(backing),
-             pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0, partitions,
-             partitions == 1 ? "" : "s", vms, vms == 1 ? "" : "s",
-             FormatBytes(ram), pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
+  fmt::print("pool {}: backing {} ({:.0f}%), {} with {} of RAM ({:.2f}x the pool)\n", FormatBytes(pool),
+             FormatBytes(backing), pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0,
+             hv::KindsText(st.partitions), FormatBytes(ram),
+             pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
   if (!st.problem.empty()) fmt::print("{}\n", st.problem);
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
@@ -276,6 +288,9 @@ int HvStatus(const HvFlags& f) {
     if (p.condition != "at target" && p.condition != "unresponsive") notes = p.condition;
     auto add = [&notes](const std::string& more) { notes += (notes.empty() ? "" : "; ") + more; };
     if (p.kind == "vm") add(fmt::format("backing from {}, QEMU's own {}", p.backing_source, FormatBytes(p.own_bytes)));
+    if (p.kind == "domain") {
+      add(fmt::format("{}, QEMU pid {}, its own {}", p.uri, p.pid, FormatBytes(p.own_bytes)));
+    }
     if (!p.responsive) add("UNRESPONSIVE: " + p.note);
     fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p.name, p.kind,
                FormatBytes(p.ram_bytes), FormatBytes(p.backing_bytes), FormatBytes(p.loaned_bytes),
@@ -299,6 +314,10 @@ Runner AddHv(CLI::App& app) {
       CLI::Range(10, 60000));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
+  c->add_option("--libvirt", f->libvirt,
+                "Put libvirt's running domains (those with a virtio memballoon) in the pool, through libvirt at URI "
+                "(default qemu:///system)")
+      ->expected(0, 1);
   c->add_option("--state", f->state,
                 "Where the members' terms and the attached VMs are kept across restarts (default: <run dir>/hv.state)");
   c->add_option("--record", f->record,

@@ -46,7 +46,7 @@ std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::v
   Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the members' RAM.");
   out += fmt::format("cmm_pool_partition_ram_bytes {}\n", ram.value());
   Header(out, "cmm_partitions", "gauge", "Members of the pool, by kind.");
-  for (const MemberKind kind : {MemberKind::kPartition, MemberKind::kVm}) {
+  for (const MemberKind kind : {MemberKind::kPartition, MemberKind::kVm, MemberKind::kDomain}) {
     const auto n = std::count_if(members.begin(), members.end(), [kind](const MemberView& m) { return m.kind == kind; });
     out += fmt::format("cmm_partitions{{kind=\"{}\"}} {}\n", KindName(kind), n);
   }

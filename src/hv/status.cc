@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace cmm::hv {
 
 using json = nlohmann::json;
@@ -29,6 +31,18 @@ std::string Condition(const MemberView& m) {
 }
 
 // The status is serialised: its byte counts are unsigned numbers.
+std::string KindsText(const std::vector<MemberStatus>& members) {
+  size_t vms = 0, domains = 0;
+  for (const auto& m : members) {
+    vms += m.kind == "vm";
+    domains += m.kind == "domain";
+  }
+  const size_t partitions = members.size() - vms - domains;
+  auto n = [](size_t k, const char* one) { return fmt::format("{} {}{}", k, one, k == 1 ? "" : "s"); };
+  if (domains == 0) return n(partitions, "partition") + " and " + n(vms, "VM");
+  return n(partitions, "partition") + ", " + n(vms, "VM") + " and " + n(domains, "domain");
+}
+
 HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
   constexpr auto u = AsUnsigned<Bytes>;
   HvStatus out;
@@ -44,7 +58,7 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
                               u(v.loaned_bytes), u(v.target_loaned_bytes), v.settings.weight, u(v.settings.min_bytes),
                               u(BoundsOf(v.ram_bytes, v.settings).max), u(v.stats.free_bytes), u(v.stats.used_bytes),
                               u(v.stats.cache_bytes), v.stats.oom_events, StatsAgeMs(v.stats), v.responsive,
-                              Condition(v), v.note, v.backing_source, u(v.own_bytes), v.pid, v.counts});
+                              Condition(v), v.note, v.backing_source, u(v.own_bytes), v.pid, v.counts, v.uri});
   }
   out.backing_bytes = u(backing);
   out.ram_bytes = u(ram);

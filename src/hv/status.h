@@ -35,6 +35,7 @@ struct MemberStatus {
   uint64_t own_bytes = 0;
   int pid = 0;
   HcallCounts hcalls;
+  std::string uri;  // a domain's libvirt connection
 };
 
 struct HvStatus {
@@ -52,7 +53,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallCounts, get_mpp, page_init,
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_bytes, backing_bytes, loaned_bytes,
                                                 target_loaned_bytes, weight, min_bytes, max_bytes, free_bytes,
                                                 used_bytes, cache_bytes, oom_events, stats_age_ms, responsive,
-                                                condition, note, backing_source, own_bytes, pid, hcalls)
+                                                condition, note, backing_source, own_bytes, pid, hcalls, uri)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
                                                 shortfall_bytes, problem, partitions)
 
@@ -60,6 +61,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_by
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or
 // "at target". A member is at its target within the policy's settle band.
 std::string Condition(const MemberView& m);
+
+// "2 partitions and 1 VM", or with domains "0 partitions, 1 VM and 2 domains".
+std::string KindsText(const std::vector<MemberStatus>& members);
 
 HvStatus Status(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
 // The same as JSON, without "problem" when there is none.

@@ -77,12 +77,10 @@ std::string WatchFrame(const HvStatus& status, const std::vector<std::string>& e
   const uint64_t pool = status.pool_bytes;
   const uint64_t backing = status.backing_bytes;
   const std::vector<MemberStatus>& members = status.partitions;
-  size_t vms = 0;
-  for (const auto& p : members) vms += p.kind == "vm";
   std::string out;
-  const std::string title = fmt::format("cmm hv watch: pool {}, {} partition{}, {} VM{}", FormatBytes(pool),
-                                        members.size() - vms, members.size() - vms == 1 ? "" : "s", vms,
-                                        vms == 1 ? "" : "s");
+  std::string kinds = KindsText(members);
+  if (const size_t and_at = kinds.rfind(" and "); and_at != std::string::npos) kinds.replace(and_at, 5, ", ");
+  const std::string title = fmt::format("cmm hv watch: pool {}, {}", FormatBytes(pool), kinds);
   out += Fit(fmt::format("{:<{}}{}", title, std::max<int>(static_cast<int>(title.size()) + 2, width - 8), clock),
              width);
   const std::string figures = fmt::format(" {} of {} ({}){}", FormatBytes(backing), FormatBytes(pool),

@@ -2,6 +2,13 @@
 
 namespace cmm::hv {
 
-std::string_view KindName(MemberKind kind) { return kind == MemberKind::kVm ? "vm" : "partition"; }
+std::string_view KindName(MemberKind kind) {
+  switch (kind) {
+    case MemberKind::kVm: return "vm";
+    case MemberKind::kDomain: return "domain";
+    case MemberKind::kPartition: break;
+  }
+  return "partition";
+}
 
 }  // namespace cmm::hv

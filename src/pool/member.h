@@ -14,8 +14,8 @@
 
 namespace cmm::hv {
 
-enum class MemberKind : uint8_t { kPartition, kVm };
-std::string_view KindName(MemberKind kind);  // "partition", "vm"
+enum class MemberKind : uint8_t { kPartition, kVm, kDomain };
+std::string_view KindName(MemberKind kind);  // "partition", "vm", "domain"
 
 using MemberClock = std::chrono::steady_clock;
 
@@ -67,6 +67,7 @@ struct MemberState {
   Bytes own_bytes;              // the process's memory outside guest RAM (QEMU's own)
   int pid = 0;                  // its process, when the hypervisor knows it
   HcallCounts counts;
+  std::string uri;  // a libvirt domain's connection, or ""
 };
 
 class Member {

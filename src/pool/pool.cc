@@ -228,7 +228,7 @@ std::vector<MemberView> Pool::Snapshot() const {
   for (const Entry& e : entries_) {
     MemberState s = e.member->Observe();
     out.push_back({e.member->name(), e.member->kind(), s.ram_bytes, s.backing_bytes, s.loaned_bytes, e.target_loaned, e.settings,
-                   s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.pid, s.counts});
+                   s.stats, s.responsive, std::move(s.note), std::move(s.backing_source), s.own_bytes, s.pid, s.counts, std::move(s.uri)});
   }
   std::sort(out.begin(), out.end(), [](const MemberView& a, const MemberView& b) { return a.name < b.name; });
   return out;

@@ -83,6 +83,7 @@ struct MemberView {
   Bytes own_bytes;
   int pid = 0;
   HcallCounts counts;
+  std::string uri;
 };
 
 // How far a member's loan is from its target (positive: still to inflate),
