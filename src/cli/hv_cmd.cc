@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <memory>
@@ -54,6 +55,7 @@ struct HvFlags {
   std::string record;
   std::string state;
   std::optional<std::string> libvirt;  // --libvirt [URI]
+  std::string libvirt_select = "all";
   // cmm hv set
   std::string name;
   std::optional<int> weight;
@@ -100,7 +102,13 @@ int RunHv(const HvFlags& f) {
   hv::StateKeeper keeper(StatePath(f));
   hv::PoolOptions o;
   o.kept_terms = [&keeper](const std::string& name) { return keeper.Terms(name); };
-  o.on_terms = [&keeper](const std::string& name, const hv::MemberSettings& t) { keeper.SetTerms(name, t); };
+  // Set once the libvirt adapter runs, cleared before it goes: terms that
+  // change are kept in a domain's <metadata> too.
+  std::atomic<hv::LibvirtAdapter*> domains{nullptr};
+  o.on_terms = [&keeper, &domains](const std::string& name, const hv::MemberSettings& t) {
+    keeper.SetTerms(name, t);
+    if (hv::LibvirtAdapter* d = domains.load()) d->TermsChanged(name, t);
+  };
   o.on_left = [&keeper](const std::string& name) { keeper.Forget(name); };
   if (f.pool == "auto") {
     const auto reserve = ParseBytes(f.reserve);
@@ -207,13 +215,16 @@ int RunHv(const HvFlags& f) {
     hv::LibvirtOptions lo;
     if (!f.libvirt->empty()) lo.uri = *f.libvirt;
     lo.period = std::chrono::milliseconds(f.period_ms);
+    lo.tagged_only = f.libvirt_select == "tagged";
     auto started = hv::LibvirtAdapter::Start(pool, lo);
     if (!started) {
       throw UserError(fmt::format("--libvirt: {}; is libvirtd running (systemctl start libvirtd)?",
                                   started.error().message));
     }
     libvirt = std::move(*started);
-    fmt::print("hypervisor: libvirt's domains at {} are in the pool\n", lo.uri);
+    domains.store(libvirt.get());
+    fmt::print("hypervisor: libvirt's domains at {} are in the pool{}\n", lo.uri,
+               lo.tagged_only ? " (those whose <metadata> says manage=\"yes\")" : "");
   }
   const auto kept_vms = keeper.Vms();
   std::thread readopt([&vms, &keeper, kept_vms] { Readopt(vms, keeper, kept_vms); });
@@ -247,6 +258,7 @@ int RunHv(const HvFlags& f) {
     }
   }
   const size_t n = pool.Snapshot().size();
+  domains.store(nullptr);
   libvirt.reset();
   http.reset();
   control->reset();
@@ -318,6 +330,11 @@ Runner AddHv(CLI::App& app) {
                 "Put libvirt's running domains (those with a virtio memballoon) in the pool, through libvirt at URI "
                 "(default qemu:///system)")
       ->expected(0, 1);
+  c->add_option("--libvirt-select", f->libvirt_select,
+                "With --libvirt: all running domains with a balloon, or only those tagged in their <metadata> "
+                "(<cmm:terms manage=\"yes\"/>)")
+      ->check(CLI::IsMember({"all", "tagged"}))
+      ->capture_default_str();
   c->add_option("--state", f->state,
                 "Where the members' terms and the attached VMs are kept across restarts (default: <run dir>/hv.state)");
   c->add_option("--record", f->record,

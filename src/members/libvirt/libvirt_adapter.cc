@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "host/vm_memory.h"
+#include "members/libvirt/domain_terms.h"
 
 namespace cmm::hv {
 
@@ -200,6 +201,33 @@ std::set<std::string> LibvirtAdapter::skipped() const {
   return skipped_;
 }
 
+void LibvirtAdapter::TermsChanged(const std::string& name, const MemberSettings& terms) {
+  Event e{name, Happened::kTerms};
+  e.terms = terms;
+  Post(std::move(e));
+}
+
+void LibvirtAdapter::WriteTerms(const std::string& name, const MemberSettings& terms) {
+  const auto said = said_.find(name);
+  if (said == said_.end()) return;  // not one of its domains
+  const MemberSettings& was = said->second;
+  if (was.weight == terms.weight && was.min_bytes == terms.min_bytes && was.max_bytes == terms.max_bytes) return;
+  virDomainPtr dom = connected_ ? virDomainLookupByName(conn_->conn, name.c_str()) : nullptr;
+  if (dom == nullptr) return;
+  const std::string xml = DomainTermsXml(terms, true);
+  const std::string ns(kTermsNamespace), prefix(kTermsPrefix);
+  unsigned flags = VIR_DOMAIN_AFFECT_LIVE;
+  if (virDomainIsPersistent(dom) == 1) flags |= VIR_DOMAIN_AFFECT_CONFIG;
+  if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), prefix.c_str(), ns.c_str(), flags) != 0) {
+    spdlog::warn("domain {}: {}", name, LastError("cannot keep its terms in its <metadata>"));
+  } else {
+    said->second = terms;
+    spdlog::info("domain {}: its terms are kept in its <metadata>{}", name,
+                 (flags & VIR_DOMAIN_AFFECT_CONFIG) != 0 ? " (live and persistent)" : " (live: it is transient)");
+  }
+  virDomainFree(dom);
+}
+
 void LibvirtAdapter::Post(Event e) {
   {
     MutexLock lock(mu_);
@@ -244,6 +272,36 @@ void LibvirtAdapter::Adopt(const std::string& name) {
       first = skipped_.insert(name).second;
     }
     if (first) spdlog::info("domain {}: skipped: it has no balloon (<memballoon model='none'/>)", name);
+    virDomainFree(dom);
+    return;
+  }
+  // The operator's terms, kept with the domain.
+  MemberSettings settings{};
+  bool manage = !options_.tagged_only;
+  const std::string ns(kTermsNamespace);
+  if (char* said = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns.c_str(), VIR_DOMAIN_AFFECT_LIVE)) {
+    const auto t = ParseDomainTerms(said, name, Bytes(static_cast<int64_t>(info.maxMem) << 10));
+    free(said);
+    if (!t) {
+      spdlog::warn("{}; it is managed on the defaults", t.error().message);
+    } else {
+      settings.weight = t->weight.value_or(0);
+      settings.min_bytes = t->min_bytes.value_or(Bytes(0));
+      settings.max_bytes = t->max_bytes.value_or(Bytes(0));
+      if (t->manage) manage = *t->manage;
+    }
+  }
+  if (!manage) {
+    bool first;
+    {
+      MutexLock lock(mu_);
+      first = skipped_.insert(name).second;
+    }
+    if (first) {
+      spdlog::info("domain {}: not managed: {}", name,
+                   options_.tagged_only ? "its <metadata> does not say manage=\"yes\" (--libvirt-select tagged)"
+                                        : "its <metadata> says manage=\"no\"");
+    }
     virDomainFree(dom);
     return;
   }
@@ -298,7 +356,9 @@ void LibvirtAdapter::Adopt(const std::string& name) {
       std::move(measure), MemberClock::now());
   member->Tick(MemberClock::now());
   if (info.state == VIR_DOMAIN_PAUSED) member->SetPaused(true);
-  if (auto added = pool_.Add(member, MemberSettings{}); !added) {
+  said_[name] = settings;
+  if (auto added = pool_.Add(member, settings); !added) {
+    said_.erase(name);
     spdlog::warn("domain {}: not in the pool: {}", name, added.error().message);
     return;
   }
@@ -316,6 +376,7 @@ void LibvirtAdapter::Leave(const std::string& name) {
   }
   pool_.Remove(*it->second);
   members_.erase(it);
+  said_.erase(name);
 }
 
 void LibvirtAdapter::Follow() {
@@ -360,6 +421,7 @@ void LibvirtAdapter::Follow() {
           if (it != members_.end()) it->second->OnBalloonEvent(e.actual_bytes, e.posted, now);
           break;
         case Happened::kConnectionLost: break;  // taken above
+        case Happened::kTerms: WriteTerms(e.name, e.terms); break;
       }
     }
     // Reconnected: the listing's kRunning events were all taken above; a

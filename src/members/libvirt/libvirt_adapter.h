@@ -26,6 +26,8 @@ namespace cmm::hv {
 struct LibvirtOptions {
   std::string uri = "qemu:///system";
   std::chrono::milliseconds period{1000};
+  // Only the domains whose terms in <metadata> say manage="yes".
+  bool tagged_only = false;
 };
 
 class LibvirtAdapter {
@@ -39,15 +41,21 @@ class LibvirtAdapter {
   std::set<std::string> skipped() const;
 
   struct Connection;  // libvirt's handles, kept out of this header
-  enum class Happened : uint8_t { kRunning, kGone, kPaused, kResumed, kBalloon, kConnectionLost };
+  enum class Happened : uint8_t { kRunning, kGone, kPaused, kResumed, kBalloon, kConnectionLost, kTerms };
   struct Event {
     std::string name;
     Happened what;
     uint64_t actual_bytes = 0;  // kBalloon
+    MemberSettings terms{};     // kTerms
     MemberClock::time_point posted = MemberClock::now();
   };
   // From libvirt's event loop: queued for the follower thread.
   void Post(Event e);
+  // A member's terms as they stand now (the pool's on_terms): for one of
+  // its domains, written into the domain's <metadata> (live, and in its
+  // persistent definition when it has one) off the caller's thread, when
+  // they differ from what the domain says.
+  void TermsChanged(const std::string& name, const MemberSettings& terms);
 
  private:
   LibvirtAdapter(Pool& pool, LibvirtOptions options);
@@ -62,6 +70,7 @@ class LibvirtAdapter {
   void Reconnect(MemberClock::time_point now);
   void Adopt(const std::string& name);
   void Leave(const std::string& name);
+  void WriteTerms(const std::string& name, const MemberSettings& terms);
 
   Pool& pool_;
   const LibvirtOptions options_;
@@ -80,6 +89,7 @@ class LibvirtAdapter {
   std::map<std::string, std::shared_ptr<DomainMember>> members_;
   bool connected_ = false;
   std::set<std::string> rebinding_;  // members to bind to a new connection
+  std::map<std::string, MemberSettings> said_;  // each member's terms as its <metadata> says them
   std::chrono::milliseconds backoff_{250};
   MemberClock::time_point reconnect_at_{};
 };

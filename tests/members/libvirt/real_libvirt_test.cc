@@ -117,17 +117,19 @@ class RealLibvirt : public ::testing::Test {
   }
   // A transient domain of `mib` MiB (TCG, direct kernel boot, memfd-backed
   // guest RAM), with a virtio balloon unless `balloon` is false.
-  std::string Create(const std::string& suffix, int mib, bool balloon = true, const std::string& cmdline = "") {
+  std::string Create(const std::string& suffix, int mib, bool balloon = true, const std::string& cmdline = "",
+                     const std::string& metadata = "") {
     const std::string name = fmt::format("cmmtest-{}-{}", getpid(), suffix);
     const std::string xml = fmt::format(
         R"(<domain type='qemu'><name>{0}</name><memory unit='MiB'>{1}</memory><currentMemory unit='MiB'>{1}</currentMemory>
 <vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><kernel>{2}/vmlinuz</kernel><initrd>{2}/initrd.img</initrd>
 <cmdline>console=ttyS0 {4}</cmdline></os><memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
-<on_poweroff>destroy</on_poweroff><devices><serial type='file'><source path='{3}/{0}.console'/><target port='0'/></serial>
+<on_poweroff>destroy</on_poweroff>{6}<devices><serial type='file'><source path='{3}/{0}.console'/><target port='0'/></serial>
 {5}</devices></domain>)",
         name, mib, image_, dir.path(), cmdline,
         balloon ? "<memballoon model='virtio' autodeflate='on'><stats period='1'/></memballoon>"
-                : "<memballoon model='none'/>");
+                : "<memballoon model='none'/>",
+        metadata.empty() ? "" : "<metadata>" + metadata + "</metadata>");
     const std::string file = dir.path() + "/" + name + ".xml";
     std::ofstream(file) << xml;
     created_.push_back(name);
@@ -216,16 +218,57 @@ TEST_F(RealLibvirt, ADomainWithoutABalloonIsSkippedAndSaidOnce) {
   EXPECT_EQ(hv.Stop(), 0) << hv.err();
 }
 
+TEST_F(RealLibvirt, TermsSetWithCmmHvSetAreInTheDomainsMetadataAndComeBackAfterARestart) {
+  const std::string t = Create("terms", 128, true, "",
+                               R"(<cmm:terms xmlns:cmm="urn:cmm:terms:1" weight="17" min="32M" manage="yes"/>)");
+  const std::string u = Create("untagged", 128);
+  const std::vector<std::string> args = {"--pool", "512M", "--period-ms", "500", "--libvirt", "--libvirt-select",
+                                         "tagged"};
+  auto hv = std::make_unique<GuestProcess>(dir.path(), args, "hv", "hv1");
+  ASSERT_TRUE(WaitUntil([&] { return Members().contains(t); }, 20s)) << hv->err();
+  json m = Members()[t];
+  EXPECT_EQ(m["weight"], 17);  // read from its <metadata>
+  EXPECT_EQ(m["min_bytes"], 32 * MiB);
+  EXPECT_TRUE(WaitUntil([&] { return hv->err().find("domain " + u + ": not managed") != std::string::npos; }))
+      << hv->err();
+  EXPECT_FALSE(Members().contains(u));  // --libvirt-select tagged
+
+  ASSERT_EQ(RunCmm(dir.path(), {"hv", "set", t, "--weight", "9", "--max", "96M"}).code, 0);
+  auto said = [&] {
+    const auto r = std::system(("virsh -c qemu:///system metadata " + t + " urn:cmm:terms:1 > " + dir.path() +
+                                "/said.xml 2>&1")
+                                   .c_str());
+    return r == 0 ? Slurp(dir.path() + "/said.xml") : std::string();
+  };
+  std::string xml;
+  ASSERT_TRUE(WaitUntil([&] {
+    xml = said();
+    return xml.find("weight=\"9\"") != std::string::npos && xml.find("max=\"100663296\"") != std::string::npos;
+  })) << xml << hv->err();
+  // Without cmm's own state, the domain's <metadata> alone brings them back.
+  EXPECT_EQ(hv->Stop(), 0) << hv->err();
+  ASSERT_EQ(std::remove((dir.path() + "/hv.state").c_str()), 0);
+  hv = std::make_unique<GuestProcess>(dir.path(), args, "hv", "hv2");
+  ASSERT_TRUE(WaitUntil([&] { return Members().contains(t); }, 20s)) << hv->err();
+  m = Members()[t];
+  EXPECT_EQ(m["weight"], 9);
+  EXPECT_EQ(m["min_bytes"], 32 * MiB);
+  EXPECT_EQ(m["max_bytes"], 96 * MiB);
+  EXPECT_EQ(hv->Stop(), 0) << hv->err();
+}
+
 TEST_F(RealLibvirt, LibvirtdKilledAndStartedAgainTheHypervisorStaysUpAndManagesItsDomainsAgain) {
   if (Libvirtd::ours() <= 0) GTEST_SKIP() << "libvirtd was running before the tests: not theirs to kill";
   const std::string x = Create("x", 256);
   GuestProcess hv(dir.path(), {"--pool", "384M", "--period-ms", "500", "--libvirt"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return RunCmm(dir.path(), {"hv", "status"}).code == 0; })) << hv.err();
   GuestProcess p1(dir.path(), {"--name", "p1", "--mem", "32M", "--weight", "7"}, "guest", "p1");
   auto responsive = [&](const std::string& name) {
     const json m = Members();
     return m.contains(name) && m[name]["responsive"].get<bool>();
   };
-  ASSERT_TRUE(WaitUntil([&] { return responsive(x) && responsive("p1"); }, 30s)) << hv.err() << Members().dump(1);
+  ASSERT_TRUE(WaitUntil([&] { return responsive(x) && responsive("p1"); }, 30s))
+      << hv.err() << p1.err() << Members().dump(1);
 
   Libvirtd::KillLibvirtd();  // -9: its domains' QEMUs keep running
   ASSERT_TRUE(WaitUntil([&] {
