@@ -30,6 +30,8 @@
 #include "pool/pool.h"
 #include "proto/channel.h"
 
+#include "check.h"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -37,15 +39,6 @@ namespace proto = cmm::proto;
 namespace papr = cmm::papr;
 
 constexpr uint64_t kCmoPage = 4096;
-
-// A broken promise: said with its line, then a crash the fuzzer keeps.
-#define Check(ok)                                                                   \
-  do {                                                                              \
-    if (!(ok)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 struct World {
   std::string dir;
@@ -127,8 +120,7 @@ std::optional<proto::Message> Answer(int fd) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  spdlog::set_level(spdlog::level::off);
-  signal(SIGPIPE, SIG_IGN);
+  QuietProcess();
   (void)TheWorld();
   return 0;
 }

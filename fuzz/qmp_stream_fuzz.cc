@@ -14,18 +14,11 @@
 #include "members/qemu/qmp_decode.h"
 #include "members/qemu/qmp_stream.h"
 
+#include "check.h"
+
 namespace {
 
 using cmm::hv::QmpMessage;
-
-// A broken promise: said with its line, then a crash the fuzzer keeps.
-#define Check(ok)                                                                   \
-  do {                                                                              \
-    if (!(ok)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 bool IsPrintable(std::string_view s) {
   for (const char c : s) {

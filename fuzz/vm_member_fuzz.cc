@@ -24,19 +24,12 @@
 
 #include "members/qemu/vm_member.h"
 
+#include "check.h"
+
 namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-// A broken promise: said with its line, then a crash the fuzzer keeps.
-#define Check(ok)                                                                   \
-  do {                                                                              \
-    if (!(ok)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #ok); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 // A small process whose memory the member measures (the fuzzer's own
 // /proc/self/smaps would cost more than the rest of a run).
@@ -121,8 +114,7 @@ std::string Program(FuzzedDataProvider& in, uint64_t ram) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  spdlog::set_level(spdlog::level::off);
-  signal(SIGPIPE, SIG_IGN);
+  QuietProcess();
   (void)Target();
   return 0;
 }

@@ -31,22 +31,6 @@ using json = nlohmann::json;
 constexpr uint64_t MiB = 1 << 20;
 constexpr uint64_t kRam = 256 * MiB;
 
-QmpStep Lie(std::string command, std::string ret) {
-  return Answer(std::move(command), [ret](const json& req) {
-    return "{\"return\": " + ret + ", \"id\": " + req["id"].dump() + "}\r\n";
-  });
-}
-
-std::vector<QmpStep> Honest(std::vector<QmpStep> then) {
-  std::vector<QmpStep> s = {Send(Greeting()), Return("qmp_capabilities"),
-                            Return("query-balloon", {{"actual", kRam}}),
-                            Return("query-memory-size-summary", {{"base-memory", kRam}, {"plugged-memory", 0}}),
-                            Return("qom-list", json::array({{{"name", "b0"}, {"type", "child<virtio-balloon-pci>"}}})),
-                            Return("qom-set")};
-  for (auto& step : then) s.push_back(std::move(step));
-  return s;
-}
-
 class HvLiar : public ::testing::Test {
  protected:
   void SetUp() override { setenv("CMM_RUN_DIR", dir.path().c_str(), 1); }
@@ -82,10 +66,10 @@ TEST_F(HvLiar, NoLieFromAQemuStopsTheHypervisorAndThePartitionBesideItIsUntouche
       {"a greeting whose version is text", {Send(R"({"QMP": {"version": {"qemu": {"major": "seven"}}}})" "\r\n")}},
       {"a number past 64 bits", {Send(Greeting()), Return("qmp_capabilities"),
                                  Lie("query-balloon", R"({"actual": 340282366920938463463374607431768211456})")}},
-      {"guest stats of the wrong types", Honest({Lie("query-balloon", R"({"actual": "all"})"),
+      {"guest stats of the wrong types", HonestAttach(kRam, {Lie("query-balloon", R"({"actual": "all"})"),
                                                  Lie("qom-get", R"({"last-update": [], "stats": 5})")})},
-      {"a flood of events", Honest({Send(flood)})},
-      {"deep nesting", Honest({Send("{\"a\":" + std::string(10000, '[') + "\n")})},
+      {"a flood of events", HonestAttach(kRam, {Send(flood)})},
+      {"deep nesting", HonestAttach(kRam, {Send("{\"a\":" + std::string(10000, '[') + "\n")})},
       {"an error of the wrong types",
        {Send(Greeting()), Return("qmp_capabilities"), Answer("query-balloon", [](const json& req) {
           return "{\"error\": {\"class\": [1], \"desc\": {\"x\": 1}}, \"id\": " + req["id"].dump() + "}\r\n";

@@ -81,23 +81,10 @@ std::string RawAnswer(int port, const std::string& request) {
   return reply;
 }
 
+// The status line of the answer.
 std::string RawRequest(int port, const std::string& request) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-    char buf[4096];
-    ssize_t n;
-    while (reply.find("\r\n") == std::string::npos && (n = recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, n);
-  }
-  close(fd);
-  return reply.substr(0, reply.find("\r\n"));
+  const std::string answer = RawAnswer(port, request);
+  return answer.substr(0, answer.find("\r\n"));
 }
 
 // Runs the browser on `url`, bounded in time; its own process group, so

@@ -1,5 +1,7 @@
 #include "members/libvirt/domain_member.h"
 
+#include "members/virtio/unresponsive.h"
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -132,24 +134,13 @@ void DomainMember::Tick(MemberClock::time_point now) {
     stats_update_ = memory->last_update;
   }
   // Why it cannot be counted on, if it cannot.
-  std::string note;
-  auto add = [&note](const std::string& why) { note += (note.empty() ? "" : "; ") + why; };
-  const auto limit = options_.period * options_.stale_periods;
-  const auto seen = stats_.taken == MemberClock::time_point{} ? joined_ : stats_.taken;
-  if (paused_) {
-    add("paused");
-  } else {
-    if (now - seen > std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(3))) {
-      add(stats_update_ < 0 ? "no guest stats (is the virtio_balloon driver loaded?)"
-                            : fmt::format("guest stats stopped {} s ago",
-                                          std::chrono::duration_cast<std::chrono::seconds>(now - seen).count()));
-    }
-    const uint64_t actual = follow_.actual(), asked = follow_.asked();
-    const uint64_t gap = actual > asked ? actual - asked : asked - actual;
-    if (gap > kMiB && now - actual_moved_ > limit) {
-      add(fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB));
-    }
-    if (!failed_.empty()) add(failed_);
+  std::string note = "paused";
+  if (!paused_) {
+    const BalloonWatch watch{options_.period, options_.stale_periods,
+                             stats_.taken == MemberClock::time_point{} ? joined_ : stats_.taken, stats_update_ >= 0,
+                             actual_moved_};
+    note = WhyUnresponsive(watch, follow_, now);
+    AddReason(note, failed_);
   }
   const bool responsive = note.empty();
   if (responsive != responsive_) {

@@ -15,6 +15,7 @@
 
 #include "host/vm_memory.h"
 #include "members/qemu/qmp_decode.h"
+#include "members/virtio/unresponsive.h"
 
 namespace cmm::hv {
 
@@ -256,24 +257,11 @@ bool VmMember::Tick(MemberClock::time_point now) {
                  oom_taken_back_ / kMiB, stats_.oom_events);
     oom_taken_back_ = 0;
   }
-  const auto limit = options_.period * options_.stale_periods;
-  const auto stats_seen = stats_.taken == MemberClock::time_point{} ? attached_ : stats_.taken;
-  std::string note;
-  if (now - stats_seen > std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(3))) {
-    note = stats_update_ < 0 ? "no guest stats (is the virtio_balloon driver loaded?)"
-                             : fmt::format("guest stats stopped {} s ago",
-                                           std::chrono::duration_cast<std::chrono::seconds>(now - stats_seen).count());
-  }
-  const uint64_t actual = follow_.actual(), asked = follow_.asked();
-  const uint64_t gap = actual > asked ? actual - asked : asked - actual;
-  if (gap > kMiB && now - actual_moved_ > limit) {
-    if (!note.empty()) note += "; ";
-    note += fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB);
-  }
-  if (!bad_reply_.empty()) {
-    if (!note.empty()) note += "; ";
-    note += "QEMU sent a bad reply: " + bad_reply_;
-  }
+  const BalloonWatch watch{options_.period, options_.stale_periods,
+                           stats_.taken == MemberClock::time_point{} ? attached_ : stats_.taken, stats_update_ >= 0,
+                           actual_moved_};
+  std::string note = WhyUnresponsive(watch, follow_, now);
+  if (!bad_reply_.empty()) AddReason(note, "QEMU sent a bad reply: " + bad_reply_);
   const bool responsive = note.empty();
   if (responsive != responsive_) {
     if (responsive) {
@@ -316,9 +304,10 @@ void VmMember::Follow() {
     MutexLock lock(mu_);
     lost_reason_ = why;
   }
-  lost_.store(true);
   spdlog::warn("vm {}: {}; it leaves the pool", options_.name, why);
   if (on_lost_) on_lost_(*this);
+  // Lost only once it has left: whoever sees lost() finds it out of the pool.
+  lost_.store(true);
 }
 
 void VmMember::FollowLoop() {

@@ -43,6 +43,25 @@ inline QmpStep Return(std::string command, nlohmann::json ret = nlohmann::json::
     return nlohmann::json{{"return", ret}, {"id", req["id"]}}.dump() + "\r\n";
   });
 }
+// A reply whose return value is the text `ret` as it is (a lie, often).
+inline QmpStep Lie(std::string command, std::string ret) {
+  return Answer(std::move(command), [ret](const nlohmann::json& req) {
+    return "{\"return\": " + ret + ", \"id\": " + req["id"].dump() + "}\r\n";
+  });
+}
+std::string Greeting();
+// The steps of an honest attach of a VM of `ram` bytes (greeting,
+// capabilities, balloon, size, the balloon device found, stats asked
+// for), then `then`.
+inline std::vector<QmpStep> HonestAttach(uint64_t ram, std::vector<QmpStep> then = {}) {
+  std::vector<QmpStep> s = {
+      Send(Greeting()), Return("qmp_capabilities"), Return("query-balloon", {{"actual", ram}}),
+      Return("query-memory-size-summary", {{"base-memory", ram}, {"plugged-memory", 0}}),
+      Return("qom-list", nlohmann::json::array({{{"name", "balloon0"}, {"type", "child<virtio-balloon-pci>"}}})),
+      Return("qom-set")};
+  for (auto& step : then) s.push_back(std::move(step));
+  return s;
+}
 inline std::string Greeting() {
   return R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}})"
          "\r\n";

@@ -27,21 +27,7 @@ constexpr uint64_t kRam = uint64_t{256} << 20;
 std::string Reply(const json& req, const std::string& ret) {
   return "{\"return\": " + ret + ", \"id\": " + req["id"].dump() + "}\r\n";
 }
-QmpStep Lie(std::string command, std::string ret) {
-  return Answer(std::move(command), [ret](const json& req) { return Reply(req, ret); });
-}
-
-// The steps of an honest attach: greeting, capabilities, balloon, size,
-// the balloon device found, stats asked for.
-std::vector<QmpStep> Attach(std::vector<QmpStep> then = {}) {
-  std::vector<QmpStep> s = {Send(Greeting()), Return("qmp_capabilities"),
-                            Return("query-balloon", {{"actual", kRam}}),
-                            Return("query-memory-size-summary", {{"base-memory", kRam}, {"plugged-memory", 0}}),
-                            Return("qom-list", json::array({{{"name", "balloon0"}, {"type", "child<virtio-balloon-pci>"}}})),
-                            Return("qom-set")};
-  for (auto& step : then) s.push_back(std::move(step));
-  return s;
-}
+std::vector<QmpStep> Attach(std::vector<QmpStep> then = {}) { return HonestAttach(kRam, std::move(then)); }
 
 class VmLiar : public ::testing::Test {
  protected:
