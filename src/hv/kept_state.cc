@@ -33,7 +33,10 @@ Result<MemberSettings> TermsOf(const json& t) {
 }
 
 // Writes `text` to `path` so that a reader sees the old file or the new
-// one: a temporary beside it, flushed to disk, then renamed over it.
+// one: a temporary beside it, then renamed over it. No fsync: what it
+// guards against is the daemon killed at any moment, which leaves the page
+// cache whole (and the run directory is a tmpfs); the registration and
+// control paths that change terms do not wait on the disk.
 Result<void> WriteAtomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -49,7 +52,7 @@ Result<void> WriteAtomically(const std::string& path, const std::string& text) {
     }
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) return Fail(ErrorCode::kIo, fmt::format("{}: {}", tmp, std::strerror(errno)));
+  if (close(fd) != 0) return Fail(ErrorCode::kIo, fmt::format("{}: {}", tmp, std::strerror(errno)));
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("{}: {}", path, std::strerror(errno)));
   }

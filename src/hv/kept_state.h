@@ -1,7 +1,7 @@
 // What an operator told the hypervisor, kept across its restarts: each
 // member's terms (weight, min, max) as they stand, and the VMs it was asked
 // to attach with how to reach them. Kept in a small JSON file in the run
-// directory, written whole and atomically (a temporary file, fsync, rename)
+// directory, written whole and atomically (a temporary file, then rename)
 // on every change, so a kill -9 at any moment leaves the last state or the
 // one before, never half of one. What the file holds is checked when read,
 // as anything from disk is.

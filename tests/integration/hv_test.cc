@@ -463,7 +463,9 @@ TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadS
   // 16 MiB of room left for a 48 MiB partition: it starts with 32 MiB loaned.
   GuestProcess b(dir.path(), {"--name", "second", "--mem", "48M", "--param", "min_mem_mb=8", "--workload", "hog:6M"},
                  "guest", "second");
-  ASSERT_TRUE(WaitUntil([&] { return b.err().find("before the workloads start") != std::string::npos; })) << b.err();
+  ASSERT_TRUE(WaitUntil([&] { return b.err().find("before the workloads start") != std::string::npos; },
+                        std::chrono::seconds(30)))
+      << b.err();
   EXPECT_NE(hv.err().find("partition second joined the pool: 50331648 bytes of RAM, weight 128, starts with 33554432 "
                           "bytes loaned"),
             std::string::npos)
