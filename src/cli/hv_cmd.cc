@@ -293,6 +293,7 @@ int HvStatus(const HvFlags& f) {
              hv::KindsText(st.partitions), FormatBytes(ram),
              pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
   if (!st.problem.empty()) fmt::print("{}\n", st.problem);
+  for (const std::string& note : st.notes) fmt::print("note: {}\n", note);
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",
              "LOANED", "TARGET", "WEIGHT", "FREE", "OOMS", "NOTES");
   for (const auto& p : st.partitions) {

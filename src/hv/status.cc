@@ -65,13 +65,19 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
   return out;
 }
 
-json StatusJson(Bytes pool_bytes, const Feasibility& f, const std::vector<MemberView>& members) {
-  json out = Status(pool_bytes, f, members);
-  if (out["problem"].get<std::string>().empty()) out.erase("problem");
+json StatusJson(Bytes pool_bytes, const Feasibility& f, const std::vector<MemberView>& members,
+                const std::vector<std::string>& notes) {
+  HvStatus st = Status(pool_bytes, f, members);
+  st.notes = notes;
+  json out = st;
+  if (st.problem.empty()) out.erase("problem");
+  if (st.notes.empty()) out.erase("notes");
   return out;
 }
 
-json StatusJson(const Pool& pool) { return StatusJson(pool.pool_bytes(), pool.feasibility(), pool.Snapshot()); }
+json StatusJson(const Pool& pool) {
+  return StatusJson(pool.pool_bytes(), pool.feasibility(), pool.Snapshot(), pool.notes());
+}
 
 json LiveJson(const Pool& pool, const PoolMonitor& monitor, int64_t now_ms, int64_t since_ms, uint64_t after_seq) {
   json t = json::array(), size = json::array(), backing = json::array(), loaned = json::array(),

@@ -46,6 +46,7 @@ struct HvStatus {
   uint64_t shortfall_bytes = 0;
   std::string problem;  // empty: none (and left out of the JSON)
   std::vector<MemberStatus> partitions;
+  std::vector<std::string> notes;  // the pool's standing remarks (left out of the JSON when none)
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallCounts, get_mpp, page_init, page_init_failed, batches, releases,
@@ -55,7 +56,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_by
                                                 used_bytes, cache_bytes, oom_events, stats_age_ms, responsive,
                                                 condition, note, backing_source, own_bytes, pid, hcalls, uri)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
-                                                shortfall_bytes, problem, partitions)
+                                                shortfall_bytes, problem, partitions, notes)
 
 // One word for how a member stands, for the status column: "unresponsive",
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or
@@ -66,8 +67,9 @@ std::string Condition(const MemberView& m);
 std::string KindsText(const std::vector<MemberStatus>& members);
 
 HvStatus Status(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
-// The same as JSON, without "problem" when there is none.
-nlohmann::json StatusJson(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members);
+// The same as JSON, without "problem" or "notes" when there are none.
+nlohmann::json StatusJson(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members,
+                          const std::vector<std::string>& notes = {});
 nlohmann::json StatusJson(const Pool& pool);
 
 // What a live view asks each second: {"status": StatusJson, "now_ms",

@@ -92,6 +92,7 @@ std::string WatchFrame(const HvStatus& status, const std::vector<std::string>& e
                          std::string(static_cast<size_t>(bar - filled), '.'), figures),
              width);
   if (!status.problem.empty()) out += Fit(status.problem, width);
+  for (const std::string& note : status.notes) out += Fit("note: " + note, width);
   out += "\n";
   // Under 120 columns the view drops the cache, target and weight columns
   // and shortens the kind, so that a row fits 80.
@@ -148,6 +149,7 @@ std::string WatchLine(const HvStatus& status, std::string_view clock) {
                                  backing > pool ? " OVER" : "", FormatBytes(loaned), status.partitions.size(),
                                  status.partitions.size() == 1 ? "" : "s", ooms, ooms == 1 ? "" : "s");
   if (!status.problem.empty()) line += " | " + status.problem;
+  for (const std::string& note : status.notes) line += " | note: " + note;
   return line + rows;
 }
 

@@ -234,6 +234,23 @@ std::vector<MemberView> Pool::Snapshot() const {
   return out;
 }
 
+void Pool::Note(const std::string& about, std::string text) {
+  MutexLock lock(mu_);
+  if (text.empty()) {
+    notes_.erase(about);
+  } else {
+    notes_[about] = std::move(text);
+  }
+}
+
+std::vector<std::string> Pool::notes() const {
+  MutexLock lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(notes_.size());
+  for (const auto& [_, text] : notes_) out.push_back(text);
+  return out;
+}
+
 Result<MemberSettings> Pool::Configure(const std::string& name, const SettingsChange& change) {
   auto s = Reconfigure(name, change);
   if (s && options_.on_terms) options_.on_terms(name, *s);

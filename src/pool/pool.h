@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <unordered_map>
 #include <memory>
 #include <optional>
@@ -117,6 +118,11 @@ class Pool {
   void Reserve(Bytes bytes);
   std::vector<MemberView> Snapshot() const;
   std::shared_ptr<Member> Find(const std::string& name) const;
+  // A standing remark about something the pool does not manage (a domain
+  // skipped for want of a balloon), shown in status until withdrawn with
+  // an empty text. `about` keys it.
+  void Note(const std::string& about, std::string text);
+  std::vector<std::string> notes() const;  // in the order of their keys
 
  private:
   struct Entry {
@@ -150,6 +156,7 @@ class Pool {
   Bytes entitled_ GUARDED_BY(mu_);  // sum of the entries' entitled
   Bytes reserved_ GUARDED_BY(mu_);
   Feasibility feasibility_ GUARDED_BY(mu_);
+  std::map<std::string, std::string> notes_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

@@ -151,9 +151,32 @@ TEST(StatusJson, ReadsBackAsTheTypedStatusAndLeavesOutAProblemThereIsNot) {
   EXPECT_TRUE(s.problem.empty());
   nlohmann::json again = s;
   again.erase("problem");
+  again.erase("notes");
   EXPECT_EQ(again, j);
   const auto infeasible = StatusJson(128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {m}).get<HvStatus>();
   EXPECT_NE(infeasible.problem.find("cannot be met"), std::string::npos);
+}
+
+// "A domain without a balloon is skipped with a log line and a status
+// note": the pool keeps such notes by key until withdrawn, and status
+// carries them (none: no "notes" at all).
+TEST(StatusJson, CarriesThePoolsNotesUntilTheyAreWithdrawn) {
+  PoolOptions o;
+  o.pool_bytes = 128 * MiB;
+  Pool pool(o);
+  EXPECT_FALSE(StatusJson(pool).contains("notes"));
+  pool.Note("domain b", "domain b is not managed: it has no balloon");
+  pool.Note("domain a", "domain a is not managed: it has no balloon");
+  pool.Note("domain a", "domain a is not managed: it has no balloon");  // said again: still one
+  auto s = StatusJson(pool).get<HvStatus>();
+  ASSERT_EQ(s.notes.size(), 2U);
+  EXPECT_EQ(s.notes[0], "domain a is not managed: it has no balloon");
+  pool.Note("domain a", "");
+  s = StatusJson(pool).get<HvStatus>();
+  ASSERT_EQ(s.notes.size(), 1U);
+  EXPECT_EQ(s.notes[0], "domain b is not managed: it has no balloon");
+  pool.Note("domain b", "");
+  EXPECT_FALSE(StatusJson(pool).contains("notes"));
 }
 
 }  // namespace

@@ -154,6 +154,14 @@ void LibvirtAdapter::Reconnect(MemberClock::time_point now) {
   // are not running any more leave once the listing is in.
   rebinding_.clear();
   for (const auto& [name, _] : members_) rebinding_.insert(name);
+  // Skipped ones are looked at afresh from the listing: one gone meanwhile
+  // takes its note with it.
+  std::set<std::string> skipped;
+  {
+    MutexLock lock(mu_);
+    skipped.swap(skipped_);
+  }
+  for (const std::string& name : skipped) pool_.Note("domain " + name, "");
 }
 
 Result<std::unique_ptr<LibvirtAdapter>> LibvirtAdapter::Start(Pool& pool, LibvirtOptions options) {
@@ -271,7 +279,11 @@ void LibvirtAdapter::Adopt(const std::string& name) {
       MutexLock lock(mu_);
       first = skipped_.insert(name).second;
     }
-    if (first) spdlog::info("domain {}: skipped: it has no balloon (<memballoon model='none'/>)", name);
+    if (first) {
+      spdlog::info("domain {}: skipped: it has no balloon (<memballoon model='none'/>)", name);
+      pool_.Note("domain " + name,
+                 fmt::format("domain {} is not managed: it has no balloon (<memballoon model='none'/>)", name));
+    }
     virDomainFree(dom);
     return;
   }
@@ -370,8 +382,11 @@ void LibvirtAdapter::Adopt(const std::string& name) {
 void LibvirtAdapter::Leave(const std::string& name) {
   const auto it = members_.find(name);
   if (it == members_.end()) {
-    MutexLock lock(mu_);
-    skipped_.erase(name);
+    {
+      MutexLock lock(mu_);
+      skipped_.erase(name);
+    }
+    pool_.Note("domain " + name, "");
     return;
   }
   pool_.Remove(*it->second);

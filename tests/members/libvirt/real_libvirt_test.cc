@@ -206,7 +206,7 @@ TEST_F(RealLibvirt, ADomainStartedLaterJoinsAndOneDestroyedLeavesAtOnce) {
   EXPECT_EQ(hv.Stop(), 0) << hv.err();
 }
 
-TEST_F(RealLibvirt, ADomainWithoutABalloonIsSkippedAndSaidOnce) {
+TEST_F(RealLibvirt, ADomainWithoutABalloonIsSkippedWithALogLineAndAStatusNote) {
   const std::string d = Create("noballoon", 128, false);
   const std::string e = Create("balloon", 128, true);
   GuestProcess hv(dir.path(), {"--pool", "512M", "--period-ms", "500", "--libvirt"}, "hv", "hv");
@@ -215,6 +215,17 @@ TEST_F(RealLibvirt, ADomainWithoutABalloonIsSkippedAndSaidOnce) {
   EXPECT_TRUE(WaitUntil([&] {
     return hv.err().find("domain " + d + ": skipped: it has no balloon") != std::string::npos;
   })) << hv.err();
+  const std::string note = "note: domain " + d + " is not managed: it has no balloon";
+  auto status = RunCmm(dir.path(), {"hv", "status"});
+  EXPECT_NE(status.out.find(note), std::string::npos) << status.out;
+  const json j = json::parse(RunCmm(dir.path(), {"hv", "status", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(j.is_object() && j.contains("notes")) << j.dump(1);
+  EXPECT_EQ(j["notes"].size(), 1U) << j.dump(1);
+  // The note goes with the domain.
+  ASSERT_TRUE(Sh("virsh -c qemu:///system destroy " + d));
+  EXPECT_TRUE(WaitUntil([&] {
+    return RunCmm(dir.path(), {"hv", "status"}).out.find(note) == std::string::npos;
+  }, 5s)) << RunCmm(dir.path(), {"hv", "status"}).out;
   EXPECT_EQ(hv.Stop(), 0) << hv.err();
 }
 
