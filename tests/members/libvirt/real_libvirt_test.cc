@@ -229,6 +229,25 @@ TEST_F(RealLibvirt, ADomainWithoutABalloonIsSkippedWithALogLineAndAStatusNote) {
   EXPECT_EQ(hv.Stop(), 0) << hv.err();
 }
 
+TEST_F(RealLibvirt, ADomainThatFillsPastItsTargetDeflatesOnOomAndItIsCountedAsItsOomEvent) {
+  // Once the balloon has taken its memory, the guest writes 120 MiB it
+  // cannot have: its OOM notifier deflates the balloon (autodeflate='on').
+  const std::string o = Create("oom", 256, true, "cmm.fill=120 cmm.fill_when_below=64");
+  GuestProcess hv(dir.path(), {"--pool", "512M", "--period-ms", "500", "--libvirt"}, "hv", "hv");
+  ASSERT_TRUE(WaitUntil([&] { return Members().contains(o); }, 20s)) << hv.err();
+  ASSERT_EQ(RunCmm(dir.path(), {"hv", "set", o, "--max", "96M"}).code, 0);  // loans 160 MiB
+  const std::string console = dir.path() + "/" + o + ".console";
+  json m;
+  ASSERT_TRUE(WaitUntil([&] {
+    m = Members()[o];
+    return m.is_object() && m["oom_events"].get<uint64_t>() > 0;
+  }, 120s)) << m.dump(1) << Slurp(console) << hv.err();
+  EXPECT_TRUE(WaitUntil([&] { return Slurp(console).find("filled 120M") != std::string::npos; }, 30s))
+      << Slurp(console);
+  EXPECT_LT(Members()[o]["loaned_bytes"].get<uint64_t>(), 160 * MiB);  // the balloon rose above its target
+  EXPECT_EQ(hv.Stop(), 0) << hv.err();
+}
+
 TEST_F(RealLibvirt, TermsSetWithCmmHvSetAreInTheDomainsMetadataAndComeBackAfterARestart) {
   const std::string t = Create("terms", 128, true, "",
                                R"(<cmm:terms xmlns:cmm="urn:cmm:terms:1" weight="17" min="32M" manage="yes"/>)");
