@@ -8,7 +8,7 @@ CLANG_BUILD ?= build/clang
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps deps-vms deps-test build demo demo-vms demo-simulate test tsan locks bench fuzz install clean
+.PHONY: deps deps-vms deps-libvirt deps-test build demo demo-vms demo-libvirt demo-simulate test tsan locks bench fuzz install clean
 
 # What each command needs, and no more: the partition demo needs no QEMU,
 # kernel or browser.
@@ -16,6 +16,8 @@ deps:
 	@bash scripts/install-deps build
 deps-vms:
 	@bash scripts/install-deps build vms
+deps-libvirt:
+	@bash scripts/install-deps build vms libvirt
 deps-test:
 	@bash scripts/install-deps test
 
@@ -31,6 +33,12 @@ demo: build
 demo-vms: deps-vms build
 	@scripts/make-guest-image $(BUILD)/guest $(BUILD)/src/vmguest/cmm-vm-workload >/dev/null
 	@$(BUILD)/src/cli/cmm demo --vms --image $(BUILD)/guest
+
+# The same guests as transient libvirt domains beside libvirtd (which must
+# be running: systemctl start libvirtd), managed by `cmm hv --libvirt`.
+demo-libvirt: deps-libvirt build
+	@scripts/make-guest-image $(BUILD)/guest $(BUILD)/src/vmguest/cmm-vm-workload >/dev/null
+	@$(BUILD)/src/cli/cmm demo --libvirt --image $(BUILD)/guest
 
 # The simulate-mode story of one partition (no hypervisor), about 10 s.
 demo-simulate: build

@@ -32,6 +32,7 @@ struct DemoFlags {
   bool compare = false;
   bool vms = false;
   bool mixed = false;
+  std::optional<std::string> libvirt;  // --libvirt [URI]: the VMs as libvirt domains
   std::string image;
   std::string accel = "auto";
   std::string http = "127.0.0.1:0";
@@ -56,6 +57,7 @@ int RunDemo(const DemoFlags& f) {
   o.overcommit = f.overcommit;
   o.duration_s = f.duration;
   demo::VmKit kit;
+  if (f.libvirt) kit.libvirt_uri = f.libvirt->empty() ? "qemu:///system" : *f.libvirt;
   if (f.vms || f.mixed) {
     o.vms = f.vms ? o.partitions : 2;
     const char* env = std::getenv("CMM_GUEST_IMAGE");
@@ -80,7 +82,8 @@ int RunDemo(const DemoFlags& f) {
              FormatBytes(s.pool_bytes), s.partitions.size(), FormatBytes(s.partitions[0].ram_bytes), o.overcommit,
              o.duration_s);
   for (const auto& p : s.partitions) {
-    fmt::print("  {:<8} {}{}: {}\n", p.name, p.role, p.vm ? " (QEMU VM)" : "", fmt::join(p.workloads, ", "));
+    fmt::print("  {:<8} {}{}: {}\n", p.name, p.role,
+               !p.vm ? "" : kit.libvirt_uri.empty() ? " (QEMU VM)" : " (libvirt domain)", fmt::join(p.workloads, ", "));
   }
   std::fflush(stdout);
   const std::string exe = SelfExe();
@@ -96,6 +99,7 @@ int RunDemo(const DemoFlags& f) {
   bool ok = false;
   demo::Summary on;
   uint64_t oom_kills = 0;
+  bool domains_left = false;  // libvirt still lists one of its domains after the run
   {
     demo::Run run(s, exe, true, o.duration_s, g_stop, kit);
     if (f.http != "off") run.ServeWeb(f.http);
@@ -103,6 +107,7 @@ int RunDemo(const DemoFlags& f) {
     if (!done) throw UserError(done.error());
     on = *done;
     oom_kills = run.guest_oom_kills();
+    domains_left = run.domains_left();
   }
   std::optional<demo::Summary> off;
   if (f.compare && !g_stop) {
@@ -114,9 +119,15 @@ int RunDemo(const DemoFlags& f) {
     auto done = run.Go(ok_off);
     if (!done) throw UserError(done.error());
     off = *done;
+    domains_left |= run.domains_left();
   }
   fmt::print("\n{}", demo::FormatSummary(on, off ? &*off : nullptr));
   if (o.vms > 0) fmt::print("guest OOM kills (from the VMs' consoles): {}\n", oom_kills);
+  if (!kit.libvirt_uri.empty()) {
+    fmt::print("{}\n", domains_left ? "FAILED: libvirt still lists a domain this demo made"
+                                    : "its libvirt domains are gone (they were transient)");
+    ok = ok && !domains_left;
+  }
   fmt::print("{}\n", ok ? "integrity held; every partition returned its pages and exited"
                         : "FAILED: a process failed or integrity broke (see above)");
   return ok ? 0 : 1;
@@ -138,15 +149,21 @@ Runner AddDemo(CLI::App& app) {
               "Members are real QEMU guests (Linux's virtio_balloon); defaults become 3 VMs of 512 MiB on a 768 MiB "
               "pool");
   c->add_flag("--mixed", f->mixed, "Two QEMU guests and two partitions in one pool (defaults: 4 of 512 MiB, 1 GiB pool)");
+  c->add_option("--libvirt", f->libvirt,
+                "The VMs (--vms, the default here, or --mixed) are transient libvirt domains at URI (default "
+                "qemu:///system), managed by cmm hv --libvirt; visible in virsh list while it runs, gone after")
+      ->expected(0, 1);
   c->add_option("--image", f->image, "With --vms/--mixed: the guest image directory (default: $CMM_GUEST_IMAGE)");
   c->add_option("--accel", f->accel, "With --vms/--mixed: auto, kvm or tcg")->capture_default_str();
   c->add_option("--http", f->http,
                 "Where the hypervisor serves the pool's web page: 127.0.0.1:PORT (0: any free port), or off")
       ->capture_default_str();
   c->footer("Examples:\n  cmm demo\n  cmm demo --pool 512M --duration 30 --compare\n"
-            "  cmm demo --vms --image /tmp/guest      (make demo-vms builds the image and runs this)");
+            "  cmm demo --vms --image /tmp/guest      (make demo-vms builds the image and runs this)\n"
+            "  cmm demo --libvirt --image /tmp/guest  (make demo-libvirt: the same guests as libvirt domains)");
   return [f, pool, members, over] {
     if (f->vms && f->mixed) throw UserError("--vms or --mixed, not both", kExitUsage);
+    if (f->libvirt && !f->mixed) f->vms = true;
     // VMs' own defaults, where not given: 512 MiB each at 2x.
     if ((f->vms || f->mixed) && pool->count() == 0) f->pool = f->vms ? "768M" : "1G";
     if ((f->vms || f->mixed) && members->count() == 0) f->partitions = f->vms ? 3 : 4;

@@ -30,6 +30,7 @@
 #include "members/qemu/qmp_client.h"
 #include "members/qemu/console.h"
 #include "members/qemu/qemu.h"
+#include "members/virtio/guest_cmdline.h"
 
 namespace cmm::cli {
 
@@ -56,24 +57,6 @@ struct VmFlags {
   std::vector<std::string> workloads;
   std::vector<std::string> files;
 };
-
-std::string Base64(const std::string& in) {
-  static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
-    out += kDigits[(v >> 18) & 63];
-    out += kDigits[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kDigits[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? kDigits[v & 63] : '=';
-  }
-  return out;
-}
-
-// x86 kernels keep 2048 bytes of command line; the console flags need some.
-constexpr size_t kMaxAppend = 1900;
 
 std::string ControlPath(const VmFlags& f) { return f.control.empty() ? ctl::RunDir() + "/hv.ctl" : f.control; }
 
@@ -201,6 +184,15 @@ int VmRun(const VmFlags& f) {
   if (f.accel != "auto" && f.accel != "kvm" && f.accel != "tcg") {
     throw UserError(fmt::format("--accel {}: one of auto, kvm, tcg", f.accel), kExitUsage);
   }
+  std::vector<vm::GuestFile> files;
+  for (const std::string& path : f.files) {
+    std::ifstream in(path);
+    if (!in) throw UserError(fmt::format("--file {}: cannot read it", path));
+    files.push_back({path.substr(path.rfind('/') + 1),
+                     std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())});
+  }
+  auto append = vm::GuestCmdline(f.append, f.workloads, files);
+  if (!append) throw UserError(append.error().message, kExitUsage);
   const std::string dir = f.run_dir.empty() ? ctl::RunDir() + "/vm-" + f.name : f.run_dir;
   if (const pid_t holder = RunLock::Holder(dir); holder != 0) {
     throw UserError(fmt::format("vm {} is already running{} with its folder {}; stop it first or choose another name",
@@ -232,28 +224,7 @@ int VmRun(const VmFlags& f) {
   c.kernel = f.kernel;
   c.initrd = f.initrd;
   c.disk = f.disk;
-  c.append = f.append;
-  if (!f.workloads.empty()) {
-    for (const std::string& w : f.workloads) {
-      if (w.find_first_of(" ,") != std::string::npos) {
-        throw UserError(fmt::format("--workload {}: a spec has no spaces or commas", w), kExitUsage);
-      }
-    }
-    c.append += fmt::format("{}cmm.workload={}", c.append.empty() ? "" : " ", fmt::join(f.workloads, ","));
-  }
-  for (const std::string& path : f.files) {
-    std::ifstream in(path);
-    if (!in) throw UserError(fmt::format("--file {}: cannot read it", path));
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string base = path.substr(path.rfind('/') + 1);
-    c.append += fmt::format("{}cmm.file.{}={}", c.append.empty() ? "" : " ", base, Base64(text));
-  }
-  if (c.append.size() > kMaxAppend) {
-    throw UserError(fmt::format("the guest's command line would be {} bytes (the kernel keeps 2048): fewer or "
-                                "smaller --file and --workload",
-                                c.append.size()),
-                    kExitUsage);
-  }
+  c.append = *append;
   c.qmp_path = dir + "/qmp.sock";
   c.control_qmp_path = dir + "/control.qmp.sock";
   c.serial_log = dir + "/serial.log";

@@ -1,6 +1,7 @@
 #include "demo/runner.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +20,10 @@
 #include "ctl/client.h"
 #include "ctl/partition_status.h"
 #include "hv/status.h"
+#include "members/libvirt/domain_xml.h"
+#include "members/libvirt/transient_domains.h"
 #include "members/qemu/console.h"
+#include "members/virtio/guest_cmdline.h"
 
 namespace cmm::demo {
 
@@ -51,6 +55,37 @@ std::vector<std::string> Run::MemberArgv(const PartitionPlan& p) const {
     argv.insert(argv.end(), {"--workload", w.rfind("phases:", 0) == 0 ? "phases:" + dir_ + "/" + w.substr(7) : w});
   }
   return argv;
+}
+
+std::string Run::MemberName(const PartitionPlan& p) const {
+  return AsDomain(p) ? fmt::format("cmm-demo-{}-{}", getpid(), p.name) : p.name;
+}
+
+tl::expected<void, std::string> Run::StartDomain(const PartitionPlan& p) {
+  std::vector<std::string> workloads;
+  for (const auto& w : p.workloads) workloads.push_back(w.rfind("phases:", 0) == 0 ? "phases:/etc/cmm/" + w.substr(7) : w);
+  std::vector<vm::GuestFile> files;
+  if (!p.phases_json.empty()) files.push_back({p.name + ".json", p.phases_json});
+  auto cmdline = vm::GuestCmdline("console=ttyS0 panic=-1", workloads, files);
+  if (!cmdline) return tl::unexpected(cmdline.error().message);
+  hv::DomainSpec spec;
+  spec.name = MemberName(p);
+  spec.mem_bytes = p.ram_bytes;
+  spec.type = kit_.accel == "kvm" ? "kvm" : "qemu";
+  const std::string image = std::filesystem::absolute(kit_.image_dir).string();
+  spec.kernel = image + "/vmlinuz";
+  spec.initrd = image + "/initrd.img";
+  spec.cmdline = *cmdline;
+  spec.console_path = Serial(p);
+  hv::MemberSettings terms{};
+  // With the balloon off, the policy may ask nothing of it.
+  if (!balloon_) terms.min_bytes = Bytes(static_cast<int64_t>(p.ram_bytes));
+  spec.terms = terms;
+  if (auto made = domains_->Create(spec.name, hv::DomainXml(spec)); !made) {
+    return tl::unexpected(made.error().message);
+  }
+  domain_names_.push_back(spec.name);
+  return {};
 }
 
 uint64_t Run::IntegrityErrors(const PartitionPlan& p) const {
@@ -89,9 +124,18 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
     return tl::unexpected(fmt::format("cannot make a temporary directory {}", tmpl));
   }
   dir_ = tmpl;
+  if (!kit_.libvirt_uri.empty()) {
+    // libvirt's QEMU (user libvirt-qemu) writes the consoles here.
+    chmod(dir_.c_str(), 0755);
+    auto domains = hv::TransientDomains::Connect(kit_.libvirt_uri);
+    if (!domains) return tl::unexpected(domains.error().message);
+    domains_ = std::make_unique<hv::TransientDomains>(std::move(*domains));
+  }
   std::vector<std::string> hv_argv{exe_, "hv", "--pool", std::to_string(s_.pool_bytes), "--socket", dir_ + "/hv.hcall",
                                    "--control", dir_ + "/hv.ctl", "--period-ms", "500"};
   if (!http_.empty()) hv_argv.insert(hv_argv.end(), {"--http", http_});
+  // Only the domains this run made say manage="yes": no other is touched.
+  if (domains_) hv_argv.insert(hv_argv.end(), {"--libvirt", kit_.libvirt_uri, "--libvirt-select", "tagged"});
   if (auto hv = Child::Spawn(hv_argv, dir_ + "/hv.log")) hv_ = std::make_unique<Child>(std::move(*hv));
   if (!hv_ || !WaitFor(dir_ + "/hv.ctl")) return tl::unexpected(fmt::format("the hypervisor did not start:\n{}", Log("hv")));
   if (!http_.empty()) {
@@ -111,6 +155,11 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
     std::fflush(stdout);
   }
   for (const auto& p : s_.partitions) {
+    if (AsDomain(p)) {
+      if (auto made = StartDomain(p); !made) return tl::unexpected(made.error());
+      guests_.push_back(nullptr);
+      continue;
+    }
     if (!p.phases_json.empty()) std::ofstream(dir_ + "/" + p.name + ".json") << p.phases_json;
     auto c = Child::Spawn(MemberArgv(p), dir_ + "/" + p.name + ".log");
     if (!c) return tl::unexpected(fmt::format("cannot start {}", p.name));
@@ -129,14 +178,22 @@ tl::expected<Summary, std::string> Run::Go(bool& ok) {
     const PartitionPlan& p = s_.partitions[i];
     bool up = false;
     if (p.vm) {
-      for (int k = 0; k < 1500 && !stop_ && !up && guests_[i]->Running(); ++k) {
-        up = in_pool(p.name);
+      for (int k = 0; k < 1500 && !stop_ && !up && Dead().empty(); ++k) {
+        up = in_pool(MemberName(p));
         if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     } else {
       up = WaitFor(dir_ + "/" + p.name + ".sock");
     }
-    if (!up) return tl::unexpected(fmt::format("{} did not start:\n{}", p.name, Log(p.name)));
+    if (!up) {
+      return tl::unexpected(fmt::format("{} did not start:\n{}", p.name,
+                                        AsDomain(p) ? Log("hv") : Log(p.name)));
+    }
+  }
+  if (!domain_names_.empty()) {
+    fmt::print("libvirt domains at {} (virsh list shows them while this runs): {}\n", kit_.libvirt_uri,
+               fmt::join(domain_names_, ", "));
+    std::fflush(stdout);
   }
 
   const bool tty = isatty(STDOUT_FILENO) == 1;
@@ -193,7 +250,8 @@ std::string Run::Log(const std::string& who) const {
 std::string Run::Dead() {
   if (hv_ && !hv_->Running()) return "hv";
   for (size_t i = 0; i < guests_.size(); ++i) {
-    if (!guests_[i]->Running()) return s_.partitions[i].name;
+    const bool running = guests_[i] ? guests_[i]->Running() : domains_->Running(MemberName(s_.partitions[i]));
+    if (!running) return s_.partitions[i].name;
   }
   return "";
 }
@@ -224,8 +282,9 @@ std::optional<Sample> Run::Take(double t) {
       p.oom_events = st.oom_events + st.oom_give_backs;
     }
     // ...and its loans and backing as the hypervisor sees them.
+    const std::string member = MemberName(s_.partitions[i]);
     for (const auto& v : hv_status.partitions) {
-      if (v.name != p.name) continue;
+      if (v.name != member) continue;
       p.loaned_bytes = v.loaned_bytes;
       p.target_loaned_bytes = v.target_loaned_bytes;
       p.backing_bytes = v.backing_bytes;
@@ -249,8 +308,14 @@ std::optional<Sample> Run::Take(double t) {
 // True when every process ended with exit code 0.
 bool Run::StopAll() {
   bool clean = true;
-  for (auto& g : guests_) clean &= g->Stop(std::chrono::seconds(30)) == 0;
+  for (auto& g : guests_) {
+    if (g) clean &= g->Stop(std::chrono::seconds(30)) == 0;
+  }
   guests_.clear();
+  if (domains_) {
+    for (const std::string& name : domain_names_) domains_->Destroy(name);
+    for (const std::string& name : domain_names_) domains_left_ |= domains_->Listed(name);
+  }
   if (hv_) clean &= hv_->Stop(std::chrono::seconds(10)) == 0;
   hv_.reset();
   return clean;

@@ -17,6 +17,10 @@
 #include "demo/scenario.h"
 #include "demo/summary.h"
 
+namespace cmm::hv {
+class TransientDomains;
+}
+
 namespace cmm::demo {
 
 // For scenarios with VMs: the guest image (vmlinuz, initrd.img made by
@@ -24,6 +28,9 @@ namespace cmm::demo {
 struct VmKit {
   std::string image_dir;
   std::string accel = "tcg";
+  // Not empty: the VMs are transient libvirt domains at this URI (`cmm
+  // demo --libvirt`), managed by `cmm hv --libvirt`, instead of `cmm vm run`.
+  std::string libvirt_uri;
 };
 
 class Run {
@@ -42,6 +49,10 @@ class Run {
   // Processes the VMs' kernels killed for want of memory, read from their
   // consoles after the run.
   uint64_t guest_oom_kills() const { return guest_oom_kills_; }
+  // With libvirt: the domains it made, and whether libvirt still listed any
+  // of them once the run was over (it should not: they are transient).
+  const std::vector<std::string>& domain_names() const { return domain_names_; }
+  bool domains_left() const { return domains_left_; }
 
  private:
   bool WaitFor(const std::string& path) const;
@@ -51,7 +62,14 @@ class Run {
   std::optional<Sample> Take(double t);
   bool StopAll();  // true when every process ended with exit code 0
   std::vector<std::string> MemberArgv(const PartitionPlan& p) const;
-  std::string Serial(const PartitionPlan& p) const { return dir_ + "/vm-" + p.name + "/serial.log"; }
+  bool AsDomain(const PartitionPlan& p) const { return p.vm && !kit_.libvirt_uri.empty(); }
+  // Its name in the pool: a domain's carries this run's pid, so that it
+  // cannot meet a domain someone else runs.
+  std::string MemberName(const PartitionPlan& p) const;
+  std::string Serial(const PartitionPlan& p) const {
+    return AsDomain(p) ? dir_ + "/" + p.name + ".console" : dir_ + "/vm-" + p.name + "/serial.log";
+  }
+  tl::expected<void, std::string> StartDomain(const PartitionPlan& p);
   // Integrity errors the member counted: a partition over its socket, a VM
   // in its workload's last report on the console.
   uint64_t IntegrityErrors(const PartitionPlan& p) const;
@@ -63,11 +81,14 @@ class Run {
   const volatile sig_atomic_t& stop_;
   const VmKit kit_;
   uint64_t guest_oom_kills_ = 0;
+  std::vector<std::string> domain_names_;
+  bool domains_left_ = false;
   std::string dir_;
   std::string http_;
   std::string url_;  // where the web page is, once the hypervisor says
   std::unique_ptr<Child> hv_;
-  std::vector<std::unique_ptr<Child>> guests_;
+  std::vector<std::unique_ptr<Child>> guests_;  // null for a domain
+  std::unique_ptr<hv::TransientDomains> domains_;
 };
 
 }  // namespace cmm::demo

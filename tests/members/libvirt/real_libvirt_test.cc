@@ -287,6 +287,37 @@ TEST_F(RealLibvirt, TermsSetWithCmmHvSetAreInTheDomainsMetadataAndComeBackAfterA
   EXPECT_EQ(hv->Stop(), 0) << hv->err();
 }
 
+TEST_F(RealLibvirt, DemoWithLibvirtRunsItsGuestsAsTransientDomainsSeenInVirshListAndGoneAfter) {
+  GuestProcess demo(dir.path(),
+                    {"--libvirt", "--image", image_, "--accel", "tcg", "--pool", "384M", "--duration", "15", "--http",
+                     "off"},
+                    "demo", "demo");
+  std::vector<std::string> names;
+  for (const char* role : {"web1", "db1", "batch1"}) names.push_back(fmt::format("cmm-demo-{}-{}", demo.pid(), role));
+  created_.insert(created_.end(), names.begin(), names.end());  // destroyed even when this fails
+  auto listed = [&] {
+    const std::string file = dir.path() + "/list.txt";
+    if (std::system(("virsh -c qemu:///system list --name > " + file + " 2>&1").c_str()) != 0) return std::string();
+    return Slurp(file);
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::string l = listed();
+    for (const auto& n : names) {
+      if (l.find(n) == std::string::npos) return false;
+    }
+    return true;
+  }, 60s)) << listed() << demo.out() << demo.err();
+  ASSERT_TRUE(WaitUntil([&] { return demo.out().find("summary after") != std::string::npos; }, 120s))
+      << demo.out() << demo.err();
+  EXPECT_EQ(demo.Stop(), 0) << demo.out() << demo.err();
+  const std::string out = demo.out();
+  EXPECT_NE(out.find("web1     bursty web server (libvirt domain)"), std::string::npos) << out;
+  EXPECT_NE(out.find("its libvirt domains are gone"), std::string::npos) << out;
+  EXPECT_NE(out.find("integrity errors                       0"), std::string::npos) << out;
+  const std::string after = listed();
+  for (const auto& n : names) EXPECT_EQ(after.find(n), std::string::npos) << after;
+}
+
 TEST_F(RealLibvirt, LibvirtdKilledAndStartedAgainTheHypervisorStaysUpAndManagesItsDomainsAgain) {
   if (Libvirtd::ours() <= 0) GTEST_SKIP() << "libvirtd was running before the tests: not theirs to kill";
   const std::string x = Create("x", 256);
