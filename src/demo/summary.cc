@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/size_text.h"
+#include "pool/demand_report.h"
 
 namespace cmm::demo {
 
@@ -47,6 +48,17 @@ void SummaryBuilder::Add(const Sample& s) {
   constexpr double kOomRecovery = 2.0;
   if (backing > s.pool_bytes) {
     (s.t_s - last_oom_t_ <= kOomRecovery ? sum_.seconds_over_after_oom : sum_.seconds_over_pool) += dt;
+  }
+  std::vector<hv::NamedUse> uses;
+  uint64_t demand = 0;
+  for (const auto& p : s.partitions) {
+    uses.push_back({p.name, FromUnsigned<Bytes>(p.used_bytes)});
+    demand += p.used_bytes;
+  }
+  if (demand > s.pool_bytes) sum_.seconds_demand_over_pool += dt;
+  if (demand > sum_.peak_demand) {
+    sum_.peak_demand = demand;
+    sum_.peak_demand_said = hv::DemandMessage(FromUnsigned<Bytes>(s.pool_bytes), std::move(uses));
   }
   sum_.peak_loaned = std::max(sum_.peak_loaned, s.loaned());
   sum_.final_loaned = s.loaned();
@@ -103,6 +115,10 @@ std::string FormatSummary(const Summary& s, const Summary* off) {
   both("over the pool after OOM give-back", [](const Summary& x) {
     return fmt::format("{:.0f} s", x.seconds_over_after_oom);
   });
+  both("members' use above the pool", [](const Summary& x) {
+    return fmt::format("{:.0f} s (peak {}, {} of the pool)", x.seconds_demand_over_pool, FormatBytes(x.peak_demand),
+                       Pct(x.peak_demand, x.pool_bytes));
+  });
   both("host memory saved, mean (RAM - use)", [](const Summary& x) {
     return FormatBytes(x.ram_bytes > x.mean_backing ? x.ram_bytes - x.mean_backing : 0);
   });
@@ -113,6 +129,8 @@ std::string FormatSummary(const Summary& s, const Summary* off) {
   });
   both("OOM events", [](const Summary& x) { return fmt::format("{}", x.oom_events); });
   both("integrity errors", [](const Summary& x) { return fmt::format("{}", x.integrity_errors); });
+  // Said in words when what the members used did not fit the pool.
+  if (!s.peak_demand_said.empty()) out += fmt::format("demand beyond the pool at its peak: {}\n", s.peak_demand_said);
   if (off) {
     const int64_t saved = static_cast<int64_t>(off->peak_backing) - static_cast<int64_t>(s.peak_backing);
     out += fmt::format("  {:<38} {}\n", "host memory saved at peak",

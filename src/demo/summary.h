@@ -47,6 +47,11 @@ struct Summary {
   // Over while memory a partition took back on its own (OOM give-back) was
   // being recovered from the others: counted apart.
   double seconds_over_after_oom = 0;
+  // What the members used (not what the host backed) above the pool: no
+  // policy could have fed them all then.
+  double seconds_demand_over_pool = 0;
+  uint64_t peak_demand = 0;
+  std::string peak_demand_said;  // at that peak, when above the pool ("members use ...")
   uint64_t peak_loaned = 0;
   uint64_t final_loaned = 0;
   uint64_t oom_events = 0;

@@ -31,16 +31,21 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls) {
   std::string out;
-  Bytes backing, ram;
+  Bytes backing, ram, demand;
   for (const auto& p : members) {
     backing += p.backing_bytes;
     ram += p.ram_bytes;
+    demand += MemberUse(p.ram_bytes, p.loaned_bytes, p.stats);
   }
   Header(out, "cmm_pool_bytes", "gauge", "Host memory the partitions share.");
   out += fmt::format("cmm_pool_bytes {}\n", pool_bytes.value());
   Header(out, "cmm_pool_shortfall_bytes", "gauge",
          "How far the members' floors are above the pool: it cannot be met by this much (0: it can).");
   out += fmt::format("cmm_pool_shortfall_bytes {}\n", shortfall_bytes.value());
+  Header(out, "cmm_pool_demand_bytes", "gauge",
+         "What the members use (usable memory less free and cache); above cmm_pool_bytes no policy can feed them "
+         "all.");
+  out += fmt::format("cmm_pool_demand_bytes {}\n", demand.value());
   Header(out, "cmm_pool_backing_bytes", "gauge", "Host memory backing all members' RAM now.");
   out += fmt::format("cmm_pool_backing_bytes {}\n", backing.value());
   Header(out, "cmm_pool_partition_ram_bytes", "gauge", "Sum of the members' RAM.");

@@ -49,9 +49,11 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
   out.pool_bytes = u(pool_bytes);
   out.floors_bytes = u(f.floors_bytes);
   out.shortfall_bytes = u(f.shortfall_bytes);
-  if (f.shortfall_bytes > Bytes(0)) out.problem = ShortfallMessage(f);
-  Bytes backing, ram;
+  Bytes backing, ram, demand;
+  std::vector<NamedUse> uses;
   for (const auto& v : members) {
+    uses.push_back({v.name, MemberUse(v.ram_bytes, v.loaned_bytes, v.stats)});
+    demand += uses.back().used;
     backing += v.backing_bytes;
     ram += v.ram_bytes;
     out.partitions.push_back({v.name, std::string(KindName(v.kind)), u(v.ram_bytes), u(v.backing_bytes),
@@ -62,6 +64,9 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
   }
   out.backing_bytes = u(backing);
   out.ram_bytes = u(ram);
+  out.demand_bytes = u(demand);
+  // The floors first: when they cannot be met, nothing else can.
+  out.problem = f.shortfall_bytes > Bytes(0) ? ShortfallMessage(f) : DemandMessage(pool_bytes, std::move(uses));
   return out;
 }
 

@@ -135,6 +135,16 @@ void Pool::NoteFeasibility(const Feasibility& now) {
   feasibility_ = now;
 }
 
+void Pool::NoteDemand(const std::vector<NamedUse>& uses) {
+  const std::string said = DemandMessage(pool_bytes(), uses);
+  if (!said.empty() && !demand_over_) {
+    spdlog::warn("demand beyond the pool: {}", said);
+  } else if (said.empty() && demand_over_) {
+    spdlog::info("the members' use fits the pool of {} again", FormatBytes(pool_bytes()));
+  }
+  demand_over_ = !said.empty();
+}
+
 void Pool::Remove(const Member& member) {
   if (!Drop(member)) return;
   if (options_.on_left) options_.on_left(member.name());
@@ -179,7 +189,8 @@ void Pool::Rebalance() {
   MutexLock lock(mu_);
   std::vector<PolicyInput>& in = inputs_;
   in.resize(entries_.size());
-  Bytes backing;
+  uses_.resize(entries_.size());
+  Bytes backing, demand;
   for (size_t k = 0; k < entries_.size(); ++k) {
     Entry& e = entries_[k];
     const MemberState s = e.member->Observe();
@@ -198,13 +209,17 @@ void Pool::Rebalance() {
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
     e.oom_seen = s.stats.oom_events;
+    uses_[k].name = e.member->name();
+    uses_[k].used = MemberUse(s.ram_bytes, loaned, s.stats);
+    demand += uses_[k].used;
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
   const Bytes pool = pool_bytes();
   PolicyConfig policy = options_.policy;
   policy.pool_bytes = InTable(pool - reserved_);
   const PolicyDecision d = options_.decide(policy, in);
-  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes)});
+  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes), demand});
+  NoteDemand(uses_);
   size_t k = 0;
   entitled_ = Bytes(0);
   for (Entry& e : entries_) {

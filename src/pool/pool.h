@@ -17,6 +17,7 @@
 #include <tl/expected.hpp>
 
 #include "core/mutex.h"
+#include "pool/demand_report.h"
 #include "pool/member.h"
 #include "pool/policy.h"
 
@@ -45,6 +46,8 @@ struct Feasibility {
   Bytes pool_bytes;
   Bytes floors_bytes;
   Bytes shortfall_bytes;  // 0: it can be met
+  // What the members use (not only their floors, see pool/demand_report.h).
+  Bytes demand_bytes{};
 };
 
 // "pool 512 MiB cannot be met: members' floors need 768 MiB; lower
@@ -140,6 +143,8 @@ class Pool {
   bool Drop(const Member& member) EXCLUDES(mu_);
   Result<MemberSettings> Reconfigure(const std::string& name, const SettingsChange& change) EXCLUDES(mu_);
   void NoteFeasibility(const Feasibility& now) REQUIRES(mu_);  // says a change in the log
+  // Says in the log when the members' use goes beyond the pool, and back.
+  void NoteDemand(const std::vector<NamedUse>& uses) REQUIRES(mu_);
 
   PoolOptions options_;
   std::atomic<int64_t> pool_bytes_;  // Bytes
@@ -157,6 +162,8 @@ class Pool {
   Bytes reserved_ GUARDED_BY(mu_);
   Feasibility feasibility_ GUARDED_BY(mu_);
   std::map<std::string, std::string> notes_ GUARDED_BY(mu_);
+  std::vector<NamedUse> uses_ GUARDED_BY(mu_);  // reused every round
+  bool demand_over_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace cmm::hv

@@ -109,6 +109,32 @@ TEST(DemoSummary, ComparisonSaysWhatTheBalloonSaved) {
       << text;
 }
 
+// Issue 25: "demand beyond the pool, said in words" in the demo summary:
+// the seconds the members used more than the pool, and who at the peak.
+TEST(DemoSummary, SaysHowLongWhatMembersUsedWasAboveThePoolAndByWhomAtThePeak) {
+  SummaryBuilder b;
+  Sample s = At(1, 40 * MiB, 40 * MiB, 0);
+  s.partitions[0].used_bytes = 40 * MiB;
+  s.partitions[1].used_bytes = 30 * MiB;
+  b.Add(s);  // 70 MiB used: within
+  s.t_s = 3;
+  s.partitions[0].used_bytes = 80 * MiB;
+  s.partitions[1].used_bytes = 45 * MiB;
+  b.Add(s);  // 125 MiB: 2 s above
+  s.t_s = 4;
+  s.partitions[0].used_bytes = 60 * MiB;
+  b.Add(s);  // 105 MiB: 1 s more
+  const Summary sum = b.Finish(0);
+  EXPECT_DOUBLE_EQ(sum.seconds_demand_over_pool, 3.0);
+  EXPECT_EQ(sum.peak_demand, 125 * MiB);
+  EXPECT_EQ(sum.peak_demand_said, "members use 125 MiB, the pool is 100 MiB: 25 MiB short; a 80 MiB, b 45 MiB");
+  const std::string text = FormatSummary(sum, nullptr);
+  EXPECT_NE(text.find("members' use above the pool            3 s (peak 125 MiB, 125% of the pool)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("demand beyond the pool at its peak: members use 125 MiB"), std::string::npos) << text;
+}
+
 TEST(DemoView, FrameAndLine) {
   const Sample s = At(2, 60 * MiB, 50 * MiB, 30 * MiB);
   const std::string frame = FormatFrame(s, 60);
