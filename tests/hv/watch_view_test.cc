@@ -15,6 +15,7 @@ MemberView Member(const std::string& name, Bytes ram, Bytes backing) {
   m.name = name;
   m.ram_bytes = ram;
   m.backing_bytes = backing;
+  m.stats.free_bytes = ram - backing;  // it uses what the host backs
   m.stats.taken = MemberClock::now();
   return m;
 }
@@ -56,6 +57,15 @@ TEST(WatchLine, OneLineWithThePoolAndEachMember) {
   EXPECT_EQ(WatchLine(status, "12:00:00"),
             "12:00:00 pool 100 MiB, backing 50 MiB (50%), loaned 0 B, 2 members, 0 OOM events | alpha 10 MiB at target "
             "| beta 40 MiB at target");
+}
+
+// Issue 25: the members' use above the pool is said in the line too.
+TEST(WatchLine, SaysWhenWhatTheMembersUseIsAboveThePool) {
+  const auto status = Status(64 * MiB, {}, {Member("alpha", 64 * MiB, 10 * MiB), Member("beta", 64 * MiB, 60 * MiB)});
+  EXPECT_NE(WatchLine(status, "12:00:00")
+                .find("| members use 70 MiB, the pool is 64 MiB: 6 MiB short; beta 60 MiB, alpha 10 MiB |"),
+            std::string::npos)
+      << WatchLine(status, "12:00:00");
 }
 
 TEST(SortKeys, EachKeySortsByAFieldTheStatusHas) {

@@ -26,6 +26,9 @@ class BalloonFollow {
 
   uint64_t asked() const { return asked_; }
   uint64_t actual() const { return actual_; }
+  // The guest took memory back on OOM since the last ask: it holds more
+  // than it was asked because it uses it, not because it does not follow.
+  bool took_back_since_asked() const { return took_back_since_asked_; }
 
  private:
   uint64_t asked_;
@@ -34,6 +37,7 @@ class BalloonFollow {
   // an event sent before the guest saw the lowering may still rise toward it.
   uint64_t still_rising_to_ = 0;
   MemberClock::time_point late_until_{};
+  bool took_back_since_asked_ = false;
 };
 
 }  // namespace cmm::hv

@@ -28,7 +28,10 @@ std::string WhyUnresponsive(const BalloonWatch& w, const BalloonFollow& follow, 
   }
   const uint64_t actual = follow.actual(), asked = follow.asked();
   const uint64_t gap = actual > asked ? actual - asked : asked - actual;
-  if (gap > kMiB && now - w.moved > limit) {
+  // Above its ask after taking memory back on OOM, the guest uses what it
+  // holds: that is not a balloon that does not follow. A new ask counts anew.
+  const bool holding_what_it_took = actual > asked && follow.took_back_since_asked();
+  if (gap > kMiB && now - w.moved > limit && !holding_what_it_took) {
     AddReason(note, fmt::format("balloon at {} MiB does not move toward {} MiB", actual / kMiB, asked / kMiB));
   }
   return note;

@@ -1,7 +1,9 @@
 // When a virtio_balloon guest cannot be counted on, for the wings that
 // drive one (QEMU over QMP, libvirt's domains): its stats stopped updating
 // (or never came), or its balloon does not move toward what it was asked,
-// each for `stale_periods` periods.
+// each for `stale_periods` periods. A guest that took memory back on OOM
+// (deflate-on-oom) and holds more than it was asked is using that memory:
+// it is not called unresponsive for it until it is asked anew.
 #pragma once
 
 #include <chrono>
