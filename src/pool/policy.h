@@ -53,6 +53,9 @@ struct PolicyConfig {
   uint64_t pool_bytes = 0;
   double idle_tax = 0.75;
   double low_free = 0.05;  // below this share of RAM idle, a member needs memory
+  // Free memory a member that joins in use keeps above its use, as a share
+  // of it (at least twice low_free of its RAM).
+  double buffer = 0.25;
   uint64_t granule = 1 << 20;  // targets move in whole multiples of this
   // A member's target stays as it was when the new one is this share of
   // its RAM (and at least 4 granules) away or less, unless it is short of

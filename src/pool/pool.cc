@@ -66,8 +66,15 @@ Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& s
     return Fail(ErrorCode::kExists, fmt::format("a {} named {} is already registered", KindName(e->member->kind()), name));
   }
   // Admission: its balloon holds what the pool has no room for before its
-  // workload runs, so joining never takes the pool over.
-  const Bytes target = AdmissionTarget(ram, settings);
+  // workload runs, so joining never takes the pool over, unless it joins
+  // running (a VM attached, a domain adopted): then it keeps what it uses
+  // (by its stats, else the host memory behind it now) and a buffer, and the
+  // others make room.
+  const MemberState st = member->Observe();
+  const Bytes in_use = st.stats.taken != MemberClock::time_point{}
+                           ? MemberUse(st.ram_bytes, st.loaned_bytes, st.stats)
+                           : std::clamp(st.backing_bytes, Bytes(0), ram);
+  const Bytes target = AdmissionTarget(ram, settings, in_use);
   const Bytes pool = pool_bytes();
   member->Assign({target, pool, settings.weight});
   spdlog::info("{} {} joined the pool: {} bytes of RAM, weight {}, starts with {} bytes loaned",
@@ -83,14 +90,21 @@ Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& s
   return {};
 }
 
-Bytes Pool::AdmissionTarget(Bytes ram, const MemberSettings& s) const {
+Bytes Pool::AdmissionTarget(Bytes ram, const MemberSettings& s, Bytes in_use) const {
   const Bounds b = BoundsOf(ram, s);
+  Bytes keep = b.min;
+  if (in_use > Bytes(0)) {
+    const double use = static_cast<double>(in_use.value());
+    const double buffer = std::max(options_.policy.buffer * use, 2 * options_.policy.low_free *
+                                                                     static_cast<double>(ram.value()));
+    keep = std::clamp(in_use + Bytes(static_cast<int64_t>(buffer)), b.min, b.max);
+  }
   const Bytes room = std::max(pool_bytes() - entitled_, Bytes(0));
   const Bytes g(std::max<int64_t>(static_cast<int64_t>(options_.policy.granule), 1));
   // What does not fit, rounded up to whole granules.
   const Bytes over = std::max(ram - room, Bytes(0));
   const Bytes target = g * ((over + g - Bytes(1)) / g);
-  return std::clamp(target, ram - b.max, ram - b.min);
+  return std::clamp(target, ram - b.max, ram - keep);
 }
 
 bool Pool::HasRoomFor(Bytes ram, const MemberSettings& s) const {

@@ -136,8 +136,9 @@ class Pool {
     Bytes entitled;  // at most what it may back since its last target
   };
   // The loan a joining member starts with: what the pool has no room for,
-  // within its floor and ceiling.
-  Bytes AdmissionTarget(Bytes ram, const MemberSettings& s) const REQUIRES(mu_);
+  // within its floor and ceiling, and never below what it uses (`in_use`)
+  // and a buffer: a guest that joins running keeps what it uses.
+  Bytes AdmissionTarget(Bytes ram, const MemberSettings& s, Bytes in_use) const REQUIRES(mu_);
   // Add, Remove and Configure under the lock; the hooks are called after.
   Result<void> Admit(std::shared_ptr<Member> member, const MemberSettings& settings) EXCLUDES(mu_);
   bool Drop(const Member& member) EXCLUDES(mu_);

@@ -46,6 +46,11 @@ class FakeMember final : public Member {
     state_.responsive = responsive;
     state_.loaned_bytes = loaned;
   }
+  void Running(Bytes backing, bool with_stats) {
+    std::lock_guard lock(mu_);
+    state_.backing_bytes = backing;
+    if (with_stats) state_.stats.taken = MemberClock::now();
+  }
   Assignment last() const {
     std::lock_guard lock(mu_);
     return last_;
@@ -185,6 +190,32 @@ TEST(Pool, AMemberJoiningAFullPoolStartsWithItsBalloonHoldingWhatThePoolCannotGi
   EXPECT_FALSE(pool.HasRoomFor(100 * MiB, {0, 60 * MiB, Bytes(0)}));
   ASSERT_TRUE(pool.Add(b, {}).has_value());
   EXPECT_EQ(b->last().target_loaned_bytes, 50 * MiB);  // 50 MiB of room
+}
+
+// Issue 25: "a member that joins while in use (a VM attached, a domain
+// adopted, a partition restarted) starts from its current use plus a
+// buffer, never from loan all it has above its floor".
+TEST(Pool, AMemberThatJoinsInUseStartsFromItsUsePlusABufferNotFromItsFloor) {
+  Pool pool = MakePool(640 * MiB);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 512 * MiB, 400 * MiB);
+  ASSERT_TRUE(pool.Add(a, {}).has_value());  // 128 MiB of room left
+  // A running VM of 512 MiB that says it uses 394 MiB (118 MiB free), its
+  // floor 128 MiB: it keeps 394 MiB and a quarter more (492 MiB).
+  auto vm = std::make_shared<FakeMember>("vm", MemberKind::kVm, 512 * MiB, 118 * MiB);
+  vm->Running(450 * MiB, true);
+  ASSERT_TRUE(pool.Add(vm, {0, 128 * MiB, Bytes(0)}).has_value());
+  const Bytes loan = vm->last().target_loaned_bytes;
+  EXPECT_LE(loan, 512 * MiB - (394 * MiB + 394 * MiB / 4));
+  EXPECT_GE(loan, 512 * MiB - (394 * MiB + 394 * MiB / 4) - MiB);
+  // Without stats yet, the host memory behind it now is what it uses.
+  auto dom = std::make_shared<FakeMember>("dom", MemberKind::kDomain, 512 * MiB, Bytes(0));
+  dom->Running(300 * MiB, false);
+  ASSERT_TRUE(pool.Add(dom, {0, 128 * MiB, Bytes(0)}).has_value());
+  EXPECT_LE(dom->last().target_loaned_bytes, 512 * MiB - 375 * MiB);
+  // The others make room at the next round: the pool is not left over.
+  a->Set(true, Bytes(0));
+  pool.Rebalance();
+  EXPECT_GT(a->last().target_loaned_bytes, Bytes(0));
 }
 
 // A restart loses no term (the issue's words): the terms kept from before
