@@ -49,9 +49,8 @@ class Run {
   // Processes the VMs' kernels killed for want of memory, read from their
   // consoles after the run.
   uint64_t guest_oom_kills() const { return guest_oom_kills_; }
-  // With libvirt: the domains it made, and whether libvirt still listed any
-  // of them once the run was over (it should not: they are transient).
-  const std::vector<std::string>& domain_names() const { return domain_names_; }
+  // With libvirt: whether libvirt still listed a domain it made once the
+  // run was over (it should not: they are transient).
   bool domains_left() const { return domains_left_; }
 
  private:

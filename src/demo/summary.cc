@@ -49,15 +49,13 @@ void SummaryBuilder::Add(const Sample& s) {
   if (backing > s.pool_bytes) {
     (s.t_s - last_oom_t_ <= kOomRecovery ? sum_.seconds_over_after_oom : sum_.seconds_over_pool) += dt;
   }
-  std::vector<hv::NamedUse> uses;
   uint64_t demand = 0;
-  for (const auto& p : s.partitions) {
-    uses.push_back({p.name, FromUnsigned<Bytes>(p.used_bytes)});
-    demand += p.used_bytes;
-  }
+  for (const auto& p : s.partitions) demand += p.used_bytes;
   if (demand > s.pool_bytes) sum_.seconds_demand_over_pool += dt;
   if (demand > sum_.peak_demand) {
     sum_.peak_demand = demand;
+    std::vector<hv::NamedUse> uses;
+    for (const auto& p : s.partitions) uses.push_back({p.name, FromUnsigned<Bytes>(p.used_bytes)});
     sum_.peak_demand_said = hv::DemandMessage(FromUnsigned<Bytes>(s.pool_bytes), std::move(uses));
   }
   sum_.peak_loaned = std::max(sum_.peak_loaned, s.loaned());

@@ -149,14 +149,18 @@ void Pool::NoteFeasibility(const Feasibility& now) {
   feasibility_ = now;
 }
 
-void Pool::NoteDemand(const std::vector<NamedUse>& uses) {
-  const std::string said = DemandMessage(pool_bytes(), uses);
-  if (!said.empty() && !demand_over_) {
-    spdlog::warn("demand beyond the pool: {}", said);
-  } else if (said.empty() && demand_over_) {
+void Pool::NoteDemand(Bytes demand) {
+  const bool over = demand > pool_bytes();
+  if (over && !demand_over_) {
+    // Names are gathered only when it is said, not every round.
+    std::vector<NamedUse> uses;
+    uses.reserve(entries_.size());
+    for (const Entry& e : entries_) uses.push_back({e.member->name(), e.used});
+    spdlog::warn("demand beyond the pool: {}", DemandMessage(pool_bytes(), std::move(uses)));
+  } else if (!over && demand_over_) {
     spdlog::info("the members' use fits the pool of {} again", FormatBytes(pool_bytes()));
   }
-  demand_over_ = !said.empty();
+  demand_over_ = over;
 }
 
 void Pool::Remove(const Member& member) {
@@ -203,7 +207,6 @@ void Pool::Rebalance() {
   MutexLock lock(mu_);
   std::vector<PolicyInput>& in = inputs_;
   in.resize(entries_.size());
-  uses_.resize(entries_.size());
   Bytes backing, demand;
   for (size_t k = 0; k < entries_.size(); ++k) {
     Entry& e = entries_[k];
@@ -223,17 +226,16 @@ void Pool::Rebalance() {
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
     e.oom_seen = s.stats.oom_events;
-    uses_[k].name = e.member->name();
-    uses_[k].used = MemberUse(s.ram_bytes, loaned, s.stats);
-    demand += uses_[k].used;
+    e.used = MemberUse(s.ram_bytes, loaned, s.stats);
+    demand += e.used;
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
   const Bytes pool = pool_bytes();
   PolicyConfig policy = options_.policy;
   policy.pool_bytes = InTable(pool - reserved_);
   const PolicyDecision d = options_.decide(policy, in);
-  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes), demand});
-  NoteDemand(uses_);
+  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes)});
+  NoteDemand(demand);
   size_t k = 0;
   entitled_ = Bytes(0);
   for (Entry& e : entries_) {

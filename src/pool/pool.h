@@ -46,8 +46,6 @@ struct Feasibility {
   Bytes pool_bytes;
   Bytes floors_bytes;
   Bytes shortfall_bytes;  // 0: it can be met
-  // What the members use (not only their floors, see pool/demand_report.h).
-  Bytes demand_bytes{};
 };
 
 // "pool 512 MiB cannot be met: members' floors need 768 MiB; lower
@@ -134,6 +132,7 @@ class Pool {
     Bytes target_loaned;
     uint64_t oom_seen = 0;
     Bytes entitled;  // at most what it may back since its last target
+    Bytes used{};    // what it used at the last round (pool/demand_report.h)
   };
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling, and never below what it uses (`in_use`)
@@ -144,8 +143,9 @@ class Pool {
   bool Drop(const Member& member) EXCLUDES(mu_);
   Result<MemberSettings> Reconfigure(const std::string& name, const SettingsChange& change) EXCLUDES(mu_);
   void NoteFeasibility(const Feasibility& now) REQUIRES(mu_);  // says a change in the log
-  // Says in the log when the members' use goes beyond the pool, and back.
-  void NoteDemand(const std::vector<NamedUse>& uses) REQUIRES(mu_);
+  // Says in the log when the members' use (`demand`, the sum of their
+  // `used`) goes beyond the pool, with names, and when it is back.
+  void NoteDemand(Bytes demand) REQUIRES(mu_);
 
   PoolOptions options_;
   std::atomic<int64_t> pool_bytes_;  // Bytes
@@ -163,7 +163,6 @@ class Pool {
   Bytes reserved_ GUARDED_BY(mu_);
   Feasibility feasibility_ GUARDED_BY(mu_);
   std::map<std::string, std::string> notes_ GUARDED_BY(mu_);
-  std::vector<NamedUse> uses_ GUARDED_BY(mu_);  // reused every round
   bool demand_over_ GUARDED_BY(mu_) = false;
 };
 
