@@ -29,6 +29,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "members/libvirt/domain_xml.h"
 #include "members/libvirt/libvirt_adapter.h"
 #include "pool/pool.h"
 #include "report.h"
@@ -42,13 +43,14 @@ constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kRam = 1024 * kMiB, kInflated = 512 * kMiB;
 
 std::string Xml(const std::string& name, const std::string& dir, uint64_t mib, const std::string& cmdline) {
-  return fmt::format(
-      R"(<domain type='qemu'><name>{0}</name><memory unit='MiB'>{1}</memory><currentMemory unit='MiB'>{1}</currentMemory>
-<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><kernel>{2}/vmlinuz</kernel><initrd>{2}/initrd.img</initrd>
-<cmdline>console=ttyS0 {3}</cmdline></os><memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
-<on_poweroff>destroy</on_poweroff><devices><serial type='file'><source path='{2}/{0}.console'/><target port='0'/></serial>
-<memballoon model='virtio' autodeflate='on'><stats period='1'/></memballoon></devices></domain>)",
-      name, mib, dir, cmdline);
+  hv::DomainSpec spec;
+  spec.name = name;
+  spec.mem_bytes = mib * kMiB;
+  spec.kernel = dir + "/vmlinuz";
+  spec.initrd = dir + "/initrd.img";
+  spec.cmdline = "console=ttyS0 " + cmdline;
+  spec.console_path = dir + "/" + name + ".console";
+  return hv::DomainXml(spec);
 }
 
 uint64_t Actual(virDomainPtr dom) {

@@ -29,11 +29,11 @@ Result<TransientDomains> TransientDomains::Connect(const std::string& uri) {
                             "libvirtd -d)",
                             uri, LastError()));
   }
-  return TransientDomains(uri, conn);
+  return TransientDomains(conn);
 }
 
 TransientDomains::TransientDomains(TransientDomains&& other) noexcept
-    : uri_(std::move(other.uri_)), conn_(other.conn_), created_(std::move(other.created_)) {
+    : conn_(other.conn_), created_(std::move(other.created_)) {
   other.conn_ = nullptr;
   other.created_.clear();
 }

@@ -20,7 +20,6 @@ class TransientDomains {
   TransientDomains& operator=(TransientDomains&&) = delete;
   ~TransientDomains();  // destroys every domain it created that still runs
 
-  const std::string& uri() const { return uri_; }
   // Starts the domain `xml` describes, named `name`; kRefused with libvirt's reason.
   Result<void> Create(const std::string& name, const std::string& xml);
   bool Running(const std::string& name) const;
@@ -30,8 +29,7 @@ class TransientDomains {
   bool Listed(const std::string& name) const;
 
  private:
-  TransientDomains(std::string uri, _virConnect* conn) : uri_(std::move(uri)), conn_(conn) {}
-  std::string uri_;
+  explicit TransientDomains(_virConnect* conn) : conn_(conn) {}
   _virConnect* conn_ = nullptr;
   std::vector<std::string> created_;
 };

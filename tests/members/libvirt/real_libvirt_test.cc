@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../../integration/process.h"
+#include "members/libvirt/domain_xml.h"
 
 namespace cmm::testing {
 namespace {
@@ -118,18 +120,18 @@ class RealLibvirt : public ::testing::Test {
   // A transient domain of `mib` MiB (TCG, direct kernel boot, memfd-backed
   // guest RAM), with a virtio balloon unless `balloon` is false.
   std::string Create(const std::string& suffix, int mib, bool balloon = true, const std::string& cmdline = "",
-                     const std::string& metadata = "") {
-    const std::string name = fmt::format("cmmtest-{}-{}", getpid(), suffix);
-    const std::string xml = fmt::format(
-        R"(<domain type='qemu'><name>{0}</name><memory unit='MiB'>{1}</memory><currentMemory unit='MiB'>{1}</currentMemory>
-<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><kernel>{2}/vmlinuz</kernel><initrd>{2}/initrd.img</initrd>
-<cmdline>console=ttyS0 {4}</cmdline></os><memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
-<on_poweroff>destroy</on_poweroff>{6}<devices><serial type='file'><source path='{3}/{0}.console'/><target port='0'/></serial>
-{5}</devices></domain>)",
-        name, mib, image_, dir.path(), cmdline,
-        balloon ? "<memballoon model='virtio' autodeflate='on'><stats period='1'/></memballoon>"
-                : "<memballoon model='none'/>",
-        metadata.empty() ? "" : "<metadata>" + metadata + "</metadata>");
+                     std::optional<hv::MemberSettings> terms = std::nullopt) {
+    hv::DomainSpec spec;
+    spec.name = fmt::format("cmmtest-{}-{}", getpid(), suffix);
+    spec.mem_bytes = static_cast<uint64_t>(mib) * MiB;
+    spec.kernel = image_ + "/vmlinuz";
+    spec.initrd = image_ + "/initrd.img";
+    spec.cmdline = "console=ttyS0 " + cmdline;
+    spec.console_path = dir.path() + "/" + spec.name + ".console";
+    spec.balloon = balloon;
+    spec.terms = terms;
+    const std::string& name = spec.name;
+    const std::string xml = hv::DomainXml(spec);
     const std::string file = dir.path() + "/" + name + ".xml";
     std::ofstream(file) << xml;
     created_.push_back(name);
@@ -249,8 +251,7 @@ TEST_F(RealLibvirt, ADomainThatFillsPastItsTargetDeflatesOnOomAndItIsCountedAsIt
 }
 
 TEST_F(RealLibvirt, TermsSetWithCmmHvSetAreInTheDomainsMetadataAndComeBackAfterARestart) {
-  const std::string t = Create("terms", 128, true, "",
-                               R"(<cmm:terms xmlns:cmm="urn:cmm:terms:1" weight="17" min="32M" manage="yes"/>)");
+  const std::string t = Create("terms", 128, true, "", hv::MemberSettings{17, FromUnsigned<Bytes>(32 * MiB), Bytes(0)});
   const std::string u = Create("untagged", 128);
   const std::vector<std::string> args = {"--pool", "512M", "--period-ms", "500", "--libvirt", "--libvirt-select",
                                          "tagged"};
