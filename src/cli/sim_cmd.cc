@@ -4,6 +4,8 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -25,8 +27,13 @@ struct SimFlags {
   std::string save_trace;
   std::string pool;
   uint64_t seed = 1;
+  std::string policy = "cmm";
+  bool compare = false;
   bool json = false;
 };
+
+// Seconds the members' entitlements were over the pool, whatever the cause.
+double OverTotal(const sim::SimReport& r) { return r.over_policy_s + r.over_oom_s + r.over_shrink_s; }
 
 std::string Percent(double part, double whole) {
   return whole > 0 ? fmt::format("{:.0f}%", 100.0 * part / whole) : "-";
@@ -36,15 +43,27 @@ void PrintText(const sim::SimReport& r) {
   const double pool = static_cast<double>(r.pool_bytes);
   std::printf("%u members, %s of RAM on a %s pool, %.1f simulated hours at %u s periods\n", r.members,
               FormatBytes(r.ram_bytes).c_str(), FormatBytes(r.pool_bytes).c_str(), r.seconds / 3600.0, r.period_s);
+  std::printf("policy                              %s: %s\n", std::string(sim::PolicyName(r.policy)).c_str(),
+              std::string(sim::PolicySource(r.policy)).c_str());
   std::printf("time over the pool                  %.0f s\n", r.over_policy_s);
   std::printf("over the pool after OOM give-back   %.0f s\n", r.over_oom_s);
   std::printf("over the pool after it shrank       %.0f s\n", r.over_shrink_s);
   std::printf("pool could not be met (floors)      %.0f s\n", r.over_infeasible_s);
+  std::printf("host memory above the pool          %.0f s\n", r.use_over_s);
   std::printf("pool use, peak                      %s (%s of the pool)\n", FormatBytes(r.peak_use_bytes).c_str(),
               Percent(static_cast<double>(r.peak_use_bytes), pool).c_str());
   std::printf("pool use, mean                      %s (%s of the pool)\n",
               FormatBytes(static_cast<uint64_t>(r.mean_use_bytes)).c_str(), Percent(r.mean_use_bytes, pool).c_str());
   std::printf("OOM events                          %llu\n", static_cast<unsigned long long>(r.oom_events));
+  if (r.oom_events > 0) {
+    std::printf("  by workload                      ");
+    for (size_t k = 0; k < r.oom_by_shape.size(); ++k) {
+      if (r.oom_by_shape[k] == 0) continue;
+      std::printf(" %s %llu", std::string(sim::ShapeName(static_cast<sim::ShapeKind>(k))).c_str(),
+                  static_cast<unsigned long long>(r.oom_by_shape[k]));
+    }
+    std::printf("\n");
+  }
   std::printf("waited for room to join             at most %u s%s\n", r.join_wait_max_s,
               r.still_waiting ? fmt::format(" ({} still waiting at the end)", r.still_waiting).c_str() : "");
   std::printf("bursts fed, time to fulfil          %llu, p50 %.0f s, p99 %.0f s\n",
@@ -64,12 +83,21 @@ void PrintText(const sim::SimReport& r) {
               r.wall_s > 0 ? r.seconds / r.wall_s : 0.0, r.rebalance_mean_us, r.rebalance_max_us);
 }
 
+nlohmann::json OomByShape(const sim::SimReport& r) {
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t k = 0; k < r.oom_by_shape.size(); ++k) {
+    if (r.oom_by_shape[k] != 0) j[std::string(sim::ShapeName(static_cast<sim::ShapeKind>(k)))] = r.oom_by_shape[k];
+  }
+  return j;
+}
+
 nlohmann::json ReportJson(const sim::SimReport& r) {
   nlohmann::json bands = nlohmann::json::array();
   for (const auto& b : r.fairness) {
     bands.push_back({{"weight_lo", b.lo}, {"weight_hi", b.hi}, {"members", b.members}, {"loaned_share", b.loaned_share}});
   }
-  return {{"members", r.members},
+  return {{"policy", sim::PolicyName(r.policy)},
+          {"members", r.members},
           {"seconds", r.seconds},
           {"period_s", r.period_s},
           {"pool_bytes", r.pool_bytes},
@@ -78,9 +106,11 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
           {"over_pool_after_oom_s", r.over_oom_s},
           {"over_pool_after_shrink_s", r.over_shrink_s},
           {"pool_cannot_be_met_s", r.over_infeasible_s},
+          {"use_over_pool_s", r.use_over_s},
           {"peak_use_bytes", r.peak_use_bytes},
           {"mean_use_bytes", r.mean_use_bytes},
           {"oom_events", r.oom_events},
+          {"oom_events_by_workload", OomByShape(r)},
           {"join_wait_max_s", r.join_wait_max_s},
           {"still_waiting", r.still_waiting},
           {"bursts", r.bursts},
@@ -94,6 +124,30 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
           {"wall_s", r.wall_s},
           {"rebalance_mean_us", r.rebalance_mean_us},
           {"rebalance_max_us", r.rebalance_max_us}};
+}
+
+// One line per policy on the same trace, cmm first.
+void PrintCompare(const std::vector<sim::SimReport>& reports) {
+  if (reports.empty()) return;
+  const sim::SimReport& first = reports.front();
+  std::printf("%u members, %s of RAM on a %s pool, %.1f simulated hours, the same trace for each\n", first.members,
+              FormatBytes(first.ram_bytes).c_str(), FormatBytes(first.pool_bytes).c_str(), first.seconds / 3600.0);
+  std::printf("%-8s %10s %11s %11s %11s %12s %15s %10s\n", "policy", "OOM events", "over pool", "after OOM",
+              "use > pool", "saved, mean", "bursts p50/p99", "changes/h");
+  for (const sim::SimReport& r : reports) {
+    std::printf("%-8s %10llu %9.0f s %9.0f s %9.0f s %12s %8.0f/%.0f s %10.1f\n",
+                std::string(sim::PolicyName(r.policy)).c_str(), static_cast<unsigned long long>(r.oom_events),
+                OverTotal(r), r.over_oom_s, r.use_over_s,
+                FormatBytes(static_cast<uint64_t>(std::max(0.0, r.mean_saved_bytes))).c_str(), r.burst_p50_s,
+                r.burst_p99_s, r.churn_per_member_hour);
+  }
+  std::printf("over pool: seconds the members' entitlements were above the pool (after OOM: of those, after a\n"
+              "guest took memory back on its own); use > pool: seconds the host memory behind them was; changes/h:\n"
+              "target changes per member-hour\n");
+  for (const sim::SimReport& r : reports) {
+    std::printf("  %-8s %s\n", std::string(sim::PolicyName(r.policy)).c_str(),
+                std::string(sim::PolicySource(r.policy)).c_str());
+  }
 }
 
 int RunSimCommand(const SimFlags& f) {
@@ -134,6 +188,25 @@ int RunSimCommand(const SimFlags& f) {
       if (done >= total) std::fprintf(stderr, "\n");
     };
   }
+  const auto kind = sim::PolicyByName(f.policy);
+  if (!kind) throw UserError(fmt::format("--policy {}: not one of cmm, proxmox, mom, qubes", f.policy), kExitUsage);
+  if (f.compare) {
+    std::vector<sim::SimReport> reports;
+    for (const sim::PolicyKind k : sim::AllPolicies()) {
+      if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "%s:\n", std::string(sim::PolicyName(k)).c_str());
+      o.policy = k;
+      reports.push_back(sim::RunSim(trace, o));
+    }
+    if (f.json) {
+      nlohmann::json all = nlohmann::json::array();
+      for (const auto& r : reports) all.push_back(ReportJson(r));
+      std::printf("%s\n", all.dump(2).c_str());
+    } else {
+      PrintCompare(reports);
+    }
+    return 0;
+  }
+  o.policy = *kind;
   const sim::SimReport r = sim::RunSim(trace, o);
   if (f.json) {
     std::printf("%s\n", ReportJson(r).dump(2).c_str());
@@ -156,9 +229,16 @@ Runner AddSim(CLI::App& app) {
   c->add_option("--save-trace", f->save_trace, "Write the fleet's trace here (to edit or replay)");
   c->add_option("--pool", f->pool, "Pool size, e.g. 600G (default: the trace's, else 60% of the members' RAM)");
   c->add_option("--seed", f->seed, "Seed for the generated fleet and its workloads")->capture_default_str();
+  auto* policy = c->add_option("--policy", f->policy,
+                               "Whose rules decide the targets: cmm, or a peer's published algorithm (proxmox, mom, "
+                               "qubes), the pool being its host")
+                    ->capture_default_str();
+  c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
+      ->excludes(policy);
   c->add_flag("--json", f->json, "Print JSON");
   c->footer(
-      "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n"
+      "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n  cmm sim --members 2000 --compare\n"
+      "  cmm sim --policy proxmox\n"
       "  cmm sim --members 20 --save-trace fleet.json && cmm sim --trace fleet.json --pool 16G");
   return [f] { return RunSimCommand(*f); };
 }

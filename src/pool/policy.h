@@ -42,7 +42,9 @@ struct PolicyInput {
   uint64_t asked_bytes = 0;
   uint64_t free_bytes = 0;
   uint64_t cache_bytes = 0;
+  uint64_t backing_bytes = 0;  // host memory behind it now (the peers' host use)
   uint64_t new_oom_events = 0;  // since the last decision
+
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.
@@ -74,6 +76,10 @@ struct PolicyDecision {
 double SettleBand(const PolicyConfig& config, double ram);
 
 PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members);
+
+// Its last target: its confirmed loan less what it was granted back, plus
+// what it was asked and has not yet loaned.
+inline uint64_t LastTarget(const PolicyInput& m) { return m.loaned_bytes - m.granted_bytes + m.asked_bytes; }
 
 // What a member may back under a target: its RAM less the loan it is bound
 // to. `granted` as in PolicyInput.

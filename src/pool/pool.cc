@@ -223,6 +223,7 @@ void Pool::Rebalance() {
     i.asked_bytes = InTable(e.target_loaned - std::min(loaned, e.target_loaned));
     i.free_bytes = InTable(s.stats.free_bytes);
     i.cache_bytes = InTable(s.stats.cache_bytes);
+    i.backing_bytes = InTable(std::clamp(s.backing_bytes, Bytes(0), s.ram_bytes));
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
     e.oom_seen = s.stats.oom_events;

@@ -39,8 +39,9 @@ double Percentile(const std::vector<uint64_t>& histogram, double p, uint64_t tot
 
 // A member's own counters go into the report when it leaves (or the run
 // ends): OOM events, target changes, the most changes of any one member.
-void CountOnLeaving(const SimMember& m, SimReport& r, uint64_t& target_changes) {
+void CountOnLeaving(const SimMember& m, ShapeKind kind, SimReport& r, uint64_t& target_changes) {
   r.oom_events += m.oom_events();
+  r.oom_by_shape.at(static_cast<size_t>(kind)) += m.oom_events();
   target_changes += m.target_changes();
   r.churn_max = std::max(r.churn_max, m.target_changes());
 }
@@ -50,6 +51,7 @@ void CountOnLeaving(const SimMember& m, SimReport& r, uint64_t& target_changes) 
 SimReport RunSim(const Trace& trace, const SimOptions& options) {
   const auto started = Clock::now();
   SimReport r;
+  r.policy = options.policy;
   r.members = static_cast<uint32_t>(trace.members.size());
   r.seconds = options.seconds;
   r.period_s = trace.period_s;
@@ -62,6 +64,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   hv::PoolOptions po;
   po.pool_bytes = FromUnsigned<Bytes>(pool_now);
   po.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
+  po.decide = MakePolicy(options.policy, trace.period_s);
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(trace.period_s), hv::Rebalancer::Manual{});
@@ -101,7 +104,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
         waiting.push_back(i);
       } else if (members[i] && !due) {
         pool.Remove(*members[i]);
-        CountOnLeaving(*members[i], r, left_target_changes);
+        CountOnLeaving(*members[i], spec.shape.kind, r, left_target_changes);
         members[i].reset();
       }
     }
@@ -145,6 +148,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
       }
     }
     recent_oom.Push(oom_given);
+    if (use > pool_now) r.use_over_s += dt;
     if (entitled <= pool_now) {
       shrink_pending = false;
     } else {
@@ -181,7 +185,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   uint64_t changes_total = left_target_changes;
   r.fairness = {{0, 63}, {64, 127}, {128, 191}, {192, 255}};
   for (size_t i = 0; i < n; ++i) {
-    if (members[i]) CountOnLeaving(*members[i], r, changes_total);
+    if (members[i]) CountOnLeaving(*members[i], trace.members[i].shape.kind, r, changes_total);
     if (present_periods[i] == 0) continue;
     WeightBand& band = r.fairness[trace.members[i].settings.weight / 64];
     band.loaned_share += loaned_share[i] / present_periods[i];

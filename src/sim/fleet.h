@@ -2,11 +2,13 @@
 // simulated members, on a simulated clock, and what it measures.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "sim/peers.h"
 #include "sim/trace.h"
 
 namespace cmm::sim {
@@ -15,6 +17,7 @@ struct SimOptions {
   uint32_t seconds = 3600;
   uint64_t pool_bytes = 0;  // 0: the trace's, else 60% of the members' RAM
   uint64_t seed = 1;
+  PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };
@@ -26,6 +29,7 @@ struct WeightBand {
 };
 
 struct SimReport {
+  PolicyKind policy = PolicyKind::kCmm;
   uint32_t members = 0;
   uint32_t seconds = 0;
   uint32_t period_s = 1;
@@ -36,9 +40,11 @@ struct SimReport {
   double over_oom_s = 0;        // after members took memory back on OOM
   double over_shrink_s = 0;     // after the pool shrank, until met again
   double over_infeasible_s = 0; // the floors alone were above the pool
+  double use_over_s = 0;        // host memory behind the members was above the pool
   uint64_t peak_use_bytes = 0;  // host memory backing the members
   double mean_use_bytes = 0;
   uint64_t oom_events = 0;
+  std::array<uint64_t, kShapeKinds> oom_by_shape{};  // by the member's workload (ShapeKind)
   uint32_t join_wait_max_s = 0;  // longest a member waited for room to join
   uint32_t still_waiting = 0;    // members still waiting at the end
   uint64_t bursts = 0;

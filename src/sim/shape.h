@@ -3,6 +3,7 @@
 // samples recorded from a real run. Pure: time is a number of seconds.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 namespace cmm::sim {
 
 enum class ShapeKind : uint8_t { kSteady, kWeb, kBatch, kIdle, kLeak, kSamples };
+constexpr size_t kShapeKinds = 6;
 std::string_view ShapeName(ShapeKind k);
 std::optional<ShapeKind> ShapeByName(std::string_view name);
 

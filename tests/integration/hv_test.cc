@@ -451,6 +451,28 @@ TEST_F(Hv, SimPrintsItsFiguresAsTextOrJsonAndRefusesBadFlags) {
   EXPECT_NE(pool.err.find("--pool lots: not a size like 4G or 512M"), std::string::npos) << pool.err;
 }
 
+TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
+  const auto table = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--compare"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  for (const char* line : {"40 members, ", "the same trace for each", "policy   OOM events   over pool",
+                           "\ncmm ", "\nproxmox ", "\nmom ", "\nqubes ", "Proxmox VE auto-ballooning"}) {
+    EXPECT_NE(table.out.find(line), std::string::npos) << line << "\n" << table.out;
+  }
+  const auto json = Cmm({"sim", "--members", "40", "--hours", "0.1", "--compare", "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j.size(), 4U);
+  EXPECT_EQ(j[0]["policy"], "cmm");
+  EXPECT_EQ(j[3]["policy"], "qubes");
+  const auto one = Cmm({"sim", "--members", "40", "--hours", "0.1", "--policy", "mom"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find("policy                              mom: oVirt MoM"), std::string::npos) << one.out;
+  const auto bad = Cmm({"sim", "--policy", "vmware"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--policy vmware: not one of cmm, proxmox, mom, qubes"), std::string::npos) << bad.err;
+  EXPECT_EQ(Cmm({"sim", "--policy", "mom", "--compare"}).code, 2);
+}
+
 TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadStarts) {
   GuestProcess hv(dir.path(), {"--pool", "64M", "--period-ms", "200"}, "hv", "hv");
   ASSERT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
