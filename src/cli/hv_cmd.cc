@@ -171,7 +171,7 @@ int RunHv(const HvFlags& f) {
     };
     routes["/metrics"] = [&pool, &hcall_stats](const ctl::HttpQuery&) {
       return ctl::HttpBody{"text/plain; version=0.0.4",
-                           hv::PrometheusText(pool.pool_bytes(), pool.feasibility().shortfall_bytes, pool.Snapshot(),
+                           hv::PrometheusText(pool.pool_bytes(), pool.feasibility(), pool.Snapshot(),
                                               hcall_stats.Read())};
     };
     routes["/status"] = [&pool](const ctl::HttpQuery&) {
@@ -292,6 +292,10 @@ int HvStatus(const HvFlags& f) {
              FormatBytes(backing), pool ? 100.0 * static_cast<double>(backing) / static_cast<double>(pool) : 0.0,
              hv::KindsText(st.partitions), FormatBytes(ram),
              pool ? static_cast<double>(ram) / static_cast<double>(pool) : 0.0);
+  if (st.giveback_reserve_bytes > 0) {
+    fmt::print("kept back for OOM give-backs: {} (the most taken back in one round lately)\n",
+               FormatBytes(st.giveback_reserve_bytes));
+  }
   if (!st.problem.empty()) fmt::print("{}\n", st.problem);
   for (const std::string& note : st.notes) fmt::print("note: {}\n", note);
   fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", "NAME", "KIND", "RAM", "BACKING",

@@ -28,6 +28,7 @@ struct SimFlags {
   std::string pool;
   uint64_t seed = 1;
   std::string policy = "cmm";
+  double buffer = hv::PolicyConfig{}.buffer;
   bool compare = false;
   bool json = false;
 };
@@ -46,7 +47,11 @@ void PrintText(const sim::SimReport& r) {
   std::printf("policy                              %s: %s\n", std::string(sim::PolicyName(r.policy)).c_str(),
               std::string(sim::PolicySource(r.policy)).c_str());
   std::printf("time over the pool                  %.0f s\n", r.over_policy_s);
-  std::printf("over the pool after OOM give-back   %.0f s\n", r.over_oom_s);
+  std::printf("over the pool after OOM give-back   %.0f s%s\n", r.over_oom_s,
+              r.oom_overs == 0 ? ""
+                               : fmt::format(" ({} times; back within it in p50 {:.0f} s, p99 {:.0f} s)", r.oom_overs,
+                                             r.back_p50_s, r.back_p99_s)
+                                     .c_str());
   std::printf("over the pool after it shrank       %.0f s\n", r.over_shrink_s);
   std::printf("pool could not be met (floors)      %.0f s\n", r.over_infeasible_s);
   std::printf("host memory above the pool          %.0f s\n", r.use_over_s);
@@ -104,6 +109,9 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
           {"ram_bytes", r.ram_bytes},
           {"over_pool_s", r.over_policy_s},
           {"over_pool_after_oom_s", r.over_oom_s},
+          {"over_pool_after_oom_times", r.oom_overs},
+          {"back_within_pool_p50_s", r.back_p50_s},
+          {"back_within_pool_p99_s", r.back_p99_s},
           {"over_pool_after_shrink_s", r.over_shrink_s},
           {"pool_cannot_be_met_s", r.over_infeasible_s},
           {"use_over_pool_s", r.use_over_s},
@@ -175,6 +183,7 @@ int RunSimCommand(const SimFlags& f) {
   if (!(f.hours > 0 && f.hours <= 24 * 365)) throw UserError("--hours must be above 0 (and at most a year)", kExitUsage);
   o.seconds = static_cast<uint32_t>(f.hours * 3600);
   o.seed = f.seed;
+  o.tuning.buffer = f.buffer;
   if (!f.pool.empty()) {
     const auto pool = ParseSize(f.pool);
     if (!pool || *pool == 0) throw UserError(fmt::format("--pool {}: not a size like 4G or 512M", f.pool), kExitUsage);
@@ -235,6 +244,11 @@ Runner AddSim(CLI::App& app) {
                     ->capture_default_str();
   c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
       ->excludes(policy);
+  c->add_option("--buffer", f->buffer,
+                "cmm: free memory a member keeps before its idle memory is asked of it, as a share of its use "
+                "(at least a tenth of its RAM)")
+      ->check(CLI::Range(0.0, 4.0))
+      ->capture_default_str();
   c->add_flag("--json", f->json, "Print JSON");
   c->footer(
       "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n  cmm sim --members 2000 --compare\n"

@@ -28,7 +28,7 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
-std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::vector<MemberView>& members,
+std::string PrometheusText(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls) {
   std::string out;
   Bytes backing, ram, demand;
@@ -41,7 +41,11 @@ std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::v
   out += fmt::format("cmm_pool_bytes {}\n", pool_bytes.value());
   Header(out, "cmm_pool_shortfall_bytes", "gauge",
          "How far the members' floors are above the pool: it cannot be met by this much (0: it can).");
-  out += fmt::format("cmm_pool_shortfall_bytes {}\n", shortfall_bytes.value());
+  out += fmt::format("cmm_pool_shortfall_bytes {}\n", feasibility.shortfall_bytes.value());
+  Header(out, "cmm_pool_giveback_reserve_bytes", "gauge",
+         "Kept back from what is handed out, so that a guest taking memory back on OOM stays within the pool: the "
+         "most taken back in one round of the last 300.");
+  out += fmt::format("cmm_pool_giveback_reserve_bytes {}\n", feasibility.giveback_reserve_bytes.value());
   Header(out, "cmm_pool_demand_bytes", "gauge",
          "What the members use (usable memory less free and cache); above cmm_pool_bytes no policy can feed them "
          "all.");

@@ -13,7 +13,7 @@ namespace cmm::hv {
 
 // `shortfall_bytes`: how far the members' floors are above the pool (0
 // when it can be met).
-std::string PrometheusText(Bytes pool_bytes, Bytes shortfall_bytes, const std::vector<MemberView>& members,
+std::string PrometheusText(Bytes pool_bytes, const Feasibility& feasibility, const std::vector<MemberView>& members,
                            const HcallStats::Snapshot& hcalls);
 
 }  // namespace cmm::hv

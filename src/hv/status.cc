@@ -49,6 +49,7 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
   out.pool_bytes = u(pool_bytes);
   out.floors_bytes = u(f.floors_bytes);
   out.shortfall_bytes = u(f.shortfall_bytes);
+  out.giveback_reserve_bytes = u(f.giveback_reserve_bytes);
   Bytes backing, ram, demand;
   std::vector<NamedUse> uses;
   for (const auto& v : members) {

@@ -45,6 +45,7 @@ struct HvStatus {
   uint64_t floors_bytes = 0;
   uint64_t shortfall_bytes = 0;
   uint64_t demand_bytes = 0;  // what the members use (see pool/demand_report.h)
+  uint64_t giveback_reserve_bytes = 0;  // kept back for OOM give-backs
   std::string problem;  // empty: none (and left out of the JSON)
   std::vector<MemberStatus> partitions;
   std::vector<std::string> notes;  // the pool's standing remarks (left out of the JSON when none)
@@ -57,7 +58,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_by
                                                 used_bytes, cache_bytes, oom_events, stats_age_ms, responsive,
                                                 condition, note, backing_source, own_bytes, pid, hcalls, uri)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
-                                                shortfall_bytes, demand_bytes, problem, partitions, notes)
+                                                shortfall_bytes, demand_bytes, giveback_reserve_bytes, problem,
+                                                partitions, notes)
 
 // One word for how a member stands, for the status column: "unresponsive",
 // "starting" (no stats yet), "at its floor", "inflating", "deflating" or

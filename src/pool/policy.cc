@@ -37,14 +37,16 @@ void WaterFill(double amount, const std::vector<double>& share, const std::vecto
 // The columns a decision works in. Kept per thread between calls: a
 // round over thousands of members then allocates (and faults in) nothing.
 struct Work {
-  std::vector<double> ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take,
-      share, cap, first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed;
+  std::vector<double> ram, min, ceil_loan, floor_loan, held, pos, desired, want, urgent, taxed, rest, inverse,
+      plus_one, take, share, cap, first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed;
   std::vector<uint8_t> needy;
   std::vector<uint32_t> order;
   void Reset(size_t n) {
     // Columns read before they are written start at zero; the rest are
     // written whole before use.
-    for (auto* v : {&want, &taxed, &rest, &take, &cap, &third, &needy_back, &other_back}) v->assign(n, 0.0);
+    for (auto* v : {&want, &urgent, &taxed, &rest, &take, &cap, &third, &needy_back, &other_back}) {
+      v->assign(n, 0.0);
+    }
     for (auto* v : {&ram, &min, &ceil_loan, &floor_loan, &held, &pos, &desired, &inverse, &plus_one, &share, &first,
                     &second, &granted, &back, &giveback, &weight, &allowed}) {
       v->resize(n);
@@ -103,11 +105,11 @@ double SettleBand(const PolicyConfig& config, double ram) {
 
 PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> members) {
   const size_t n = members.size();
-  const double pool = static_cast<double>(config.pool_bytes);
+  const double whole = static_cast<double>(config.pool_bytes);
   thread_local Work w;
   w.Reset(n);
-  auto& [ram, min, ceil_loan, floor_loan, held, pos, desired, want, taxed, rest, inverse, plus_one, take, share, cap,
-         first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed, needy, order] = w;
+  auto& [ram, min, ceil_loan, floor_loan, held, pos, desired, want, urgent, taxed, rest, inverse, plus_one, take, share,
+         cap, first, second, third, granted, back, needy_back, other_back, giveback, weight, allowed, needy, order] = w;
   double entitled = 0;  // what the members may back now
   double floors = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -130,7 +132,9 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
   }
   PolicyDecision out;
   out.floors_bytes = static_cast<uint64_t>(floors);
-  out.shortfall_bytes = floors > pool ? static_cast<uint64_t>(floors - pool) : 0;
+  out.shortfall_bytes = floors > whole ? static_cast<uint64_t>(floors - whole) : 0;
+  // The reserve for OOM give-backs is not handed out; it yields to the floors.
+  const double pool = whole - std::min(static_cast<double>(config.giveback_reserve_bytes), std::max(0.0, whole - floors));
 
   if (out.shortfall_bytes > 0) {
     // Cannot be met: everyone at its floor, steadily.
@@ -142,7 +146,12 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
       usable += ram[i] - pos[i];
       if (m.frozen) continue;
       if (needy[i] != 0) {
+        // It wants back all it has loaned, and first what brings its free
+        // memory back to the headroom (a burst met within a round).
         want[i] = pos[i] - ceil_loan[i];
+        const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
+        urgent[i] = std::min(want[i], std::max(static_cast<double>(config.granule),
+                                               2 * config.low_free * ram[i] - idle_now));
         continue;
       }
       const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
@@ -153,7 +162,10 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     }
     const double need = Sum(want);
     const double deficit = usable + need - pool;
+    // What the needy get in all, and of it what they need most, which may
+    // reach into the reserve for give-backs: they would take it on OOM.
     double given_needy = need;
+    double given_first = need;
     double room = 0;
     if (deficit > 0) {
       for (size_t i = 0; i < n; ++i) share[i] = inverse[i] * std::max(taxed[i], 1.0);
@@ -161,11 +173,11 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
       for (size_t i = 0; i < n; ++i) share[i] = inverse[i] * std::max(rest[i], 1.0);
       WaterFill(deficit - Sum(first), share, rest, second);
       for (size_t i = 0; i < n; ++i) take[i] = first[i] + second[i];
-      // Still over with nothing granted: the pool itself is over, so ask
-      // what it takes of any memory above the floors, those short of
-      // memory last.
+      // Still over with nothing granted: the pool itself is over (not
+      // merely its reserve spent), so ask what it takes of any memory above
+      // the floors, those short of memory last.
       for (const bool of_needy : {false, true}) {
-        const double over = usable - Sum(take) - pool;
+        const double over = usable - Sum(take) - whole;
         if (over <= 0) break;
         for (size_t i = 0; i < n; ++i) {
           const bool eligible = !members[i].frozen && (needy[i] != 0) == of_needy;
@@ -176,11 +188,18 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
         for (size_t i = 0; i < n; ++i) take[i] += third[i];
       }
       given_needy = std::clamp(pool - (usable - Sum(take)), 0.0, need);
+      given_first = std::clamp(whole - (usable - Sum(take)), 0.0, need);
     } else {
       room = -deficit;
     }
-    for (size_t i = 0; i < n; ++i) share[i] = plus_one[i] * std::max(want[i], 1.0);
-    WaterFill(given_needy, share, want, granted);
+    for (size_t i = 0; i < n; ++i) share[i] = plus_one[i] * std::max(urgent[i], 1.0);
+    WaterFill(std::max(given_first, given_needy), share, urgent, granted);
+    for (size_t i = 0; i < n; ++i) {
+      cap[i] = want[i] - granted[i];
+      share[i] = plus_one[i] * std::max(cap[i], 1.0);
+    }
+    WaterFill(std::max(0.0, given_needy - Sum(granted)), share, cap, first);
+    for (size_t i = 0; i < n; ++i) granted[i] += first[i];
     for (size_t i = 0; i < n; ++i) {
       cap[i] = members[i].frozen || needy[i] != 0 ? 0.0 : pos[i] - ceil_loan[i];
       share[i] = plus_one[i] * std::max(cap[i], 1.0);
@@ -234,21 +253,24 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
   }
 
   // Make before break: what is handed back comes only out of the pool's
-  // room over what the members may back now, the needy first.
+  // room over what the members may back now: first what the needy need
+  // most, then the rest of theirs, then the others'.
   for (size_t i = 0; i < n; ++i) {
     const PolicyInput& m = members[i];
     giveback[i] = m.frozen ? 0.0 : std::max(0.0, held[i] - desired[i]);
-    (needy[i] != 0 ? needy_back : other_back)[i] = giveback[i];
-    weight[i] = plus_one[i] * std::max(giveback[i], 1.0);
+    urgent[i] = std::min(urgent[i], giveback[i]);
+    (needy[i] != 0 ? needy_back : other_back)[i] = giveback[i] - urgent[i];
   }
-  double budget = std::max(0.0, pool - entitled);
-  if (Sum(giveback) <= budget) {
-    allowed = giveback;
-  } else {
-    WaterFill(budget, weight, needy_back, first);
+  // What the needy need most may come out of the reserve for give-backs:
+  // it is what they would take back on OOM anyway.
+  double budget = std::max(0.0, whole - entitled);
+  allowed.assign(n, 0.0);
+  for (std::vector<double>* part : {&urgent, &needy_back, &other_back}) {
+    if (part == &needy_back) budget = std::max(0.0, budget - (whole - pool));
+    for (size_t i = 0; i < n; ++i) weight[i] = plus_one[i] * std::max((*part)[i], 1.0);
+    WaterFill(budget, weight, *part, first);
     budget -= Sum(first);
-    WaterFill(budget, weight, other_back, second);
-    for (size_t i = 0; i < n; ++i) allowed[i] = first[i] + second[i];
+    for (size_t i = 0; i < n; ++i) allowed[i] += first[i];
   }
 
   out.targets.resize(n);

@@ -45,6 +45,7 @@ struct PolicyInput {
   uint64_t backing_bytes = 0;  // host memory behind it now (the peers' host use)
   uint64_t new_oom_events = 0;  // since the last decision
 
+
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.
@@ -59,6 +60,9 @@ struct PolicyConfig {
   // of it (at least twice low_free of its RAM).
   double buffer = 0.25;
   uint64_t granule = 1 << 20;  // targets move in whole multiples of this
+  // Kept out of what is handed out (while the floors allow), so that a
+  // guest taking memory back on OOM lands in it, not over the pool.
+  uint64_t giveback_reserve_bytes = 0;
   // A member's target stays as it was when the new one is this share of
   // its RAM (and at least 4 granules) away or less, unless it is short of
   // memory or the pool needs the change.

@@ -86,7 +86,7 @@ Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& s
   }
   entitled_ += entitled;
   index_.emplace(name, entries_.size());
-  entries_.push_back(Entry{std::move(member), settings, target, 0, entitled});
+  entries_.push_back(Entry{std::move(member), settings, target, 0, entitled, {}, target});
   return {};
 }
 
@@ -207,7 +207,7 @@ void Pool::Rebalance() {
   MutexLock lock(mu_);
   std::vector<PolicyInput>& in = inputs_;
   in.resize(entries_.size());
-  Bytes backing, demand;
+  Bytes backing, demand, taken_back;
   for (size_t k = 0; k < entries_.size(); ++k) {
     Entry& e = entries_[k];
     const MemberState s = e.member->Observe();
@@ -229,13 +229,21 @@ void Pool::Rebalance() {
     e.oom_seen = s.stats.oom_events;
     e.used = MemberUse(s.ram_bytes, loaned, s.stats);
     demand += e.used;
+    const Bytes took = i.new_oom_events > 0 ? std::max(e.loaned_seen - loaned, Bytes(0)) : Bytes(0);
+    taken_back += took;
+    e.loaned_seen = loaned;
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
   const Bytes pool = pool_bytes();
   PolicyConfig policy = options_.policy;
   policy.pool_bytes = InTable(pool - reserved_);
+  giveback_reserve_.Add(taken_back);
+  policy.giveback_reserve_bytes = InTable(giveback_reserve_.value());
   const PolicyDecision d = options_.decide(policy, in);
-  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes)});
+  const Bytes floors = FromTable(d.floors_bytes) + reserved_;
+  // The reserve as the policy held it: what the floors left of it.
+  const Bytes held = std::clamp(pool - floors, Bytes(0), giveback_reserve_.value());
+  NoteFeasibility({pool, floors, FromTable(d.shortfall_bytes), held});
   NoteDemand(demand);
   size_t k = 0;
   entitled_ = Bytes(0);

@@ -18,6 +18,7 @@
 
 #include "core/mutex.h"
 #include "pool/demand_report.h"
+#include "pool/giveback_reserve.h"
 #include "pool/member.h"
 #include "pool/policy.h"
 
@@ -46,6 +47,8 @@ struct Feasibility {
   Bytes pool_bytes;
   Bytes floors_bytes;
   Bytes shortfall_bytes;  // 0: it can be met
+  // Kept back from what is handed out for OOM give-backs (pool/giveback_reserve.h).
+  Bytes giveback_reserve_bytes{};
 };
 
 // "pool 512 MiB cannot be met: members' floors need 768 MiB; lower
@@ -133,6 +136,7 @@ class Pool {
     uint64_t oom_seen = 0;
     Bytes entitled;  // at most what it may back since its last target
     Bytes used{};    // what it used at the last round (pool/demand_report.h)
+    Bytes loaned_seen{};  // its confirmed loan at the last round
   };
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling, and never below what it uses (`in_use`)
@@ -164,6 +168,7 @@ class Pool {
   Feasibility feasibility_ GUARDED_BY(mu_);
   std::map<std::string, std::string> notes_ GUARDED_BY(mu_);
   bool demand_over_ GUARDED_BY(mu_) = false;
+  GiveBackReserve giveback_reserve_ GUARDED_BY(mu_);
 };
 
 }  // namespace cmm::hv

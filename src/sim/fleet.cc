@@ -65,6 +65,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   po.pool_bytes = FromUnsigned<Bytes>(pool_now);
   po.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
   po.decide = MakePolicy(options.policy, trace.period_s);
+  po.policy = options.tuning;
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(trace.period_s), hv::Rebalancer::Manual{});
@@ -77,6 +78,8 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   std::vector<double> loaned_share(n, 0.0);
   std::vector<uint32_t> present_periods(n, 0);
   std::vector<uint64_t> burst_hist(options.seconds / trace.period_s + 2, 0);
+  std::vector<uint64_t> back_hist(burst_hist.size(), 0);  // periods over the pool after an OOM give-back
+  uint32_t oom_over_since = 0;  // 0: within the pool; else the second it went over, plus one
   std::vector<PoolChange> changes = trace.pool_changes;
   std::sort(changes.begin(), changes.end(), [](auto& a, auto& b) { return a.at_s < b.at_s; });
   size_t next_change = 0;
@@ -151,6 +154,12 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
     if (use > pool_now) r.use_over_s += dt;
     if (entitled <= pool_now) {
       shrink_pending = false;
+      if (oom_over_since != 0) {
+        // Back within the pool: the episode lasted from its first period to this one.
+        ++back_hist[std::min<size_t>((t - (oom_over_since - 1)) / dt, back_hist.size() - 1)];
+        ++r.oom_overs;
+        oom_over_since = 0;
+      }
     } else {
       if (pool.feasibility().shortfall_bytes > Bytes(0)) {
         r.over_infeasible_s += dt;
@@ -158,6 +167,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
         r.over_shrink_s += dt;
       } else if (entitled - pool_now <= recent_oom.Sum()) {
         r.over_oom_s += dt;
+        if (oom_over_since == 0) oom_over_since = t + 1;
       } else {
         r.over_policy_s += dt;
       }
@@ -182,6 +192,8 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   r.rebalance_mean_us = periods ? rebalance_total_us / static_cast<double>(periods) : 0;
   r.burst_p50_s = Percentile(burst_hist, 0.50, r.bursts) * dt;
   r.burst_p99_s = Percentile(burst_hist, 0.99, r.bursts) * dt;
+  r.back_p50_s = Percentile(back_hist, 0.50, r.oom_overs) * dt;
+  r.back_p99_s = Percentile(back_hist, 0.99, r.oom_overs) * dt;
   uint64_t changes_total = left_target_changes;
   r.fairness = {{0, 63}, {64, 127}, {128, 191}, {192, 255}};
   for (size_t i = 0; i < n; ++i) {

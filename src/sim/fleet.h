@@ -18,6 +18,7 @@ struct SimOptions {
   uint64_t pool_bytes = 0;  // 0: the trace's, else 60% of the members' RAM
   uint64_t seed = 1;
   PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
+  hv::PolicyConfig tuning;                // cmm's settings; the pool size is the run's
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };
@@ -38,6 +39,8 @@ struct SimReport {
   // Seconds the members' entitlements were over the pool, by cause.
   double over_policy_s = 0;     // the policy's own: must be 0
   double over_oom_s = 0;        // after members took memory back on OOM
+  uint64_t oom_overs = 0;       // times an OOM give-back took the pool over
+  double back_p50_s = 0, back_p99_s = 0;  // time from then to back within the pool
   double over_shrink_s = 0;     // after the pool shrank, until met again
   double over_infeasible_s = 0; // the floors alone were above the pool
   double use_over_s = 0;        // host memory behind the members was above the pool

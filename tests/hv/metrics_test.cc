@@ -45,11 +45,12 @@ TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
   vm.backing_bytes = Bytes(8192);
   vm.responsive = false;
   vm.own_bytes = Bytes(12345);
-  const std::string t = PrometheusText(MiB(64), MiB(16), {a, vm}, s.Read());
+  const std::string t = PrometheusText(MiB(64), {MiB(64), MiB(80), MiB(16), MiB(8)}, {a, vm}, s.Read());
   for (const char* line : {
            "# TYPE cmm_pool_bytes gauge\ncmm_pool_bytes 67108864\n",
            "cmm_pool_backing_bytes 12288\n",
            "# TYPE cmm_pool_shortfall_bytes gauge\ncmm_pool_shortfall_bytes 16777216\n",
+           "# TYPE cmm_pool_giveback_reserve_bytes gauge\ncmm_pool_giveback_reserve_bytes 8388608\n",
            "cmm_partitions{kind=\"partition\"} 1\n",
            "cmm_partitions{kind=\"vm\"} 1\n",
            "cmm_partition_backing_bytes{partition=\"vm1\",kind=\"vm\"} 8192\n",

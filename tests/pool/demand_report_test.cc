@@ -62,7 +62,7 @@ TEST(DemandReport, StatusAndMetricsCarryWhatMembersUseAndStatusSaysItWhenAboveTh
   const auto infeasible = StatusJson(512 * MiB, {512 * MiB, 768 * MiB, 256 * MiB}, members).get<HvStatus>();
   EXPECT_NE(infeasible.problem.find("cannot be met"), std::string::npos);
   HcallStats hcalls;
-  const std::string text = PrometheusText(512 * MiB, Bytes(0), members, hcalls.Read());
+  const std::string text = PrometheusText(512 * MiB, {512 * MiB, Bytes(0), Bytes(0)}, members, hcalls.Read());
   EXPECT_NE(text.find("# TYPE cmm_pool_demand_bytes gauge\ncmm_pool_demand_bytes 711983104\n"), std::string::npos)
       << text;
 }

@@ -214,5 +214,59 @@ TEST(Policy, AnInfeasiblePoolHoldsEveryMemberAtItsFloorAndSaysByHowMuch) {
   EXPECT_EQ(again.shortfall_bytes, 256 * MiB);
 }
 
+// Issue 25: back within the pool fast after an OOM give-back.
+
+TEST(Policy, TheReserveForGiveBacksIsNotHandedOutSoAGiveBackOfItsSizeStaysWithinThePool) {
+  // 1024 MiB pool, two idle members of 512 MiB that loaned 300 each: 400
+  // MiB of room, of which 64 are kept back.
+  std::vector<PolicyInput> in = {Part(512, 200, 300), Part(512, 200, 300)};
+  PolicyConfig c = Pool(1024);
+  c.giveback_reserve_bytes = 64 * MiB;
+  const PolicyDecision d = Decide(c, in);
+  EXPECT_LE(EntitledAfter(in, d), 960 * MiB);
+  EXPECT_GE(EntitledAfter(in, d), 950 * MiB);  // the rest is handed back
+  // Both take their grants, then one takes 64 MiB back on OOM: still
+  // within the pool.
+  uint64_t after = 0;
+  for (size_t i = 0; i < in.size(); ++i) after += in[i].ram_bytes - d.targets[i];
+  EXPECT_LE(after + 64 * MiB, 1024 * MiB);
+}
+
+TEST(Policy, TheReserveForGiveBacksYieldsToTheFloors) {
+  // Floors of 1000 MiB in a 1024 MiB pool: only 24 MiB can be kept back,
+  // and the pool can still be met.
+  PolicyInput a = Part(512, 0, 100);
+  a.min_bytes = 500 * MiB;
+  PolicyInput b = Part(512, 0, 100);
+  b.min_bytes = 500 * MiB;
+  PolicyConfig c = Pool(1024);
+  c.giveback_reserve_bytes = 256 * MiB;
+  const PolicyDecision d = Decide(c, std::vector<PolicyInput>{a, b});
+  EXPECT_EQ(d.shortfall_bytes, 0U);
+  EXPECT_LE(d.targets[0], 12 * MiB);
+  EXPECT_LE(d.targets[1], 12 * MiB);
+}
+
+TEST(Policy, AMemberShortOfMemoryIsGrantedWhatItNeedsMostFirstEvenOutOfTheReserve) {
+  // A full pool but for its reserve of 64 MiB, and nothing idle. The short
+  // one (no free memory, 1 GiB of RAM) needs a tenth of its RAM back at
+  // once: it gets the 64 MiB now, rather than take them on OOM.
+  PolicyInput shortest = Part(1024, 0, 300);
+  shortest.new_oom_events = 1;
+  const PolicyInput other = Part(1024, 60, 600);
+  PolicyConfig c = Pool(1148 + 64);  // 724 + 424 backed
+  c.giveback_reserve_bytes = 64 * MiB;
+  auto r = LoanRequests(c, std::vector<PolicyInput>{shortest, other});
+  EXPECT_EQ(r[0], -64 * M);
+  EXPECT_EQ(r[1], 0);
+  // Two short ones share what there is by what each needs most, not by
+  // all each has loaned.
+  PolicyInput little = Part(1024, 40, 600);  // needs 62 MiB more to have a tenth free
+  little.new_oom_events = 1;
+  r = LoanRequests(c, std::vector<PolicyInput>{shortest, little});
+  EXPECT_NEAR(static_cast<double>(-r[0]) / M, 64.0 * 102.4 / (102.4 + 62.4), 1.0);
+  EXPECT_NEAR(static_cast<double>(-r[1]) / M, 64.0 * 62.4 / (102.4 + 62.4), 1.0);
+}
+
 }  // namespace
 }  // namespace cmm::hv

@@ -46,6 +46,11 @@ class FakeMember final : public Member {
     state_.responsive = responsive;
     state_.loaned_bytes = loaned;
   }
+  void TookBackOnOom(Bytes loaned) {
+    std::lock_guard lock(mu_);
+    state_.loaned_bytes = loaned;
+    ++state_.stats.oom_events;
+  }
   void Running(Bytes backing, bool with_stats) {
     std::lock_guard lock(mu_);
     state_.backing_bytes = backing;
@@ -216,6 +221,27 @@ TEST(Pool, AMemberThatJoinsInUseStartsFromItsUsePlusABufferNotFromItsFloor) {
   a->Set(true, Bytes(0));
   pool.Rebalance();
   EXPECT_GT(a->last().target_loaned_bytes, Bytes(0));
+}
+
+// Issue 25: "a small pool reserve may absorb what is taken back on OOM".
+TEST(Pool, AfterAnOomGiveBackThePoolKeepsThatMuchBackAndSaysSo) {
+  Pool pool = MakePool(150 * MiB);
+  auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 100 * MiB, 90 * MiB);
+  auto b = std::make_shared<FakeMember>("b", MemberKind::kVm, 100 * MiB, 90 * MiB);
+  ASSERT_TRUE(pool.Add(a, {}).has_value());
+  ASSERT_TRUE(pool.Add(b, {}).has_value());
+  b->Set(true, 50 * MiB);
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, Bytes(0));
+  b->TookBackOnOom(30 * MiB);  // 20 MiB taken back
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 20 * MiB);
+  // What is handed out stays 20 MiB short of the pool from now on.
+  a->Set(true, a->last().target_loaned_bytes);
+  b->Set(true, b->last().target_loaned_bytes);
+  pool.Rebalance();
+  const Bytes assigned = 200 * MiB - a->last().target_loaned_bytes - b->last().target_loaned_bytes;
+  EXPECT_LE(assigned, 130 * MiB);
 }
 
 // A restart loses no term (the issue's words): the terms kept from before

@@ -233,6 +233,26 @@ TEST_F(NeverOver, AnOomGiveBackIsRecoveredFromTheOthersWithinTwoPeriods) {
   EXPECT_LE(p.MayBack(), p.pool_bytes);
 }
 
+TEST_F(NeverOver, AfterAnOomGiveBackThePoolKeepsItsSizeBackSoTheNextLandsWithinThePool) {
+  Pair p;
+  // a bursts to 600 MiB at 21 s, falls back at 41 s and bursts again at 61 s.
+  p.a = Pair::Spec("a", {0, 21, 41, 61}, {100, 600, 100, 600});
+  // b bursts in between, and takes what a no longer uses.
+  p.b = Pair::Spec("b", {0, 45, 55}, {300, 700, 300});
+  p.Start();
+  int over_first = 0, over_second = 0;
+  uint64_t oom_first = 0;
+  for (int i = 0; i < 80; ++i) {
+    p.Period();
+    if (p.t == 40) oom_first = p.ma->oom_events();
+    if (p.MayBack() > p.pool_bytes) ++(p.t <= 40 ? over_first : over_second);
+  }
+  ASSERT_GT(oom_first, 0U);             // the first burst was met by an OOM give-back
+  EXPECT_GT(over_first, 0);             // which took the pool over for a while
+  EXPECT_EQ(over_second, 0) << "the second burst took the pool over";
+  EXPECT_LE(p.MayBack(), p.pool_bytes);
+}
+
 TEST_F(NeverOver, ABurstIsAnsweredWithinTwoPeriodsWhenOthersHaveIdleMemory) {
   Pair p;
   p.a = Pair::Spec("a", {0}, {300});
