@@ -28,7 +28,6 @@ struct SimFlags {
   std::string pool;
   uint64_t seed = 1;
   std::string policy = "cmm";
-  double buffer = hv::PolicyConfig{}.buffer;
   bool compare = false;
   bool json = false;
 };
@@ -183,7 +182,6 @@ int RunSimCommand(const SimFlags& f) {
   if (!(f.hours > 0 && f.hours <= 24 * 365)) throw UserError("--hours must be above 0 (and at most a year)", kExitUsage);
   o.seconds = static_cast<uint32_t>(f.hours * 3600);
   o.seed = f.seed;
-  o.tuning.buffer = f.buffer;
   if (!f.pool.empty()) {
     const auto pool = ParseSize(f.pool);
     if (!pool || *pool == 0) throw UserError(fmt::format("--pool {}: not a size like 4G or 512M", f.pool), kExitUsage);
@@ -244,11 +242,6 @@ Runner AddSim(CLI::App& app) {
                     ->capture_default_str();
   c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
       ->excludes(policy);
-  c->add_option("--buffer", f->buffer,
-                "cmm: free memory a member keeps before its idle memory is asked of it, as a share of its use "
-                "(at least a tenth of its RAM)")
-      ->check(CLI::Range(0.0, 4.0))
-      ->capture_default_str();
   c->add_flag("--json", f->json, "Print JSON");
   c->footer(
       "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n  cmm sim --members 2000 --compare\n"

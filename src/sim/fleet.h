@@ -18,7 +18,6 @@ struct SimOptions {
   uint64_t pool_bytes = 0;  // 0: the trace's, else 60% of the members' RAM
   uint64_t seed = 1;
   PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
-  hv::PolicyConfig tuning;                // cmm's settings; the pool size is the run's
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };
