@@ -63,6 +63,7 @@ struct PolicyConfig {
   // Kept out of what is handed out (while the floors allow), so that a
   // guest taking memory back on OOM lands in it, not over the pool.
   uint64_t giveback_reserve_bytes = 0;
+  double giveback_reserve_max = 0.10;  // the reserve is at most this share of the pool
   // A member's target stays as it was when the new one is this share of
   // its RAM (and at least 4 granules) away or less, unless it is short of
   // memory or the pool needs the change.

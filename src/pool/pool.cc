@@ -238,11 +238,14 @@ void Pool::Rebalance() {
   PolicyConfig policy = options_.policy;
   policy.pool_bytes = InTable(pool - reserved_);
   giveback_reserve_.Add(taken_back);
-  policy.giveback_reserve_bytes = InTable(giveback_reserve_.value());
+  // At most a share of the pool: a storm of give-backs (members admitted
+  // with full balloons, all short at once) must not hold the pool back.
+  const auto cap = static_cast<int64_t>(options_.policy.giveback_reserve_max * static_cast<double>(pool.value()));
+  policy.giveback_reserve_bytes = InTable(std::min(giveback_reserve_.value(), Bytes(cap)));
   const PolicyDecision d = options_.decide(policy, in);
   const Bytes floors = FromTable(d.floors_bytes) + reserved_;
   // The reserve as the policy held it: what the floors left of it.
-  const Bytes held = std::clamp(pool - floors, Bytes(0), giveback_reserve_.value());
+  const Bytes held = std::clamp(pool - floors, Bytes(0), FromTable(policy.giveback_reserve_bytes));
   NoteFeasibility({pool, floors, FromTable(d.shortfall_bytes), held});
   NoteDemand(demand);
   size_t k = 0;

@@ -233,15 +233,19 @@ TEST(Pool, AfterAnOomGiveBackThePoolKeepsThatMuchBackAndSaysSo) {
   b->Set(true, 50 * MiB);
   pool.Rebalance();
   EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, Bytes(0));
-  b->TookBackOnOom(30 * MiB);  // 20 MiB taken back
+  b->TookBackOnOom(40 * MiB);  // 10 MiB taken back
   pool.Rebalance();
-  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 20 * MiB);
-  // What is handed out stays 20 MiB short of the pool from now on.
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 10 * MiB);
+  // What is handed out stays 10 MiB short of the pool from now on.
   a->Set(true, a->last().target_loaned_bytes);
   b->Set(true, b->last().target_loaned_bytes);
   pool.Rebalance();
   const Bytes assigned = 200 * MiB - a->last().target_loaned_bytes - b->last().target_loaned_bytes;
-  EXPECT_LE(assigned, 130 * MiB);
+  EXPECT_LE(assigned, 140 * MiB);
+  // A larger give-back is kept back only up to a tenth of the pool.
+  b->TookBackOnOom(b->last().target_loaned_bytes - 30 * MiB);
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 15 * MiB);
 }
 
 // A restart loses no term (the words): the terms kept from before
