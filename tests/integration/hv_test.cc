@@ -487,7 +487,7 @@ TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadS
                  "guest", "second");
   ASSERT_TRUE(WaitUntil([&] { return b.err().find("before the workloads start") != std::string::npos; },
                         std::chrono::seconds(30)))
-      << b.err();
+      << "second:\n" << b.err() << b.out() << "\nhypervisor:\n" << hv.err() << "\nfirst:\n" << a.err();
   EXPECT_NE(hv.err().find("partition second joined the pool: 50331648 bytes of RAM, weight 128, starts with 33554432 "
                           "bytes loaned"),
             std::string::npos)
