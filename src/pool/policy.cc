@@ -134,7 +134,9 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
   out.floors_bytes = static_cast<uint64_t>(floors);
   out.shortfall_bytes = floors > whole ? static_cast<uint64_t>(floors - whole) : 0;
   // The reserve for OOM give-backs is not handed out; it yields to the floors.
-  const double pool = whole - std::min(static_cast<double>(config.giveback_reserve_bytes), std::max(0.0, whole - floors));
+  const double held_back = std::min(static_cast<double>(config.giveback_reserve_bytes), std::max(0.0, whole - floors));
+  out.giveback_reserve_bytes = static_cast<uint64_t>(held_back);
+  const double pool = whole - held_back;
 
   if (out.shortfall_bytes > 0) {
     // Cannot be met: everyone at its floor, steadily.

@@ -44,8 +44,6 @@ struct PolicyInput {
   uint64_t cache_bytes = 0;
   uint64_t backing_bytes = 0;  // host memory behind it now (the peers' host use)
   uint64_t new_oom_events = 0;  // since the last decision
-
-
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.
@@ -74,6 +72,7 @@ struct PolicyDecision {
   std::vector<uint64_t> targets;  // loan target of each member, bytes
   uint64_t floors_bytes = 0;      // what the members need at least
   uint64_t shortfall_bytes = 0;   // floors above the pool; 0 when it can be met
+  uint64_t giveback_reserve_bytes = 0;  // of the reserve asked for, what the floors left kept back
 };
 
 // A target within this of a member's last one stays as it was (a

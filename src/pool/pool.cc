@@ -243,10 +243,8 @@ void Pool::Rebalance() {
   const auto cap = static_cast<int64_t>(options_.policy.giveback_reserve_max * static_cast<double>(pool.value()));
   policy.giveback_reserve_bytes = InTable(std::min(giveback_reserve_.value(), Bytes(cap)));
   const PolicyDecision d = options_.decide(policy, in);
-  const Bytes floors = FromTable(d.floors_bytes) + reserved_;
-  // The reserve as the policy held it: what the floors left of it.
-  const Bytes held = std::clamp(pool - floors, Bytes(0), FromTable(policy.giveback_reserve_bytes));
-  NoteFeasibility({pool, floors, FromTable(d.shortfall_bytes), held});
+  NoteFeasibility({pool, FromTable(d.floors_bytes) + reserved_, FromTable(d.shortfall_bytes),
+                   FromTable(d.giveback_reserve_bytes)});
   NoteDemand(demand);
   size_t k = 0;
   entitled_ = Bytes(0);
