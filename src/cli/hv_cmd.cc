@@ -96,6 +96,10 @@ void Readopt(hv::VmAdapter& vms, hv::StateKeeper& keeper, const std::vector<hv::
 }
 
 int RunHv(const HvFlags& f) {
+  // A peer that goes away mid-write (libvirtd killed under its connection's
+  // keepalive, a QEMU, a partition) is an error on that write, never the
+  // end of the hypervisor: libvirt's client writes without MSG_NOSIGNAL.
+  signal(SIGPIPE, SIG_IGN);
   if (f.state.empty() || f.socket.empty() || f.control.empty()) {
     if (auto d = ctl::EnsureDir(ctl::RunDir()); !d) throw UserError(d.error());
   }

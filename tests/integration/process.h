@@ -137,13 +137,14 @@ class GuestProcess {
   pid_t pid_ = -1;
 };
 
-// Polls `pred` every 20 ms for up to `limit`.
+// Polls `pred` every `every` (20 ms unless told) for up to `limit`.
 template <class Pred>
-bool WaitUntil(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+bool WaitUntil(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10),
+               std::chrono::milliseconds every = std::chrono::milliseconds(20)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(every);
   }
   return pred();
 }

@@ -333,10 +333,17 @@ TEST_F(RealLibvirt, LibvirtdKilledAndStartedAgainTheHypervisorStaysUpAndManagesI
       << hv.err() << p1.err() << Members().dump(1);
 
   Libvirtd::KillLibvirtd();  // -9: its domains' QEMUs keep running
+  // How the hypervisor is, should it not answer: running, or a zombie.
+  auto state = [&] {
+    std::ifstream stat("/proc/" + std::to_string(hv.pid()) + "/stat");
+    std::string pid, comm, s;
+    stat >> pid >> comm >> s;
+    return "hypervisor process state: " + s + "\n";
+  };
   ASSERT_TRUE(WaitUntil([&] {
     const json m = Members();
     return m.contains(x) && m[x]["note"].get<std::string>().find("is away") != std::string::npos;
-  }, 15s)) << hv.err() << Members().dump(1);
+  }, 15s)) << state() << hv.err() << Members().dump(1);
   EXPECT_EQ(kill(hv.pid(), 0), 0) << hv.err();
   EXPECT_TRUE(responsive("p1")) << Members().dump(1);
   EXPECT_EQ(Members()["p1"]["weight"], 7);
