@@ -47,6 +47,7 @@ struct HvFlags {
   std::string socket;
   std::string control;
   int period_ms = 1000;
+  double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
   bool no_batch = false;
   bool json_out = false;
   std::string http;
@@ -114,6 +115,7 @@ int RunHv(const HvFlags& f) {
     if (hv::LibvirtAdapter* d = domains.load()) d->TermsChanged(name, t);
   };
   o.on_left = [&keeper](const std::string& name) { keeper.Forget(name); };
+  o.policy.headroom = f.headroom_percent / 100;
   if (f.pool == "auto") {
     const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
@@ -333,6 +335,11 @@ Runner AddHv(CLI::App& app) {
   c->add_option("--control", f->control, "Control socket for `cmm hv status` (default: <run dir>/hv.ctl)");
   c->add_option("--period-ms", f->period_ms, "How often the pool policy runs")->capture_default_str()->check(
       CLI::Range(10, 60000));
+  c->add_option("--headroom", f->headroom_percent,
+                "Percent of its RAM each member keeps idle, where its next burst lands, before any of its idle "
+                "memory is asked for (`cmm sim --sweep` shows the trade)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 50.0));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
   c->add_option("--libvirt", f->libvirt,

@@ -1,6 +1,8 @@
 // `cmm sim`: the pool policy against a simulated fleet on a simulated
 // clock, and what it did.
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -14,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "pool/policy.h"
 #include "sim/fleet.h"
 
 namespace cmm::cli {
@@ -29,8 +32,14 @@ struct SimFlags {
   uint64_t seed = 1;
   std::string policy = "cmm";
   bool compare = false;
+  bool sweep = false;
+  double headroom_percent = 0;  // 0: the policy's default
   bool json = false;
 };
+
+// The headrooms `--sweep` runs, as shares of RAM: from none above the
+// short line (low_free) to well past the default.
+constexpr double kSweepHeadroom[] = {0.05, 0.06, 0.075, 0.10, 0.15, 0.20, 0.30};
 
 // Seconds the members' entitlements were over the pool, whatever the cause.
 double OverTotal(const sim::SimReport& r) { return r.over_policy_s + r.over_oom_s + r.over_shrink_s; }
@@ -101,6 +110,7 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
     bands.push_back({{"weight_lo", b.lo}, {"weight_hi", b.hi}, {"members", b.members}, {"loaned_share", b.loaned_share}});
   }
   return {{"policy", sim::PolicyName(r.policy)},
+          {"headroom", r.headroom},
           {"members", r.members},
           {"seconds", r.seconds},
           {"period_s", r.period_s},
@@ -133,28 +143,59 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
           {"rebalance_max_us", r.rebalance_max_us}};
 }
 
-// One line per policy on the same trace, cmm first.
-void PrintCompare(const std::vector<sim::SimReport>& reports) {
-  if (reports.empty()) return;
+// The table's rows: one run each on the same trace.
+void PrintRows(const std::vector<sim::SimReport>& reports, const char* head,
+               const std::function<std::string(const sim::SimReport&)>& label) {
   const sim::SimReport& first = reports.front();
   std::printf("%u members, %s of RAM on a %s pool, %.1f simulated hours, the same trace for each\n", first.members,
               FormatBytes(first.ram_bytes).c_str(), FormatBytes(first.pool_bytes).c_str(), first.seconds / 3600.0);
-  std::printf("%-8s %10s %11s %11s %11s %12s %15s %10s\n", "policy", "OOM events", "over pool", "after OOM",
+  std::printf("%-12s %10s %11s %11s %11s %12s %15s %10s\n", head, "OOM events", "over pool", "after OOM",
               "use > pool", "saved, mean", "bursts p50/p99", "changes/h");
   for (const sim::SimReport& r : reports) {
-    std::printf("%-8s %10llu %9.0f s %9.0f s %9.0f s %12s %8.0f/%.0f s %10.1f\n",
-                std::string(sim::PolicyName(r.policy)).c_str(), static_cast<unsigned long long>(r.oom_events),
-                OverTotal(r), r.over_oom_s, r.use_over_s,
+    std::printf("%-12s %10llu %9.0f s %9.0f s %9.0f s %12s %8.0f/%.0f s %10.1f\n", label(r).c_str(),
+                static_cast<unsigned long long>(r.oom_events), OverTotal(r), r.over_oom_s, r.use_over_s,
                 FormatBytes(static_cast<uint64_t>(std::max(0.0, r.mean_saved_bytes))).c_str(), r.burst_p50_s,
                 r.burst_p99_s, r.churn_per_member_hour);
   }
   std::printf("over pool: seconds the members' entitlements were above the pool (after OOM: of those, after a\n"
               "guest took memory back on its own); use > pool: seconds the host memory behind them was; changes/h:\n"
               "target changes per member-hour\n");
+}
+
+// One line per policy on the same trace, cmm first.
+void PrintCompare(const std::vector<sim::SimReport>& reports) {
+  PrintRows(reports, "policy", [](const sim::SimReport& r) { return std::string(sim::PolicyName(r.policy)); });
   for (const sim::SimReport& r : reports) {
     std::printf("  %-8s %s\n", std::string(sim::PolicyName(r.policy)).c_str(),
                 std::string(sim::PolicySource(r.policy)).c_str());
   }
+}
+
+// A run is on the frontier when no other has both fewer OOM events and
+// more memory saved (one better, the other no worse).
+bool OnFrontier(const sim::SimReport& r, const std::vector<sim::SimReport>& all) {
+  for (const sim::SimReport& o : all) {
+    if (o.oom_events <= r.oom_events && o.mean_saved_bytes >= r.mean_saved_bytes &&
+        (o.oom_events < r.oom_events || o.mean_saved_bytes > r.mean_saved_bytes)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string HeadroomLabel(double headroom) { return fmt::format("{:g}%", 100 * headroom); }
+
+// cmm's policy at each headroom on the same trace: what idle memory kept in
+// each member buys in OOM events, and what it costs in memory saved.
+void PrintSweep(const std::vector<sim::SimReport>& reports, double chosen) {
+  PrintRows(reports, "headroom", [&](const sim::SimReport& r) {
+    return HeadroomLabel(r.headroom) + (OnFrontier(r, reports) ? " +" : "") +
+           (std::abs(r.headroom - chosen) < 1e-9 ? " *" : "");
+  });
+  std::printf("headroom: the share of its RAM each member keeps idle before any of it is asked for (cmm hv\n"
+              "--headroom); +: on the frontier (no other run has both fewer OOM events and more saved);\n"
+              "*: the default, %s\n",
+              HeadroomLabel(chosen).c_str());
 }
 
 int RunSimCommand(const SimFlags& f) {
@@ -197,8 +238,30 @@ int RunSimCommand(const SimFlags& f) {
   }
   const auto kind = sim::PolicyByName(f.policy);
   if (!kind) throw UserError(fmt::format("--policy {}: not one of cmm, proxmox, mom, qubes", f.policy), kExitUsage);
+  if (f.headroom_percent > 0) o.headroom = f.headroom_percent / 100;
+  if (f.sweep) {
+    std::vector<sim::SimReport> reports;
+    for (const double h : kSweepHeadroom) {
+      if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "headroom %s:\n", HeadroomLabel(h).c_str());
+      o.headroom = h;
+      reports.push_back(sim::RunSim(trace, o));
+    }
+    if (f.json) {
+      nlohmann::json all = nlohmann::json::array();
+      for (const auto& r : reports) {
+        nlohmann::json j = ReportJson(r);
+        j["on_frontier"] = OnFrontier(r, reports);
+        all.push_back(std::move(j));
+      }
+      std::printf("%s\n", all.dump(2).c_str());
+    } else {
+      PrintSweep(reports, hv::PolicyConfig{}.headroom);
+    }
+    return 0;
+  }
   if (f.compare) {
     std::vector<sim::SimReport> reports;
+
     for (const sim::PolicyKind k : sim::AllPolicies()) {
       if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "%s:\n", std::string(sim::PolicyName(k)).c_str());
       o.policy = k;
@@ -240,12 +303,20 @@ Runner AddSim(CLI::App& app) {
                                "Whose rules decide the targets: cmm, or a peer's published algorithm (proxmox, mom, "
                                "qubes), the pool being its host")
                     ->capture_default_str();
-  c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
-      ->excludes(policy);
+  auto* compare = c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
+                     ->excludes(policy);
+  auto* headroom = c->add_option("--headroom", f->headroom_percent,
+                                 "cmm's headroom: the percent of its RAM each member keeps idle (default 10)")
+                       ->check(CLI::Range(1.0, 50.0));
+  c->add_flag("--sweep", f->sweep,
+              "Run the same trace under cmm at headrooms from 5% to 30% and print its frontier in one table")
+      ->excludes(policy)
+      ->excludes(compare)
+      ->excludes(headroom);
   c->add_flag("--json", f->json, "Print JSON");
   c->footer(
       "Examples:\n  cmm sim\n  cmm sim --members 10000 --hours 1 --json\n  cmm sim --members 2000 --compare\n"
-      "  cmm sim --policy proxmox\n"
+      "  cmm sim --policy proxmox\n  cmm sim --members 2000 --sweep\n  cmm sim --headroom 15\n"
       "  cmm sim --members 20 --save-trace fleet.json && cmm sim --trace fleet.json --pool 16G");
   return [f] { return RunSimCommand(*f); };
 }

@@ -153,12 +153,12 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
         want[i] = pos[i] - ceil_loan[i];
         const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
         urgent[i] = std::min(want[i], std::max(static_cast<double>(config.granule),
-                                               2 * config.low_free * ram[i] - idle_now));
+                                               config.headroom * ram[i] - idle_now));
         continue;
       }
       const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
       const double above_min = std::max(0.0, ram[i] - pos[i] - min[i]);
-      const double idle = std::min(above_min, std::max(0.0, idle_now - 2 * config.low_free * ram[i]));
+      const double idle = std::min(above_min, std::max(0.0, idle_now - config.headroom * ram[i]));
       taxed[i] = idle * config.idle_tax;
       rest[i] = idle - taxed[i];
     }

@@ -10,8 +10,8 @@
 //
 // Each round, members short of memory (OOM events, or free + cache below
 // `low_free` of RAM) want back what they have loaned; the pool asks it of
-// the others' idle memory (free + cache above a headroom of twice
-// `low_free`), in proportion to their inverse weight (256 - weight), first
+// the others' idle memory (free + cache above a `headroom` share of their
+// RAM), in proportion to their inverse weight (256 - weight), first
 // the taxed share of idle memory (an idle-memory tax, default 75%, as in
 // Waldspurger's ESX balloon), then the rest. If the pool itself is over
 // (it shrank, a member took memory back on its own), the rest is asked of
@@ -54,8 +54,12 @@ struct PolicyConfig {
   uint64_t pool_bytes = 0;
   double idle_tax = 0.75;
   double low_free = 0.05;  // below this share of RAM idle, a member needs memory
+  // The share of its RAM a member keeps idle before any of its idle memory
+  // is asked for: where its next burst lands. A short member is given back
+  // up to this first. `cmm sim --sweep` shows what it trades.
+  double headroom = 0.10;
   // Free memory a member that joins in use keeps above its use, as a share
-  // of it (at least twice low_free of its RAM).
+  // of it (at least its headroom).
   double buffer = 0.25;
   uint64_t granule = 1 << 20;  // targets move in whole multiples of this
   // Kept out of what is handed out (while the floors allow), so that a

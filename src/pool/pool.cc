@@ -95,8 +95,8 @@ Bytes Pool::AdmissionTarget(Bytes ram, const MemberSettings& s, Bytes in_use) co
   Bytes keep = b.min;
   if (in_use > Bytes(0)) {
     const double use = static_cast<double>(in_use.value());
-    const double buffer = std::max(options_.policy.buffer * use, 2 * options_.policy.low_free *
-                                                                     static_cast<double>(ram.value()));
+    const double buffer =
+        std::max(options_.policy.buffer * use, options_.policy.headroom * static_cast<double>(ram.value()));
     keep = std::clamp(in_use + Bytes(static_cast<int64_t>(buffer)), b.min, b.max);
   }
   const Bytes room = std::max(pool_bytes() - entitled_, Bytes(0));

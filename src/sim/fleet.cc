@@ -65,6 +65,8 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   po.pool_bytes = FromUnsigned<Bytes>(pool_now);
   po.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
   po.decide = MakePolicy(options.policy, trace.period_s);
+  if (options.headroom > 0) po.policy.headroom = options.headroom;
+  r.headroom = po.policy.headroom;
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;
   hv::Rebalancer rebalancer(pool, std::chrono::seconds(trace.period_s), hv::Rebalancer::Manual{});

@@ -18,6 +18,7 @@ struct SimOptions {
   uint64_t pool_bytes = 0;  // 0: the trace's, else 60% of the members' RAM
   uint64_t seed = 1;
   PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
+  double headroom = 0;  // cmm's headroom (PolicyConfig::headroom); 0: its default
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };
@@ -30,6 +31,7 @@ struct WeightBand {
 
 struct SimReport {
   PolicyKind policy = PolicyKind::kCmm;
+  double headroom = 0;  // the one it ran with
   uint32_t members = 0;
   uint32_t seconds = 0;
   uint32_t period_s = 1;

@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -468,7 +469,7 @@ TEST_F(Hv, SimPrintsItsFiguresAsTextOrJsonAndRefusesBadFlags) {
 TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
   const auto table = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--compare"});
   ASSERT_EQ(table.code, 0) << table.err;
-  for (const char* line : {"40 members, ", "the same trace for each", "policy   OOM events   over pool",
+  for (const char* line : {"40 members, ", "the same trace for each", "policy       OOM events   over pool",
                            "\ncmm ", "\nproxmox ", "\nmom ", "\nqubes ", "Proxmox VE auto-ballooning"}) {
     EXPECT_NE(table.out.find(line), std::string::npos) << line << "\n" << table.out;
   }
@@ -485,6 +486,39 @@ TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--policy vmware: not one of cmm, proxmox, mom, qubes"), std::string::npos) << bad.err;
   EXPECT_EQ(Cmm({"sim", "--policy", "mom", "--compare"}).code, 2);
+}
+
+// The words: `cmm sim --sweep` prints cmm's own frontier over its
+// buffer (headroom) setting, on one trace, the default marked.
+TEST_F(Hv, SimSweepPrintsCmmsFrontierOverItsHeadroomWithTheDefaultMarked) {
+  const auto table = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--sweep"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("headroom     OOM events   over pool"), std::string::npos) << table.out;
+  for (const char* row : {"\n5%", "\n6%", "\n7.5%", "\n10%", "\n15%", "\n20%", "\n30%"}) {
+    EXPECT_NE(table.out.find(row), std::string::npos) << row << "\n" << table.out;
+  }
+  EXPECT_NE(table.out.find("*: the default, 10%"), std::string::npos) << table.out;
+  EXPECT_EQ(std::count(table.out.begin(), table.out.end(), '*'), 2) << table.out;  // the row and the legend
+  const auto json = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--sweep", "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j.size(), 7U);
+  int on_frontier = 0;
+  for (const auto& r : j) {
+    EXPECT_EQ(r["policy"], "cmm");
+    on_frontier += r["on_frontier"].get<bool>() ? 1 : 0;
+  }
+  EXPECT_GE(on_frontier, 1);
+  EXPECT_DOUBLE_EQ(j[0]["headroom"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(j[6]["headroom"].get<double>(), 0.30);
+  // One headroom, as a percent; the sweep runs its own.
+  const auto one = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--headroom", "15", "--json"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(one.out)["headroom"].get<double>(), 0.15);
+  EXPECT_EQ(Cmm({"sim", "--sweep", "--compare"}).code, 2);
+  EXPECT_EQ(Cmm({"sim", "--sweep", "--headroom", "5"}).code, 2);
+  EXPECT_EQ(Cmm({"sim", "--headroom", "90"}).code, 2);
+  EXPECT_EQ(Cmm({"hv", "--headroom", "0"}).code, 2);
 }
 
 TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadStarts) {

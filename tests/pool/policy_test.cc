@@ -81,10 +81,29 @@ TEST(Policy, IdleTaxTakesTheTaxedShareFirst) {
   const auto r = LoanRequests(c, in);
   EXPECT_EQ(r[0], 50 * M);
   EXPECT_EQ(r[1], 50 * M);
-  // Needing more than the taxed share takes from the rest, but never beyond idle.
-  const auto big = LoanRequests(Pool(624), in);
+  // Needing more than the taxed share takes from the rest, but never beyond
+  // idle: what is above a headroom of a tenth of RAM here.
+  c = Pool(624);
+  c.headroom = 0.10;
+  const auto big = LoanRequests(c, in);
   EXPECT_EQ(big[0], 200 * M);
   EXPECT_EQ(big[1], 200 * M);
+}
+
+TEST(Policy, EachMemberKeepsItsHeadroomIdleWhereItsNextBurstLands) {
+  // A full pool: one member with 400 MiB of its 1000 idle, one short of
+  // memory that wants its 500 MiB back. The idle one is asked for what it
+  // has idle above its headroom, and not for the headroom itself: the pool
+  // is not over, so that is where its own next burst lands.
+  PolicyInput idle = Part(1000, 400);
+  PolicyInput short_one = Part(1000, 0, 500);
+  short_one.new_oom_events = 1;
+  for (const double headroom : {0.06, 0.10, 0.20}) {
+    PolicyConfig c = Pool(1500);
+    c.headroom = headroom;
+    const auto r = LoanRequests(c, std::vector<PolicyInput>{idle, short_one});
+    EXPECT_NEAR(static_cast<double>(r[0]) / M, 400 - 1000 * headroom, 1.0) << headroom;
+  }
 }
 
 TEST(Policy, NeverAskedBelowMin) {
@@ -249,13 +268,15 @@ TEST(Policy, TheReserveForGiveBacksYieldsToTheFloors) {
 
 TEST(Policy, AMemberShortOfMemoryIsGrantedWhatItNeedsMostFirstEvenOutOfTheReserve) {
   // A full pool but for its reserve of 64 MiB, and nothing idle. The short
-  // one (no free memory, 1 GiB of RAM) needs a tenth of its RAM back at
-  // once: it gets the 64 MiB now, rather than take them on OOM.
+  // one (no free memory, 1 GiB of RAM) needs its headroom (a tenth of its
+  // RAM here) back at once: it gets the 64 MiB now, rather than take them
+  // on OOM.
   PolicyInput shortest = Part(1024, 0, 300);
   shortest.new_oom_events = 1;
   const PolicyInput other = Part(1024, 60, 600);
   PolicyConfig c = Pool(1148 + 64);  // 724 + 424 backed
   c.giveback_reserve_bytes = 64 * MiB;
+  c.headroom = 0.10;
   auto r = LoanRequests(c, std::vector<PolicyInput>{shortest, other});
   EXPECT_EQ(r[0], -64 * M);
   EXPECT_EQ(r[1], 0);
