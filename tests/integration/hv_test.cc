@@ -488,6 +488,54 @@ TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
   EXPECT_EQ(Cmm({"sim", "--policy", "mom", "--compare"}).code, 2);
 }
 
+// The issue's words: a partition bursting into its buffer causes no OOM
+// event. "a" (128 MiB) uses 20 MiB and bursts by 10 MiB at once every 3 s;
+// "b" holds 90 MiB and wants more, on a 128 MiB pool, so the pool takes
+// from "a" all the idle memory it can. With the default headroom (10% of
+// RAM, 12.8 MiB) "a" keeps enough idle for its burst and meets no OOM give-
+// back once "b" is in; with 1% it meets one at each burst: the same
+// scenario, so the test can tell the two apart.
+TEST_F(Hv, APartitionBurstingIntoItsHeadroomMeetsNoOomGiveBack) {
+  const std::string burst = dir.path() + "/burst.json";
+  std::ofstream(burst) << R"({"kind": "movable", "repeat_after": 3, "phases": [{"at": 0, "size": "20M"}, {"at": 2, "size": "30M"}]})";
+  // A's OOM give-backs over two bursts, once b's 90 MiB are in.
+  auto give_backs_over_two_bursts = [&](const std::string& headroom, const std::string& a, const std::string& b) {
+    GuestProcess hv(dir.path(), {"--pool", "128M", "--period-ms", "200", "--headroom", headroom}, "hv", "hv-" + a);
+    EXPECT_TRUE(WaitUntil([&] { return !PoolStatus().empty(); })) << hv.err();
+    GuestProcess ga(dir.path(), {"--name", a, "--mem", "128M", "--param", "min_mem_mb=0", "--workload", "phases:" + burst},
+                    "guest", a);
+    EXPECT_TRUE(WaitUntil([&] { return PoolStatus()["partitions"].size() == 1; })) << ga.err();
+    GuestProcess gb(dir.path(), {"--name", b, "--mem", "128M", "--param", "min_mem_mb=0", "--workload", "hog:90M"},
+                    "guest", b);
+    auto workload = [&](const std::string& name, const char* field) {
+      const auto st = Status(name);
+      return st.empty() || st["workloads"].empty() ? uint64_t{0} : st["workloads"][0][field].get<uint64_t>();
+    };
+    EXPECT_TRUE(WaitUntil([&] { return workload(b, "held_pages") >= 90 * MiB / 4096; }, std::chrono::seconds(60)))
+        << gb.err() << hv.err();
+    // One burst for the pool to settle after b's own give-backs.
+    const uint64_t settled = workload(a, "allocated");
+    EXPECT_TRUE(WaitUntil([&] { return workload(a, "allocated") >= settled + 2560; }, std::chrono::seconds(30)));
+    const auto before = Status(a);
+    const uint64_t allocated = workload(a, "allocated");
+    EXPECT_TRUE(WaitUntil([&] { return workload(a, "allocated") >= allocated + 2 * 2560; }, std::chrono::seconds(30)))
+        << "two bursts of 10 MiB";
+    const auto after = Status(a);
+    EXPECT_EQ(after["integrity_errors"], 0);
+    const uint64_t n = after["oom_give_backs"].get<uint64_t>() - before["oom_give_backs"].get<uint64_t>();
+    EXPECT_EQ(ga.Stop(), 0);
+    EXPECT_EQ(gb.Stop(), 0);
+    EXPECT_EQ(hv.Stop(), 0);
+    return n;
+  };
+  const uint64_t with = give_backs_over_two_bursts("10", "a", "b");
+  const uint64_t without = give_backs_over_two_bursts("1", "c", "d");
+  std::printf("two bursts of 10 MiB into a full pool: %llu OOM give-backs with a 10%% headroom, %llu with 1%%\n",
+              static_cast<unsigned long long>(with), static_cast<unsigned long long>(without));
+  EXPECT_EQ(with, 0U);
+  EXPECT_GE(without, 1U);
+}
+
 // The issue's words: `cmm sim --sweep` prints cmm's own frontier over its
 // buffer (headroom) setting, on one trace, the default marked.
 TEST_F(Hv, SimSweepPrintsCmmsFrontierOverItsHeadroomWithTheDefaultMarked) {
