@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/size_text.h"
+#include "pool/idle_now.h"
 
 namespace cmm::hv {
 
@@ -221,8 +222,13 @@ void Pool::Rebalance() {
     i.loaned_bytes = InTable(loaned);
     i.granted_bytes = InTable(loaned - std::min(loaned, e.target_loaned));
     i.asked_bytes = InTable(e.target_loaned - std::min(loaned, e.target_loaned));
-    i.free_bytes = InTable(s.stats.free_bytes);
-    i.cache_bytes = InTable(s.stats.cache_bytes);
+    if (s.stats.taken != e.stats_seen) {
+      e.stats_seen = s.stats.taken;
+      e.loaned_at_stats = loaned;
+    }
+    const IdleNow idle = IdleSinceStats(s.stats, loaned - e.loaned_at_stats, s.ram_bytes);
+    i.free_bytes = InTable(idle.free);
+    i.cache_bytes = InTable(idle.cache);
     i.backing_bytes = InTable(std::clamp(s.backing_bytes, Bytes(0), s.ram_bytes));
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;

@@ -137,6 +137,11 @@ class Pool {
     Bytes entitled;  // at most what it may back since its last target
     Bytes used{};    // what it used at the last round (pool/demand_report.h)
     Bytes loaned_seen{};  // its confirmed loan at the last round
+    // Its confirmed loan when its last stats reading arrived: stats come
+    // less often than rounds, and what it loaned since came out of the
+    // free memory they show (what it got back went into it).
+    MemberClock::time_point stats_seen{};
+    Bytes loaned_at_stats{};
   };
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling, and never below what it uses (`in_use`)

@@ -489,7 +489,7 @@ TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
 }
 
 // The issue's words: a partition bursting into its buffer causes no OOM
-// event. "a" (128 MiB) uses 20 MiB and bursts by 10 MiB at once every 3 s;
+// event. "a" (128 MiB) uses 20 MiB and bursts by 10 MiB at once every 5 s;
 // "b" holds 90 MiB and wants more, on a 128 MiB pool, so the pool takes
 // from "a" all the idle memory it can. With the default headroom (10% of
 // RAM, 12.8 MiB) "a" keeps enough idle for its burst and meets no OOM give-
@@ -497,7 +497,7 @@ TEST_F(Hv, SimComparesCmmWithEachPeerOnTheSameTraceInOneTable) {
 // scenario, so the test can tell the two apart.
 TEST_F(Hv, APartitionBurstingIntoItsHeadroomMeetsNoOomGiveBack) {
   const std::string burst = dir.path() + "/burst.json";
-  std::ofstream(burst) << R"({"kind": "movable", "repeat_after": 3, "phases": [{"at": 0, "size": "20M"}, {"at": 2, "size": "30M"}]})";
+  std::ofstream(burst) << R"({"kind": "movable", "repeat_after": 5, "phases": [{"at": 0, "size": "20M"}, {"at": 3, "size": "30M"}]})";
   // A's OOM give-backs over two bursts, once b's 90 MiB are in.
   auto give_backs_over_two_bursts = [&](const std::string& headroom, const std::string& a, const std::string& b) {
     GuestProcess hv(dir.path(), {"--pool", "128M", "--period-ms", "200", "--headroom", headroom}, "hv", "hv-" + a);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "pool/idle_now.h"
 #include "pool/pool.h"
 #include "pool/rebalancer.h"
 
@@ -51,6 +52,12 @@ class FakeMember final : public Member {
     state_.loaned_bytes = loaned;
     ++state_.stats.oom_events;
   }
+  // A new stats reading showing this much free.
+  void Reading(Bytes free) {
+    std::lock_guard lock(mu_);
+    state_.stats.free_bytes = free;
+    state_.stats.taken = MemberClock::now() + std::chrono::nanoseconds(++readings_);
+  }
   void Running(Bytes backing, bool with_stats) {
     std::lock_guard lock(mu_);
     state_.backing_bytes = backing;
@@ -73,6 +80,7 @@ class FakeMember final : public Member {
   MemberState state_;
   Assignment last_;
   int assignments_ = 0;
+  int readings_ = 0;
 };
 
 Pool MakePool(Bytes bytes) {
@@ -111,6 +119,53 @@ TEST(Pool, EveryKindIsGivenItsTargetByTheSamePolicy) {
   EXPECT_GE(p->last().target_loaned_bytes + v->last().target_loaned_bytes, 100 * MiB);
   EXPECT_EQ(p->last().target_loaned_bytes, v->last().target_loaned_bytes);
   EXPECT_EQ(pool.Snapshot()[1].target_loaned_bytes, v->last().target_loaned_bytes);
+}
+
+// Stats come less often than rounds: what a member loaned since its last
+// reading came out of the idle memory that reading shows. A round between
+// two readings does not ask again for idle memory already loaned, which
+// would take the member below its headroom.
+TEST(Pool, ARoundBetweenTwoStatsReadingsDoesNotAskAgainForIdleMemoryAlreadyLoaned) {
+  Pool pool = MakePool(1500 * MiB);
+  auto idle = std::make_shared<FakeMember>("idle", MemberKind::kPartition, 1000 * MiB, 400 * MiB);
+  auto short_one = std::make_shared<FakeMember>("short", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  idle->Running(Bytes(0), true);  // one reading, then none
+  short_one->Set(true, 500 * MiB);
+  short_one->Running(Bytes(0), true);
+  ASSERT_TRUE(pool.Add(idle, {}).has_value());
+  ASSERT_TRUE(pool.Add(short_one, {}).has_value());
+  pool.Rebalance();
+  // All it has idle above its headroom (a tenth of its RAM) is asked.
+  const Bytes asked = idle->last().target_loaned_bytes;
+  EXPECT_NEAR(static_cast<double>(asked.value()) / MiB.value(), 300, 1);
+  idle->Set(true, asked);  // loaned, before its next reading
+  pool.Rebalance();
+  EXPECT_EQ(idle->last().target_loaned_bytes, asked);
+  // The next reading shows it: still nothing more asked.
+  idle->Reading(100 * MiB);
+  pool.Rebalance();
+  EXPECT_EQ(idle->last().target_loaned_bytes, asked);
+}
+
+TEST(IdleSinceStats, ALoanSinceTheReadingComesOutOfFreeThenCacheAndAGrantGoesToFree) {
+  MemberStats st;
+  st.free_bytes = 100 * MiB;
+  st.cache_bytes = 50 * MiB;
+  IdleNow n = IdleSinceStats(st, Bytes(0), 1000 * MiB);
+  EXPECT_EQ(n.free, 100 * MiB);
+  EXPECT_EQ(n.cache, 50 * MiB);
+  n = IdleSinceStats(st, 120 * MiB, 1000 * MiB);
+  EXPECT_EQ(n.free, Bytes(0));
+  EXPECT_EQ(n.cache, 30 * MiB);
+  n = IdleSinceStats(st, 500 * MiB, 1000 * MiB);
+  EXPECT_EQ(n.free, Bytes(0));
+  EXPECT_EQ(n.cache, Bytes(0));
+  n = IdleSinceStats(st, -40 * MiB, 1000 * MiB);
+  EXPECT_EQ(n.free, 140 * MiB);
+  EXPECT_EQ(n.cache, 50 * MiB);
+  n = IdleSinceStats(st, -2000 * MiB, 1000 * MiB);  // never more than its RAM
+  EXPECT_EQ(n.free, 1000 * MiB);
+  EXPECT_EQ(n.cache, Bytes(0));
 }
 
 TEST(Pool, AnUnresponsiveMemberIsCountedOnForNothing) {
