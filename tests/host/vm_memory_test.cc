@@ -54,15 +54,17 @@ TEST(VmMemory, AMemfdOfThisProcessIsFoundByItsSizeAndMeasuredWithStBlocks) {
   auto found = OpenGuestMemfd(getpid(), 8 * kMiB + 4096);
   ASSERT_TRUE(found.has_value()) << found.error();
   EXPECT_EQ(AllocatedBytes(*found), 0U);
-  void* p = mmap(nullptr, 8 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  // Mapped whole: a size no thread stack or allocator arena of the test
+  // process has, so the mapping of that size is this one.
+  void* p = mmap(nullptr, 8 * kMiB + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ASSERT_NE(p, MAP_FAILED);
   std::memset(p, 0x5A, 2 * kMiB);
   EXPECT_EQ(AllocatedBytes(*found), 2 * kMiB);
-  const auto smaps = ReadSmaps(getpid(), 8 * kMiB);
+  const auto smaps = ReadSmaps(getpid(), 8 * kMiB + 4096);
   ASSERT_TRUE(smaps.has_value());
   EXPECT_TRUE(smaps->guest_found);
   EXPECT_EQ(smaps->guest_resident, 2 * kMiB);
-  munmap(p, 8 * kMiB);
+  munmap(p, 8 * kMiB + 4096);
   close(*found);
   close(fd);
   EXPECT_EQ(OpenGuestMemfd(getpid(), 3 * kMiB + 4096).error().code, ErrorCode::kNotFound);
