@@ -300,7 +300,8 @@ TEST_F(RealVm, AVmThatTakesMemoryBackOnOomIsBackWithinThePoolSoonAndStaysRespons
   int64_t most = 0;
   int stretches = 0;
   double longest = 0;
-  std::optional<std::chrono::steady_clock::time_point> over_since;
+  bool is_over = false;
+  auto over_since = seen;
   bool back = false;
   while (std::chrono::steady_clock::now() < seen + 30s) {
     const MemberState st = (*vm)->Observe();
@@ -308,12 +309,13 @@ TEST_F(RealVm, AVmThatTakesMemoryBackOnOomIsBackWithinThePoolSoonAndStaysRespons
     const int64_t by = over();
     const auto now = std::chrono::steady_clock::now();
     most = std::max(most, by);
-    if (by > 0 && !over_since) {
+    if (by > 0 && !is_over) {
+      is_over = true;
       over_since = now;
       ++stretches;
-    } else if (by <= 0 && over_since) {
-      longest = std::max(longest, std::chrono::duration<double>(now - *over_since).count());
-      over_since.reset();
+    } else if (by <= 0 && is_over) {
+      is_over = false;
+      longest = std::max(longest, std::chrono::duration<double>(now - over_since).count());
     }
     if (by <= 0 && Console("filled 120M", 0ms)) {
       back = true;
