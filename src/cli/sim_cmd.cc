@@ -33,7 +33,7 @@ struct SimFlags {
   std::string policy = "cmm";
   bool compare = false;
   bool sweep = false;
-  double headroom_percent = 0;  // 0: the policy's default
+  double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
   bool json = false;
 };
 
@@ -238,7 +238,7 @@ int RunSimCommand(const SimFlags& f) {
   }
   const auto kind = sim::PolicyByName(f.policy);
   if (!kind) throw UserError(fmt::format("--policy {}: not one of cmm, proxmox, mom, qubes", f.policy), kExitUsage);
-  if (f.headroom_percent > 0) o.headroom = f.headroom_percent / 100;
+  o.headroom = f.headroom_percent / 100;
   if (f.sweep) {
     std::vector<sim::SimReport> reports;
     for (const double h : kSweepHeadroom) {
@@ -261,7 +261,6 @@ int RunSimCommand(const SimFlags& f) {
   }
   if (f.compare) {
     std::vector<sim::SimReport> reports;
-
     for (const sim::PolicyKind k : sim::AllPolicies()) {
       if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "%s:\n", std::string(sim::PolicyName(k)).c_str());
       o.policy = k;
@@ -306,7 +305,8 @@ Runner AddSim(CLI::App& app) {
   auto* compare = c->add_flag("--compare", f->compare, "Run the same trace under cmm and each peer, and print one table")
                      ->excludes(policy);
   auto* headroom = c->add_option("--headroom", f->headroom_percent,
-                                 "cmm's headroom: the percent of its RAM each member keeps idle (default 10)")
+                                 "cmm's headroom: the percent of its RAM each member keeps idle")
+                       ->capture_default_str()
                        ->check(CLI::Range(1.0, 50.0));
   c->add_flag("--sweep", f->sweep,
               "Run the same trace under cmm at headrooms from 5% to 30% and print its frontier in one table")
