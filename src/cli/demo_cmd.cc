@@ -32,6 +32,7 @@ struct DemoFlags {
   bool compare = false;
   bool vms = false;
   bool mixed = false;
+  bool overload = false;
   std::optional<std::string> libvirt;  // --libvirt [URI]: the VMs as libvirt domains
   std::string image;
   std::string accel = "auto";
@@ -56,6 +57,7 @@ int RunDemo(const DemoFlags& f) {
   o.partitions = f.partitions;
   o.overcommit = f.overcommit;
   o.duration_s = f.duration;
+  o.overload = f.overload;
   demo::VmKit kit;
   if (f.libvirt) kit.libvirt_uri = f.libvirt->empty() ? "qemu:///system" : *f.libvirt;
   if (f.vms || f.mixed) {
@@ -85,6 +87,14 @@ int RunDemo(const DemoFlags& f) {
     fmt::print("  {:<8} {}{}: {}\n", p.name, p.role,
                !p.vm ? "" : kit.libvirt_uri.empty() ? " (QEMU VM)" : " (libvirt domain)", fmt::join(p.workloads, ", "));
   }
+  uint64_t peaks = 0;
+  for (const auto& p : s.partitions) peaks += demo::PeakBytes(p);
+  fmt::print("at their peaks the workloads hold {} ({:.0f}% of the pool{}){}\n", FormatBytes(peaks),
+             100.0 * static_cast<double>(peaks) / static_cast<double>(s.pool_bytes),
+             o.vms > 0 ? ", VMs' kernels and caches included" : ", page caches not counted",
+             peaks <= s.pool_bytes ? ""
+             : o.overload          ? ": more than the pool, as --overload asks"
+                                   : ": more than the pool");
   std::fflush(stdout);
   const std::string exe = SelfExe();
   if (o.vms > 0) {
@@ -145,6 +155,9 @@ Runner AddDemo(CLI::App& app) {
                    ->capture_default_str();
   c->add_option("--duration", f->duration, "Seconds to run")->capture_default_str();
   c->add_flag("--compare", f->compare, "Run again with the balloon disabled and compare");
+  c->add_flag("--overload", f->overload,
+              "Workloads whose peaks together exceed the pool (about 120% of it): demand no policy can meet, said "
+              "in the live view, the log and the summary");
   c->add_flag("--vms", f->vms,
               "Members are real QEMU guests (Linux's virtio_balloon); defaults become 3 VMs of 512 MiB on a 768 MiB "
               "pool");
@@ -160,6 +173,7 @@ Runner AddDemo(CLI::App& app) {
       ->capture_default_str();
   c->footer("Examples:\n  cmm demo\n  cmm demo --pool 512M --duration 30 --compare\n"
             "  cmm demo --vms --image /tmp/guest      (make demo-vms builds the image and runs this)\n"
+            "  cmm demo --vms --overload --image /tmp/guest\n"
             "  cmm demo --libvirt --image /tmp/guest  (make demo-libvirt: the same guests as libvirt domains)");
   return [f, pool, members, over] {
     if (f->vms && f->mixed) throw UserError("--vms or --mixed, not both", kExitUsage);

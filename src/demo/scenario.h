@@ -16,6 +16,9 @@ struct ScenarioOptions {
   double overcommit = 3.0;  // sum of the partitions' RAM / pool
   double duration_s = 60;
   int vms = 0;  // the first this many members are QEMU VMs, the rest partitions
+  // The workloads' peaks together above the pool (about 120% of it, 77%
+  // without): demand no policy can meet, to see it said.
+  bool overload = false;
 };
 
 struct PartitionPlan {
@@ -37,5 +40,11 @@ struct Scenario {
 // whose kernel needs some), more VMs than members, a duration below 5 s.
 std::string CheckScenario(const ScenarioOptions& o);  // empty when fine
 Scenario BuildScenario(const ScenarioOptions& o);
+
+// What its workloads hold at their peak and cannot give up: the largest
+// phase and the hogs; for a VM also its caches (tmpfs, not dropped) and its
+// own kernel (kVmKernelBytes). A partition's page cache is dropped on demand.
+constexpr uint64_t kVmKernelBytes = uint64_t{30} << 20;
+uint64_t PeakBytes(const PartitionPlan& p);
 
 }  // namespace cmm::demo

@@ -40,6 +40,37 @@ TEST(DemoScenario, MorePartitionsRepeatTheRolesAndShareThePool) {
   EXPECT_EQ(s.partitions[1].workloads[0], "hog:76M");  // half of four partitions' share
 }
 
+uint64_t SumOfPeaks(const Scenario& s) {
+  uint64_t sum = 0;
+  for (const auto& p : s.partitions) sum += PeakBytes(p);
+  return sum;
+}
+
+// Issue 25: "cmm demo --vms on its defaults stays within its pool ...;
+// cmm demo --vms --overload shows the other case honestly".
+TEST(DemoScenario, VmDemoPeaksFitThePoolWithRoomAndOverloadGoesBeyondIt) {
+  ScenarioOptions o;
+  o.pool_bytes = 768 * MiB;
+  o.partitions = 3;
+  o.overcommit = 2;
+  o.vms = 3;
+  const Scenario fits = BuildScenario(o);
+  ASSERT_EQ(fits.partitions.size(), 3U);
+  EXPECT_TRUE(fits.partitions[0].vm);
+  // Each VM's kernel is counted: web's burst, its cache and the kernel.
+  EXPECT_EQ(PeakBytes(fits.partitions[0]), (115 + 38 + 30) * MiB);
+  const uint64_t fit = SumOfPeaks(fits);
+  EXPECT_LE(fit, 768 * MiB * 75 / 100) << fit / MiB;
+  o.overload = true;
+  const uint64_t over = SumOfPeaks(BuildScenario(o));
+  EXPECT_GT(over, 768 * MiB * 110 / 100) << over / MiB;
+  // Partitions too: 77% of the pool at their peaks, well above it overloaded.
+  ScenarioOptions parts;
+  EXPECT_LE(SumOfPeaks(BuildScenario(parts)), 1024 * MiB);
+  parts.overload = true;
+  EXPECT_GT(SumOfPeaks(BuildScenario(parts)), 1024 * MiB * 110 / 100);
+}
+
 TEST(DemoScenario, RefusesWhatCannotRun) {
   ScenarioOptions o;
   EXPECT_EQ(CheckScenario(o), "");
