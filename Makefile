@@ -77,6 +77,7 @@ bench: deps-vms build
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_vm
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_sim
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_giveback
+	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_giveback_partitions
 	@CMM_BENCH_JSON=$(BUILD)/bench.jsonl $(BUILD)/bench/cmm_bench_libvirt
 	@$(BUILD)/bench/cmm_bench_report $(BUILD)/bench.jsonl $(BUILD)/bench.json
 

@@ -87,7 +87,11 @@ Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& s
   }
   entitled_ += entitled;
   index_.emplace(name, entries_.size());
-  entries_.push_back(Entry{std::move(member), settings, target, 0, entitled, {}, target});
+  Entry e{std::move(member), settings, target, 0, entitled, {}, target};
+  // Its loan as it stands, not its target: a loan on its way up to it has
+  // not fallen.
+  e.loaned_observed = std::clamp(st.loaned_bytes, Bytes(0), ram);
+  entries_.push_back(std::move(e));
   return {};
 }
 
@@ -230,13 +234,23 @@ void Pool::Rebalance() {
     i.free_bytes = InTable(idle.free);
     i.cache_bytes = InTable(idle.cache);
     i.backing_bytes = InTable(std::clamp(s.backing_bytes, Bytes(0), s.ram_bytes));
+    if (s.stats.oom_events + 1 < e.oom_seen) e.oom_seen = s.stats.oom_events;  // its count started over
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
-    e.oom_seen = s.stats.oom_events;
+    e.oom_seen = std::max(e.oom_seen, s.stats.oom_events);
     e.used = MemberUse(s.ram_bytes, loaned, s.stats);
     demand += e.used;
-    const Bytes took = i.new_oom_events > 0 ? std::max(e.loaned_seen - loaned, Bytes(0)) : Bytes(0);
-    taken_back += took;
+    // A loan fallen below what it was at the last round and below its
+    // target was taken back by the member itself (its OOM path): answered
+    // this round as an OOM event, not when its stats next show the count
+    // (a partition's come once a second, a VM's once a stats period).
+    const Bytes fell = std::max(std::min(e.loaned_observed, e.target_loaned) - loaned, Bytes(0));
+    e.loaned_observed = loaned;
+    if (fell > Bytes(0) && i.new_oom_events == 0) {
+      i.new_oom_events = 1;
+      ++e.oom_seen;  // the count its stats will show is this one
+    }
+    taken_back += i.new_oom_events > 0 ? std::max(e.loaned_seen - loaned, Bytes(0)) : Bytes(0);
     e.loaned_seen = loaned;
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());

@@ -136,7 +136,10 @@ class Pool {
     uint64_t oom_seen = 0;
     Bytes entitled;  // at most what it may back since its last target
     Bytes used{};    // what it used at the last round (pool/demand_report.h)
-    Bytes loaned_seen{};  // its confirmed loan at the last round
+    Bytes loaned_seen{};  // its confirmed loan at the last round (its admission target before the first)
+    // Its confirmed loan at the last round, its loan as it joined before
+    // the first: a loan below both and below its target fell on its own.
+    Bytes loaned_observed{};
     // Its confirmed loan when its last stats reading arrived: stats come
     // less often than rounds, and what it loaned since came out of the
     // free memory they show (what it got back went into it).

@@ -147,6 +147,45 @@ TEST(Pool, ARoundBetweenTwoStatsReadingsDoesNotAskAgainForIdleMemoryAlreadyLoane
   EXPECT_EQ(idle->last().target_loaned_bytes, asked);
 }
 
+// Issue 25: "a give-back (CMM OOM notifier, deflate-on-oom) is answered at
+// once, not at the next period". A loan that falls below its target on its
+// own is the member's OOM path: the same round asks the others for it and
+// does not ask it again, before its stats (once a second) show the count;
+// when they do, it is not counted twice.
+TEST(Pool, ALoanFallenBelowItsTargetIsAnsweredAsAGiveBackInTheSameRound) {
+  Pool pool = MakePool(1500 * MiB);
+  auto idle = std::make_shared<FakeMember>("idle", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  auto burst = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(idle, {}).has_value());
+  ASSERT_TRUE(pool.Add(burst, {}).has_value());
+  const Bytes loan = burst->last().target_loaned_bytes;
+  ASSERT_EQ(loan, 500 * MiB);  // the pool's room went to the first
+  idle->Set(true, idle->last().target_loaned_bytes);
+  burst->Set(true, loan);
+  idle->Reading(600 * MiB);
+  burst->Reading(100 * MiB);
+  pool.Rebalance();
+  ASSERT_EQ(idle->last().target_loaned_bytes, Bytes(0));  // nothing needed of it yet
+  ASSERT_EQ(burst->last().target_loaned_bytes, loan);
+  burst->Set(true, loan - 64 * MiB);  // its OOM path; its stats have not said so yet
+  pool.Rebalance();
+  EXPECT_GE(idle->last().target_loaned_bytes, 64 * MiB);
+  EXPECT_LE(burst->last().target_loaned_bytes, loan - 64 * MiB);
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 64 * MiB);
+  // Its stats catch up: the same give-back, not a second one.
+  burst->TookBackOnOom(loan - 64 * MiB);
+  burst->Reading(0 * MiB);
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 64 * MiB);
+  // A loan going down because it was granted memory back is no give-back.
+  idle->Set(true, idle->last().target_loaned_bytes);
+  pool.Rebalance();
+  ASSERT_LT(burst->last().target_loaned_bytes, loan - 64 * MiB);
+  burst->Set(true, burst->last().target_loaned_bytes);
+  pool.Rebalance();
+  EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 64 * MiB);
+}
+
 TEST(IdleSinceStats, ALoanSinceTheReadingComesOutOfFreeThenCacheAndAGrantGoesToFree) {
   MemberStats st;
   st.free_bytes = 100 * MiB;
