@@ -48,6 +48,7 @@ struct HvFlags {
   std::string control;
   int period_ms = 1000;
   double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
+  double peak_window_s = hv::PolicyConfig{}.peak_window_s;
   bool no_batch = false;
   bool json_out = false;
   std::string http;
@@ -116,6 +117,7 @@ int RunHv(const HvFlags& f) {
   };
   o.on_left = [&keeper](const std::string& name) { keeper.Forget(name); };
   o.policy.headroom = f.headroom_percent / 100;
+  o.policy.peak_window_s = f.peak_window_s;
   if (f.pool == "auto") {
     const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
@@ -340,6 +342,11 @@ Runner AddHv(CLI::App& app) {
                 "memory is asked for (`cmm sim --sweep` shows the trade)")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 50.0));
+  c->add_option("--peak-window", f->peak_window_s,
+                "Seconds over which a member's memory of a burst that met its OOM path fades: room left over goes "
+                "first to take it back to that peak (0: no memory of peaks)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
   c->add_option("--libvirt", f->libvirt,

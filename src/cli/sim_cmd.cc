@@ -34,6 +34,7 @@ struct SimFlags {
   bool compare = false;
   bool sweep = false;
   double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
+  double peak_window_s = hv::PolicyConfig{}.peak_window_s;
   bool json = false;
 };
 
@@ -239,6 +240,7 @@ int RunSimCommand(const SimFlags& f) {
   const auto kind = sim::PolicyByName(f.policy);
   if (!kind) throw UserError(fmt::format("--policy {}: not one of cmm, proxmox, mom, qubes", f.policy), kExitUsage);
   o.headroom = f.headroom_percent / 100;
+  o.peak_window_s = f.peak_window_s;
   if (f.sweep) {
     std::vector<sim::SimReport> reports;
     for (const double h : kSweepHeadroom) {
@@ -308,6 +310,10 @@ Runner AddSim(CLI::App& app) {
                                  "cmm's headroom: the percent of its RAM each member keeps idle")
                        ->capture_default_str()
                        ->check(CLI::Range(1.0, 50.0));
+  c->add_option("--peak-window", f->peak_window_s,
+                "cmm's memory of peaks: seconds over which a member's recent peak falls back to its use (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   c->add_flag("--sweep", f->sweep,
               "Run the same trace under cmm at headrooms from 5% to 30% and print its frontier in one table")
       ->excludes(policy)

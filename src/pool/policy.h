@@ -15,8 +15,10 @@
 // the taxed share of idle memory (an idle-memory tax, default 75%, as in
 // Waldspurger's ESX balloon), then the rest. If the pool itself is over
 // (it shrank, a member took memory back on its own), the rest is asked of
-// any memory above the members' floors. Room left over goes back to the
-// others in proportion to weight + 1. A frozen member (not following its
+// any memory above the members' floors. Room left over goes first to
+// members with less idle memory than it takes to get back to their recent
+// peak (even out of the reserve for give-backs: the burst would take it),
+// then to the others in proportion to weight + 1. A frozen member (not following its
 // target) is asked only what is above its max and given nothing back.
 //
 // When the floors alone (each responsive member's min, each frozen
@@ -44,6 +46,10 @@ struct PolicyInput {
   uint64_t cache_bytes = 0;
   uint64_t backing_bytes = 0;  // host memory behind it now (the peers' host use)
   uint64_t new_oom_events = 0;  // since the last decision
+  // What it used at its recent peak (pool/peak_memory.h); 0: none known.
+  // Room left over goes first to members with less idle memory than it
+  // takes to get back there with low_free to spare.
+  uint64_t peak_bytes = 0;
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.
@@ -58,6 +64,9 @@ struct PolicyConfig {
   // is asked for: where its next burst lands. A short member is given back
   // up to this first. `cmm sim --sweep` shows what it trades.
   double headroom = 0.10;
+  // How slowly a member's memory of its peak falls back to its use (the
+  // time constant of its decay), in seconds; 0: no memory of peaks.
+  double peak_window_s = 600;
   // Free memory a member that joins in use keeps above its use, as a share
   // of it (at least its headroom).
   double buffer = 0.25;

@@ -88,6 +88,7 @@ Result<void> Pool::Admit(std::shared_ptr<Member> member, const MemberSettings& s
   entitled_ += entitled;
   index_.emplace(name, entries_.size());
   Entry e{std::move(member), settings, target, 0, entitled, {}, target};
+  e.peak = PeakMemory(options_.policy.peak_window_s);
   // Its loan as it stands, not its target: a loan on its way up to it has
   // not fallen.
   e.loaned_observed = std::clamp(st.loaned_bytes, Bytes(0), ram);
@@ -226,7 +227,11 @@ void Pool::Rebalance() {
     i.loaned_bytes = InTable(loaned);
     i.granted_bytes = InTable(loaned - std::min(loaned, e.target_loaned));
     i.asked_bytes = InTable(e.target_loaned - std::min(loaned, e.target_loaned));
-    if (s.stats.taken != e.stats_seen) {
+    const bool new_reading = s.stats.taken != e.stats_seen;
+    const double since_reading = e.stats_seen == MemberClock::time_point{}
+                                     ? 0.0
+                                     : std::chrono::duration<double>(s.stats.taken - e.stats_seen).count();
+    if (new_reading) {
       e.stats_seen = s.stats.taken;
       e.loaned_at_stats = loaned;
     }
@@ -252,6 +257,16 @@ void Pool::Rebalance() {
     }
     taken_back += i.new_oom_events > 0 ? std::max(e.loaned_seen - loaned, Bytes(0)) : Bytes(0);
     e.loaned_seen = loaned;
+    // Its peak, raised only by use it met under pressure (an OOM event, or
+    // short of memory) since the last reading: a burst that outran the
+    // pool, not use that grew slowly enough to be followed.
+    const double low = options_.policy.low_free * static_cast<double>(s.ram_bytes.value());
+    e.pressed = e.pressed || i.new_oom_events > 0 || static_cast<double>((idle.free + idle.cache).value()) < low;
+    if (new_reading) {
+      e.peak.Note(e.used, since_reading, e.pressed);
+      e.pressed = false;
+    }
+    if (options_.policy.peak_window_s > 0) i.peak_bytes = InTable(e.peak.peak());
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
   const Bytes pool = pool_bytes();

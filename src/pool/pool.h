@@ -20,6 +20,7 @@
 #include "pool/demand_report.h"
 #include "pool/giveback_reserve.h"
 #include "pool/member.h"
+#include "pool/peak_memory.h"
 #include "pool/policy.h"
 
 namespace cmm::hv {
@@ -145,6 +146,8 @@ class Pool {
     // free memory they show (what it got back went into it).
     MemberClock::time_point stats_seen{};
     Bytes loaned_at_stats{};
+    PeakMemory peak{0};  // what it used at its recent peak, by its stats readings
+    bool pressed = false;  // met an OOM event or was short of memory since its last reading
   };
   // The loan a joining member starts with: what the pool has no room for,
   // within its floor and ceiling, and never below what it uses (`in_use`)

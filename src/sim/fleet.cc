@@ -66,6 +66,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   po.sizer = [&pool_now](Bytes) { return FromUnsigned<Bytes>(pool_now); };
   po.decide = MakePolicy(options.policy, trace.period_s);
   if (options.headroom > 0) po.policy.headroom = options.headroom;
+  if (options.peak_window_s >= 0) po.policy.peak_window_s = options.peak_window_s;
   r.headroom = po.policy.headroom;
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;

@@ -19,6 +19,7 @@ struct SimOptions {
   uint64_t seed = 1;
   PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
   double headroom = 0;  // cmm's headroom (PolicyConfig::headroom); 0: its default
+  double peak_window_s = -1;  // cmm's memory of peaks (PolicyConfig::peak_window_s); < 0: its default
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };

@@ -567,6 +567,8 @@ TEST_F(Hv, SimSweepPrintsCmmsFrontierOverItsHeadroomWithTheDefaultMarked) {
   EXPECT_EQ(Cmm({"sim", "--sweep", "--headroom", "5"}).code, 2);
   EXPECT_EQ(Cmm({"sim", "--headroom", "90"}).code, 2);
   EXPECT_EQ(Cmm({"hv", "--headroom", "0"}).code, 2);
+  EXPECT_EQ(Cmm({"hv", "--peak-window", "-1"}).code, 2);
+  EXPECT_EQ(Cmm({"sim", "--peak-window", "lots"}).code, 2);
 }
 
 TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadStarts) {

@@ -106,6 +106,49 @@ TEST(Policy, EachMemberKeepsItsHeadroomIdleWhereItsNextBurstLands) {
   }
 }
 
+// Issue 25, "memory of peaks": the room back to a member's recent peak is
+// where room left over goes first; it is not kept from a member that is
+// short now: idle memory is asked alike of members with and without a peak.
+TEST(Policy, TheRoomBackToAPeakIsNotKeptFromAMemberShortNow) {
+  PolicyInput burst = Part(1000, 400);
+  burst.peak_bytes = 900 * MiB;
+  const PolicyInput plain = Part(1000, 400);
+  PolicyInput short_one = Part(1000, 0, 800);
+  short_one.new_oom_events = 1;
+  const auto r = LoanRequests(Pool(2000), {burst, plain, short_one});
+  EXPECT_NEAR(static_cast<double>(r[0]) / M, 300, 1.0);  // all idle above the headroom, from each
+  EXPECT_NEAR(static_cast<double>(r[1]) / M, 300, 1.0);
+}
+
+TEST(Policy, RoomLeftOverGoesFirstToAMemberShortOfTheRoomBackToItsPeakEvenOutOfTheReserve) {
+  // Two members of 1000 MiB that loaned 500 each and use 400 (100 idle);
+  // 100 MiB are kept back for give-backs. The one that peaked at 800 wants
+  // 800 - 400 + 50 (low_free) - 100 = 350 MiB more room: it gets that first,
+  // and the rest of the room (150) is shared in proportion to what each may
+  // take back; the reserve stays.
+  PolicyInput burst = Part(1000, 100, 500);
+  burst.peak_bytes = 800 * MiB;
+  const PolicyInput plain = Part(1000, 100, 500);
+  PolicyConfig c = Pool(1600);
+  c.giveback_reserve_bytes = 100 * MiB;
+  auto r = LoanRequests(c, {burst, plain});
+  EXPECT_LE(r[0], -350 * M);
+  EXPECT_NEAR(static_cast<double>(r[0] + r[1]) / M, -500, 1.0);
+  // A peak of 950 wants its whole 500 MiB back; with 400 MiB of room above
+  // the reserve, it gets all of it, out of the reserve too, and the other
+  // nothing.
+  burst.peak_bytes = 950 * MiB;
+  c.pool_bytes = 1500 * MiB;
+  r = LoanRequests(c, {burst, plain});
+  EXPECT_EQ(r[0], -500 * M);
+  EXPECT_EQ(r[1], 0);
+  // Without a peak, the room above the reserve goes by weight alike.
+  burst.peak_bytes = 0;
+  r = LoanRequests(c, {burst, plain});
+  EXPECT_EQ(r[0], r[1]);
+  EXPECT_NEAR(static_cast<double>(r[0] + r[1]) / M, -400, 1.0);
+}
+
 TEST(Policy, NeverAskedBelowMin) {
   PolicyInput p = Part(1024, 900);
   p.min_bytes = 800 * MiB;

@@ -3,9 +3,11 @@
 // namespace, the rebalancer handing each its target; an unresponsive member
 // is counted on for nothing. Fake members, no OS.
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "pool/idle_now.h"
+#include "pool/peak_memory.h"
 #include "pool/pool.h"
 #include "pool/rebalancer.h"
 
@@ -184,6 +187,56 @@ TEST(Pool, ALoanFallenBelowItsTargetIsAnsweredAsAGiveBackInTheSameRound) {
   burst->Set(true, burst->last().target_loaned_bytes);
   pool.Rebalance();
   EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 64 * MiB);
+}
+
+// Issue 25: "the peak estimate rises in one period and decays over its
+// slow window"; only use met under pressure raises it.
+TEST(PeakMemory, RisesInOneReadingUnderPressureAndFallsBackOverItsWindow) {
+  PeakMemory p(600);
+  p.Note(100 * MiB, 1, false);
+  EXPECT_EQ(p.peak(), Bytes(0));           // grew without pressure: followed in time, not remembered
+  p.Note(400 * MiB, 1, true);
+  EXPECT_EQ(p.peak(), 400 * MiB);          // a burst that outran the pool: at once
+  p.Note(100 * MiB, 60, false);            // a minute later it still keeps most of the room
+  EXPECT_NEAR(static_cast<double>(p.peak().value()) / MiB.value(), 100 + 300 * std::exp(-0.1), 0.01);
+  for (int i = 0; i < 60; ++i) p.Note(100 * MiB, 60, false);  // an hour on: six windows
+  EXPECT_LT(p.peak(), 101 * MiB);
+  PeakMemory none(0);                      // no memory of peaks: its use now
+  none.Note(400 * MiB, 1, true);
+  none.Note(100 * MiB, 1, false);
+  EXPECT_EQ(none.peak(), 100 * MiB);
+}
+
+// A member that meets its OOM path tells the policy its peak, by its next
+// stats reading; one that grows as much without pressure does not.
+TEST(Pool, AMemberThatMetItsOomPathHasItsPeakRememberedAndOneThatGrewWithoutPressureNot) {
+  std::vector<PolicyInput> seen;
+  PoolOptions o;
+  o.pool_bytes = 4000 * MiB;
+  o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
+    seen.assign(in.begin(), in.end());
+    return Decide(c, in);
+  };
+  Pool pool(o);
+  auto burst = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  auto grows = std::make_shared<FakeMember>("grows", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(burst, {}).has_value());
+  ASSERT_TRUE(pool.Add(grows, {}).has_value());
+  burst->Reading(900 * MiB);  // both use 100 MiB
+  grows->Reading(900 * MiB);
+  pool.Rebalance();
+  burst->TookBackOnOom(Bytes(0));
+  burst->Reading(100 * MiB);  // 900 MiB used, after an OOM event
+  grows->Reading(100 * MiB);  // as much, followed in time: 10% free
+  pool.Rebalance();
+  ASSERT_EQ(seen.size(), 2U);
+  EXPECT_EQ(seen[0].peak_bytes, 900 * MiB.value());
+  EXPECT_EQ(seen[1].peak_bytes, 0U);
+  burst->Reading(900 * MiB);  // both back to 100 MiB: the one that burst keeps its peak
+  grows->Reading(900 * MiB);
+  pool.Rebalance();
+  EXPECT_GT(seen[0].peak_bytes, 890 * MiB.value());
+  EXPECT_EQ(seen[1].peak_bytes, 0U);
 }
 
 TEST(IdleSinceStats, ALoanSinceTheReadingComesOutOfFreeThenCacheAndAGrantGoesToFree) {
