@@ -63,6 +63,10 @@ void SummaryBuilder::Add(const Sample& s) {
   uint64_t ooms = 0, loaned = 0, returned = 0, rss = 0;
   for (const auto& p : s.partitions) {
     ooms += p.oom_events;
+    if (p.oom_events > 0) {
+      uint64_t& mine = sum_.oom_events_by_member[p.name];
+      mine = std::max(mine, p.oom_events);
+    }
     loaned += p.pages_loaned;
     returned += p.pages_returned;
     rss += p.rss_shmem_bytes;
@@ -125,7 +129,14 @@ std::string FormatSummary(const Summary& s, const Summary* off) {
   both("CMO pages loaned / returned", [](const Summary& x) {
     return fmt::format("{} / {}", x.pages_loaned, x.pages_returned);
   });
-  both("OOM events", [](const Summary& x) { return fmt::format("{}", x.oom_events); });
+  // Who met them, the most first: where the bursts outran the pool.
+  both("OOM events", [](const Summary& x) {
+    std::vector<std::pair<std::string, uint64_t>> who(x.oom_events_by_member.begin(), x.oom_events_by_member.end());
+    std::stable_sort(who.begin(), who.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string names;
+    for (const auto& [name, n] : who) names += fmt::format("{}{} {}", names.empty() ? "" : ", ", name, n);
+    return names.empty() ? fmt::format("{}", x.oom_events) : fmt::format("{} ({})", x.oom_events, names);
+  });
   both("integrity errors", [](const Summary& x) { return fmt::format("{}", x.integrity_errors); });
   // Said in words when what the members used did not fit the pool.
   if (!s.peak_demand_said.empty()) out += fmt::format("demand beyond the pool at its peak: {}\n", s.peak_demand_said);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct Summary {
   uint64_t peak_loaned = 0;
   uint64_t final_loaned = 0;
   uint64_t oom_events = 0;
+  std::map<std::string, uint64_t> oom_events_by_member;  // those that met any
   uint64_t pages_loaned = 0;
   uint64_t pages_returned = 0;
   uint64_t peak_rss_shmem = 0;  // the same memory seen from /proc

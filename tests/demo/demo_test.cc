@@ -124,6 +124,15 @@ TEST(DemoSummary, PeakMeanTimeOverThePoolAndCounters) {
   // 300 MiB of RAM backed by 390/4 MiB on average.
   EXPECT_NE(text.find("host memory saved, mean (RAM - use)    202.5 MiB"), std::string::npos) << text;
   EXPECT_NE(text.find("integrity errors                       0"), std::string::npos) << text;
+  // Who met the OOM events, the most first.
+  EXPECT_NE(text.find("OOM events                             1 (a 1)\n"), std::string::npos) << text;
+  SummaryBuilder two;
+  Sample more = At(1, 40 * MiB, 40 * MiB, 5 * MiB);
+  more.partitions[1].oom_events = 7;
+  more.partitions.push_back({.name = "c", .ram_bytes = 150 * MiB});
+  two.Add(more);
+  EXPECT_NE(FormatSummary(two.Finish(0), nullptr).find("OOM events                             8 (b 7, a 1)\n"),
+            std::string::npos);
 }
 
 TEST(DemoSummary, ComparisonSaysWhatTheBalloonSaved) {
