@@ -17,6 +17,8 @@ namespace {
 // The policy's table counts unsigned bytes (it works in a double model of
 // shares); a negative quantity is none there.
 uint64_t InTable(Bytes b) { return AsUnsigned(b); }
+// Rounds a member that has not sent stats yet is held at its admitted loan.
+constexpr int kRoundsHeldUnread = 30;
 Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
 }  // namespace
 
@@ -242,6 +244,20 @@ void Pool::Rebalance() {
     if (s.stats.oom_events + 1 < e.oom_seen) e.oom_seen = s.stats.oom_events;  // its count started over
     i.new_oom_events = s.stats.oom_events - std::min(s.stats.oom_events, e.oom_seen);
     i.frozen = !s.responsive;
+    // Until its first stats reading (a few rounds at most), a member that
+    // just joined counts at the loan it was admitted with, as Admit counted
+    // it: with nothing known of it, it is neither short of memory (no free
+    // memory read is not none) nor asked for more, and its balloon is on
+    // its way there. Otherwise a round between its join and its first
+    // call would hand its admitted loan back and ask it of the others.
+    const bool unread = s.stats.taken == MemberClock::time_point{} && s.stats.free_bytes == Bytes(0) &&
+                       s.stats.cache_bytes == Bytes(0);
+    if (unread && e.rounds_unread++ < kRoundsHeldUnread && !i.frozen) {
+      i.frozen = true;
+      i.loaned_bytes = InTable(std::max(loaned, e.target_loaned));
+      i.granted_bytes = 0;
+      i.asked_bytes = 0;
+    }
     e.oom_seen = std::max(e.oom_seen, s.stats.oom_events);
     e.used = MemberUse(s.ram_bytes, loaned, s.stats);
     demand += e.used;

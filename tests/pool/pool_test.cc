@@ -189,6 +189,35 @@ TEST(Pool, ALoanFallenBelowItsTargetIsAnsweredAsAGiveBackInTheSameRound) {
   EXPECT_EQ(pool.feasibility().giveback_reserve_bytes, 64 * MiB);
 }
 
+// Admission: "its balloon holds what the pool has no room for before its
+// workload runs". On a loaded host a round may come between a partition's
+// join and its first call; knowing nothing of it yet, the round keeps the
+// loan it was admitted with instead of handing it back and asking it of a
+// member that uses its memory.
+TEST(Pool, AMemberThatHasNotReportedYetKeepsTheLoanItWasAdmittedWith) {
+  Pool pool = MakePool(1500 * MiB);
+  auto busy = std::make_shared<FakeMember>("busy", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(busy, {}).has_value());
+  busy->Set(true, Bytes(0));
+  busy->Reading(100 * MiB);  // it uses 900 MiB of its 1000
+  auto late = std::make_shared<FakeMember>("late", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(late, {}).has_value());
+  const Bytes admitted = late->last().target_loaned_bytes;
+  ASSERT_EQ(admitted, 500 * MiB);
+  for (int round = 0; round < 5; ++round) {
+    pool.Rebalance();
+    EXPECT_EQ(late->last().target_loaned_bytes, admitted) << "round " << round;
+    EXPECT_EQ(busy->last().target_loaned_bytes, Bytes(0)) << "round " << round;
+  }
+  // Its first reading: from then on it is one member among others.
+  late->Set(true, admitted);
+  late->Reading(450 * MiB);
+  busy->Reading(100 * MiB);
+  pool.Rebalance();
+  EXPECT_GE(late->last().target_loaned_bytes, admitted);
+  EXPECT_EQ(busy->last().target_loaned_bytes, Bytes(0));
+}
+
 // Issue 25: "the peak estimate rises in one period and decays over its
 // slow window"; only use met under pressure raises it.
 TEST(PeakMemory, RisesInOneReadingUnderPressureAndFallsBackOverItsWindow) {
