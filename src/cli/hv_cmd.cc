@@ -49,6 +49,7 @@ struct HvFlags {
   int period_ms = 1000;
   double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
   double peak_window_s = hv::PolicyConfig{}.peak_window_s;
+  double growth_lead_s = hv::PolicyConfig{}.growth_lead_s;
   bool no_batch = false;
   bool json_out = false;
   std::string http;
@@ -118,6 +119,7 @@ int RunHv(const HvFlags& f) {
   o.on_left = [&keeper](const std::string& name) { keeper.Forget(name); };
   o.policy.headroom = f.headroom_percent / 100;
   o.policy.peak_window_s = f.peak_window_s;
+  o.policy.growth_lead_s = f.growth_lead_s;
   if (f.pool == "auto") {
     const auto reserve = ParseBytes(f.reserve);
     if (!reserve) throw UserError(fmt::format("--reserve {}: not a size; try 512M", f.reserve), kExitUsage);
@@ -347,6 +349,11 @@ Runner AddHv(CLI::App& app) {
                 "first to take it back to that peak (0: no memory of peaks)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  c->add_option("--growth-lead", f->growth_lead_s,
+                "Seconds of a member's growing use it is given room for ahead of time, out of what is spare: about "
+                "a stats period plus a round (0: growth not followed ahead)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");
   c->add_option("--http", f->http, "Serve the pool's web page (/), /metrics (Prometheus) and /status (JSON) at 127.0.0.1:PORT (0: any free port)");
   c->add_option("--libvirt", f->libvirt,

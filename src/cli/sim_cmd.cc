@@ -35,6 +35,7 @@ struct SimFlags {
   bool sweep = false;
   double headroom_percent = 100 * hv::PolicyConfig{}.headroom;
   double peak_window_s = hv::PolicyConfig{}.peak_window_s;
+  double growth_lead_s = hv::PolicyConfig{}.growth_lead_s;
   bool json = false;
 };
 
@@ -241,6 +242,7 @@ int RunSimCommand(const SimFlags& f) {
   if (!kind) throw UserError(fmt::format("--policy {}: not one of cmm, proxmox, mom, qubes", f.policy), kExitUsage);
   o.headroom = f.headroom_percent / 100;
   o.peak_window_s = f.peak_window_s;
+  o.growth_lead_s = f.growth_lead_s;
   if (f.sweep) {
     std::vector<sim::SimReport> reports;
     for (const double h : kSweepHeadroom) {
@@ -314,6 +316,10 @@ Runner AddSim(CLI::App& app) {
                 "cmm's memory of peaks: seconds over which a member's recent peak falls back to its use (0: none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  c->add_option("--growth-lead", f->growth_lead_s,
+                "cmm's lead on growing use: seconds of a member's growth it is given room for ahead (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
   c->add_flag("--sweep", f->sweep,
               "Run the same trace under cmm at headrooms from 5% to 30% and print its frontier in one table")
       ->excludes(policy)

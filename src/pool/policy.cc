@@ -149,6 +149,7 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
       const PolicyInput& m = members[i];
       usable += ram[i] - pos[i];
       if (m.frozen) continue;
+      const auto growth = static_cast<double>(m.growth_bytes);
       if (needy[i] != 0) {
         // It wants back all it has loaned, and first what brings its free
         // memory back to the headroom (a burst met within a round).
@@ -159,8 +160,19 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
         continue;
       }
       const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
+      // Growing use, more than it has idle above its headroom: it wants
+      // that much ahead of time, asked of the others' idle memory before
+      // it is short (the burst then lands in free memory, not its OOM path).
+      // (At most its growth: one merely below its headroom is not short.)
+      const double ahead = std::clamp(std::min(growth, growth + config.headroom * ram[i] - idle_now), 0.0,
+                                      pos[i] - ceil_loan[i]);
+      if (ahead > 0) {
+        want[i] = ahead;
+        urgent[i] = ahead;
+        continue;
+      }
       const double above_min = std::max(0.0, ram[i] - pos[i] - min[i]);
-      const double idle = std::min(above_min, std::max(0.0, idle_now - config.headroom * ram[i]));
+      const double idle = std::min(above_min, std::max(0.0, idle_now - config.headroom * ram[i] - growth));
       taxed[i] = idle * config.idle_tax;
       rest[i] = idle - taxed[i];
       // The room that takes it back to its recent peak with low_free to
@@ -222,9 +234,9 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     for (size_t i = 0; i < n; ++i) share[i] = plus_one[i] * std::max(to_peak[i], 1.0);
     WaterFill(room_for_peaks, share, to_peak, second);
     for (size_t i = 0; i < n; ++i) {
-      cap[i] = members[i].frozen || needy[i] != 0 ? 0.0 : pos[i] - ceil_loan[i] - second[i];
+      cap[i] = members[i].frozen || needy[i] != 0 ? 0.0 : std::max(0.0, pos[i] - ceil_loan[i] - second[i] - granted[i]);
       share[i] = plus_one[i] * std::max(cap[i], 1.0);
-      if (needy[i] == 0) urgent[i] = second[i];
+      if (needy[i] == 0) urgent[i] = second[i] + granted[i];
     }
     WaterFill(std::max(0.0, room - Sum(second)), share, cap, back);
     for (size_t i = 0; i < n; ++i) back[i] += second[i];

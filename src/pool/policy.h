@@ -50,6 +50,11 @@ struct PolicyInput {
   // Room left over goes first to members with less idle memory than it
   // takes to get back there with low_free to spare.
   uint64_t peak_bytes = 0;
+  // How much more it is expected to use before the pool can next answer:
+  // its use's growth at its last readings over `growth_lead_s`. What of it
+  // (with its headroom) it has not idle is asked of the others before it is
+  // short, as for a member short of memory; its idle memory is not asked.
+  uint64_t growth_bytes = 0;
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.
@@ -67,6 +72,10 @@ struct PolicyConfig {
   // How slowly a member's memory of its peak falls back to its use (the
   // time constant of its decay), in seconds; 0: no memory of peaks.
   double peak_window_s = 600;
+  // How far ahead a member's growing use is followed, in seconds: about
+  // the time from a stats reading to the member acting on the target that
+  // answers it (its next reading, a round, its next call). 0: not at all.
+  double growth_lead_s = 2;
   // Free memory a member that joins in use keeps above its use, as a share
   // of it (at least its headroom).
   double buffer = 0.25;

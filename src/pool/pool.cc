@@ -281,8 +281,18 @@ void Pool::Rebalance() {
     if (new_reading) {
       e.peak.Note(e.used, since_reading, e.pressed);
       e.pressed = false;
+      // By what the member said it used, not by its free memory against
+      // a loan that may have moved since the reading. A first reading says
+      // nothing of growth (since_reading is 0).
+      const Bytes used = std::clamp(s.stats.used_bytes, Bytes(0), s.ram_bytes);
+      e.growth_per_s = since_reading > 0
+                           ? static_cast<double>(std::max(used - e.used_at_reading, Bytes(0)).value()) / since_reading
+                           : 0.0;
+      e.used_at_reading = used;
     }
     if (options_.policy.peak_window_s > 0) i.peak_bytes = InTable(e.peak.peak());
+    i.growth_bytes = static_cast<uint64_t>(
+        std::min(e.growth_per_s * options_.policy.growth_lead_s, static_cast<double>(s.ram_bytes.value())));
   }
   if (options_.sizer) pool_bytes_.store(options_.sizer(backing).value());
   const Bytes pool = pool_bytes();

@@ -148,6 +148,8 @@ class Pool {
     Bytes loaned_at_stats{};
     PeakMemory peak{0};  // what it used at its recent peak, by its stats readings
     bool pressed = false;  // met an OOM event or was short of memory since its last reading
+    Bytes used_at_reading{};  // its use at its last stats reading
+    double growth_per_s = 0;  // how fast its use grew between its last two readings
     int rounds_unread = 0;  // rounds since it joined without a stats reading from it
   };
   // The loan a joining member starts with: what the pool has no room for,

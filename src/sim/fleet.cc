@@ -67,6 +67,7 @@ SimReport RunSim(const Trace& trace, const SimOptions& options) {
   po.decide = MakePolicy(options.policy, trace.period_s);
   if (options.headroom > 0) po.policy.headroom = options.headroom;
   if (options.peak_window_s >= 0) po.policy.peak_window_s = options.peak_window_s;
+  if (options.growth_lead_s >= 0) po.policy.growth_lead_s = options.growth_lead_s;
   r.headroom = po.policy.headroom;
   hv::Pool pool(po);
   const double low_free = po.policy.low_free;

@@ -20,6 +20,7 @@ struct SimOptions {
   PolicyKind policy = PolicyKind::kCmm;  // whose rules decide the targets
   double headroom = 0;  // cmm's headroom (PolicyConfig::headroom); 0: its default
   double peak_window_s = -1;  // cmm's memory of peaks (PolicyConfig::peak_window_s); < 0: its default
+  double growth_lead_s = -1;  // how far ahead cmm follows growing use (PolicyConfig::growth_lead_s); < 0: its default
   // Called every simulated minute with the seconds done (live progress).
   std::function<void(uint32_t done_s)> progress;
 };

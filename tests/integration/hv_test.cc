@@ -573,6 +573,8 @@ TEST_F(Hv, SimSweepPrintsCmmsFrontierOverItsHeadroomWithTheDefaultMarked) {
   EXPECT_EQ(Cmm({"hv", "--headroom", "0"}).code, 2);
   EXPECT_EQ(Cmm({"hv", "--peak-window", "-1"}).code, 2);
   EXPECT_EQ(Cmm({"sim", "--peak-window", "lots"}).code, 2);
+  EXPECT_EQ(Cmm({"hv", "--growth-lead", "-1"}).code, 2);
+  EXPECT_EQ(Cmm({"sim", "--growth-lead", "61"}).code, 2);
 }
 
 TEST_F(Hv, AJoiningPartitionsBalloonHoldsWhatThePoolCannotGiveBeforeItsWorkloadStarts) {

@@ -149,6 +149,36 @@ TEST(Policy, RoomLeftOverGoesFirstToAMemberShortOfTheRoomBackToItsPeakEvenOutOfT
   EXPECT_NEAR(static_cast<double>(r[0] + r[1]) / M, -400, 1.0);
 }
 
+// Issue 25: "a buffer of free memory above its expected demand". A member
+// whose use is growing is given room for what it will use before the pool
+// can next answer, out of what is spare and before the others; and when
+// another is short, the idle memory its growth will land in is not asked.
+TEST(Policy, AMemberWhoseUseIsGrowingIsGivenRoomForItsGrowthFirstAndKeepsItsIdle) {
+  // Two of 1000 MiB that loaned 500 each with 100 idle; 600 MiB of room.
+  // The growing one wants 300 (growth) + 100 (headroom) - 100 (idle) = 300
+  // first; the other 300 go in proportion to what each may take back
+  // (200 and 500).
+  PolicyInput growing = Part(1000, 100, 500);
+  growing.growth_bytes = 300 * MiB;
+  const PolicyInput plain = Part(1000, 100, 500);
+  auto r = LoanRequests(Pool(1600), {growing, plain});
+  EXPECT_NEAR(static_cast<double>(r[0]) / M, -300 - 300.0 * 200 / 700, 1.0);
+  EXPECT_NEAR(static_cast<double>(r[0] + r[1]) / M, -600, 1.0);
+  growing.growth_bytes = 0;
+  r = LoanRequests(Pool(1600), {growing, plain});
+  EXPECT_EQ(r[0], r[1]);
+  // A member short of memory: the others' idle memory above their headroom
+  // is asked, the growing one's only beyond its growth.
+  PolicyInput short_now = Part(1000, 0, 500);
+  short_now.new_oom_events = 1;
+  growing = Part(1000, 400);
+  growing.growth_bytes = 200 * MiB;
+  r = LoanRequests(Pool(2600), {short_now, growing, Part(1000, 400)});
+  EXPECT_LT(r[0], 0);
+  EXPECT_GT(r[2], r[1]);
+  EXPECT_LE(r[1], 100 * M);  // 400 idle - 100 headroom - 200 growth at most
+}
+
 TEST(Policy, NeverAskedBelowMin) {
   PolicyInput p = Part(1024, 900);
   p.min_bytes = 800 * MiB;
