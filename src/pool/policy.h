@@ -13,7 +13,10 @@
 // the others' idle memory (free + cache above a `headroom` share of their
 // RAM), in proportion to their inverse weight (256 - weight), first
 // the taxed share of idle memory (an idle-memory tax, default 75%, as in
-// Waldspurger's ESX balloon), then the rest. If the pool itself is over
+// Waldspurger's ESX balloon), then the rest. A member whose use keeps
+// growing wants what that growth will take before the next answer, beyond
+// the idle memory it has above its headroom, asked the same way before it
+// is short. If the pool itself is over
 // (it shrank, a member took memory back on its own), the rest is asked of
 // any memory above the members' floors. Room left over goes first to
 // members with less idle memory than it takes to get back to their recent
@@ -51,9 +54,10 @@ struct PolicyInput {
   // takes to get back there with low_free to spare.
   uint64_t peak_bytes = 0;
   // How much more it is expected to use before the pool can next answer:
-  // its use's growth at its last readings over `growth_lead_s`. What of it
-  // (with its headroom) it has not idle is asked of the others before it is
-  // short, as for a member short of memory; its idle memory is not asked.
+  // the growth of its use kept up over its last readings, over
+  // `growth_lead_s`. What of it (with its headroom) it has not idle is
+  // asked of the others before it is short, as for a member short of
+  // memory; its idle memory is not asked.
   uint64_t growth_bytes = 0;
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is

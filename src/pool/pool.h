@@ -149,7 +149,8 @@ class Pool {
     PeakMemory peak{0};  // what it used at its recent peak, by its stats readings
     bool pressed = false;  // met an OOM event or was short of memory since its last reading
     Bytes used_at_reading{};  // its use at its last stats reading
-    double growth_per_s = 0;  // how fast its use grew between its last two readings
+    double last_rate = 0;     // how fast its use grew between its last two readings
+    double growth_per_s = 0;  // the growth it keeps up: the lesser of its last two rates
     int rounds_unread = 0;  // rounds since it joined without a stats reading from it
   };
   // The loan a joining member starts with: what the pool has no room for,
