@@ -350,8 +350,8 @@ Runner AddHv(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
   c->add_option("--growth-lead", f->growth_lead_s,
-                "Seconds of a member's growing use it is given room for ahead of time, out of what is spare: about "
-                "a stats period plus a round (0: growth not followed ahead)")
+                "Seconds of a member's growing use it is given room for ahead of time, asked of the others' idle "
+                "memory before it is short: about a stats period plus a round (0: growth not followed ahead)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60.0));
   c->add_flag("--no-batch", f->no_batch, "Do not offer the batched page-state call");

@@ -17,9 +17,9 @@ namespace {
 // The policy's table counts unsigned bytes (it works in a double model of
 // shares); a negative quantity is none there.
 uint64_t InTable(Bytes b) { return AsUnsigned(b); }
+Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
 // Rounds a member that has not sent stats yet is held at its admitted loan.
 constexpr int kRoundsHeldUnread = 30;
-Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
 }  // namespace
 
 Bounds BoundsOf(Bytes ram, const MemberSettings& s) {
