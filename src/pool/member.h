@@ -26,6 +26,9 @@ struct MemberStats {
   Bytes cache_bytes;
   uint64_t oom_events = 0;  // counted since it joined, never decreasing
   MemberClock::time_point taken{};  // the epoch: no stats yet
+  // Its confirmed loan when they were taken: what it loaned since came out
+  // of the memory they show idle (pool/idle_now.h).
+  Bytes loaned_bytes;
 };
 
 // The operator's terms for a member: from its joining, then `cmm hv set`.

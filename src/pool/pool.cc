@@ -233,11 +233,12 @@ void Pool::Rebalance() {
     const double since_reading = e.stats_seen == MemberClock::time_point{}
                                      ? 0.0
                                      : std::chrono::duration<double>(s.stats.taken - e.stats_seen).count();
-    if (new_reading) {
-      e.stats_seen = s.stats.taken;
-      e.loaned_at_stats = loaned;
-    }
-    const IdleNow idle = IdleSinceStats(s.stats, loaned - e.loaned_at_stats, s.ram_bytes);
+    if (new_reading) e.stats_seen = s.stats.taken;
+    // Against its loan when the stats were taken, not when this round first
+    // saw them: a partition inflates right after the call that carries its
+    // stats, and counting that loan as still idle asked it twice.
+    const Bytes loaned_at_stats = std::clamp(s.stats.loaned_bytes, Bytes(0), s.ram_bytes);
+    const IdleNow idle = IdleSinceStats(s.stats, loaned - loaned_at_stats, s.ram_bytes);
     i.free_bytes = InTable(idle.free);
     i.cache_bytes = InTable(idle.cache);
     i.backing_bytes = InTable(std::clamp(s.backing_bytes, Bytes(0), s.ram_bytes));

@@ -141,11 +141,7 @@ class Pool {
     // Its confirmed loan at the last round, its loan as it joined before
     // the first: a loan below both and below its target fell on its own.
     Bytes loaned_observed{};
-    // Its confirmed loan when its last stats reading arrived: stats come
-    // less often than rounds, and what it loaned since came out of the
-    // free memory they show (what it got back went into it).
-    MemberClock::time_point stats_seen{};
-    Bytes loaned_at_stats{};
+    MemberClock::time_point stats_seen{};  // when its last stats reading was taken
     PeakMemory peak{0};  // what it used at its recent peak, by its stats readings
     bool pressed = false;  // met an OOM event or was short of memory since its last reading
     Bytes used_at_reading{};  // its use at its last stats reading

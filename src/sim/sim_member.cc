@@ -30,6 +30,7 @@ hv::MemberState SimMember::Observe() const {
   s.stats.cache_bytes = FromUnsigned<Bytes>(cache_);
   s.stats.oom_events = oom_events_;
   s.stats.taken = hv::MemberClock::time_point(std::chrono::seconds(now_s_));
+  s.stats.loaned_bytes = FromUnsigned<Bytes>(loaned_);  // free_ and cache_ are after its balloon moved
   s.responsive = responsive_;
   return s;
 }

@@ -92,6 +92,8 @@ papr::MppData HvPartition::GetMpp(const proto::Stats& stats) {
   MutexLock lock(mu_);
   stats_ = stats;
   stats_taken_ = MemberClock::now();
+  // Before the loan this call asks for: its balloon inflates after it.
+  stats_loaned_ = LoanedBytesLocked();
   ++counts_.get_mpp;
   papr::MppData d;
   d.entitled_mem = static_cast<int64_t>(config_.ram_bytes);
@@ -122,7 +124,7 @@ MemberState HvPartition::Observe() const {
   MutexLock lock(mu_);
   s.loaned_bytes = LoanedBytesLocked();
   s.stats = MemberStats{FromUnsigned<Bytes>(stats_.free_bytes), FromUnsigned<Bytes>(stats_.used_bytes),
-                       FromUnsigned<Bytes>(stats_.cache_bytes), stats_.oom_events, stats_taken_};
+                       FromUnsigned<Bytes>(stats_.cache_bytes), stats_.oom_events, stats_taken_, stats_loaned_};
   s.counts = counts_;
   return s;
 }

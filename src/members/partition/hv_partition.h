@@ -74,6 +74,7 @@ class HvPartition final : public Member {
   PageBitmap loaned_ GUARDED_BY(mu_);      // one bit per CMO page
   proto::Stats stats_ GUARDED_BY(mu_);
   MemberClock::time_point stats_taken_ GUARDED_BY(mu_){};
+  Bytes stats_loaned_ GUARDED_BY(mu_);
   Assignment assignment_ GUARDED_BY(mu_);
   HcallCounts counts_ GUARDED_BY(mu_);
   const uint32_t fail_loan_percent_;

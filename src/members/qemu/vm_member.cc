@@ -250,6 +250,7 @@ bool VmMember::Tick(MemberClock::time_point now) {
     stats_.cache_bytes = FromUnsigned<Bytes>(stats->disk_caches.value_or(0));
     stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
     stats_.taken = now;
+    stats_.loaned_bytes = FromUnsigned<Bytes>(ram_bytes_ - std::min(follow_.actual(), ram_bytes_));
     stats_update_ = stats->last_update;
   }
   if (oom_taken_back_ > 0) {
