@@ -172,7 +172,8 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
         continue;
       }
       const double above_min = std::max(0.0, ram[i] - pos[i] - min[i]);
-      const double idle = std::min(above_min, std::max(0.0, idle_now - config.headroom * ram[i] - growth));
+      const double idle =
+          m.rising ? 0.0 : std::min(above_min, std::max(0.0, idle_now - config.headroom * ram[i] - growth));
       taxed[i] = idle * config.idle_tax;
       rest[i] = idle - taxed[i];
       // The room that takes it back to its recent peak with low_free to

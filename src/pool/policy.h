@@ -16,7 +16,8 @@
 // Waldspurger's ESX balloon), then the rest. A member whose use keeps
 // growing wants what that growth will take before the next answer, beyond
 // the idle memory it has above its headroom, asked the same way before it
-// is short. If the pool itself is over
+// is short; one whose use rose at its last reading (it may be a burst
+// starting) is not asked for its idle memory. If the pool itself is over
 // (it shrank, a member took memory back on its own), the rest is asked of
 // any memory above the members' floors. Room left over goes first to
 // members with less idle memory than it takes to get back to their recent
@@ -59,6 +60,10 @@ struct PolicyInput {
   // asked of the others before it is short, as for a member short of
   // memory; its idle memory is not asked.
   uint64_t growth_bytes = 0;
+  // Its use rose at its last reading (one step, not yet kept up): none of
+  // its idle memory is asked while it may be the start of a burst; nor is
+  // the room asked of the others ahead of it, as for growth kept up.
+  bool rising = false;
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.

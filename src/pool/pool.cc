@@ -297,6 +297,10 @@ void Pool::Rebalance() {
       e.used_at_reading = used;
     }
     if (options_.policy.peak_window_s > 0) i.peak_bytes = InTable(e.peak.peak());
+    // A rise at its last reading worth a target change over the lead (a
+    // slow leak is followed as growth instead).
+    i.rising = e.last_rate * options_.policy.growth_lead_s >=
+               SettleBand(options_.policy, static_cast<double>(i.ram_bytes));
     i.growth_bytes = static_cast<uint64_t>(
         std::min(e.growth_per_s * options_.policy.growth_lead_s, static_cast<double>(s.ram_bytes.value())));
   }

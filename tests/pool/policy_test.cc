@@ -179,6 +179,28 @@ TEST(Policy, AMemberWhoseUseIsGrowingIsGivenRoomForItsGrowthFirstAndKeepsItsIdle
   EXPECT_LE(r[1], 100 * M);  // 400 idle - 100 headroom - 200 growth at most
 }
 
+// A rise seen at one reading may be the start of a burst: while it lasts,
+// none of the member's idle memory is asked (it is where the burst lands);
+// the others' is. Nothing is asked of the others ahead of it either.
+TEST(Policy, AMemberWhoseUseRoseAtItsLastReadingIsNotAskedForItsIdleMemory) {
+  PolicyInput short_now = Part(1000, 0, 500);
+  short_now.new_oom_events = 1;
+  PolicyInput rising = Part(1000, 400);
+  rising.rising = true;
+  auto r = LoanRequests(Pool(2600), {short_now, rising, Part(1000, 400)});
+  EXPECT_LT(r[0], 0);
+  EXPECT_EQ(r[1], 0);
+  EXPECT_GT(r[2], 0);
+  // Not rising: both are asked alike.
+  rising.rising = false;
+  r = LoanRequests(Pool(2600), {short_now, rising, Part(1000, 400)});
+  EXPECT_EQ(r[1], r[2]);
+  // With room to spare, a rising member neither asks nor is asked.
+  rising.rising = true;
+  r = LoanRequests(Pool(3000), {rising, Part(1000, 400)});
+  EXPECT_LE(r[0], 0);
+}
+
 TEST(Policy, NeverAskedBelowMin) {
   PolicyInput p = Part(1024, 900);
   p.min_bytes = 800 * MiB;

@@ -293,6 +293,32 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
   EXPECT_EQ(idle->last().target_loaned_bytes, 200 * MiB);
 }
 
+// A rise of a settle band or more over the growth lead, seen at one
+// reading, keeps the member's idle memory from being asked; a slow rise
+// (a leak) does not.
+TEST(Pool, AMemberWhoseUseJumpedAtItsLastReadingKeepsItsIdleMemoryAndOneThatCreepsDoesNot) {
+  Pool pool = MakePool(2600 * MiB);
+  auto jumped = std::make_shared<FakeMember>("jumped", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  auto creeps = std::make_shared<FakeMember>("creeps", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  auto short_one = std::make_shared<FakeMember>("short", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(jumped, {}).has_value());
+  ASSERT_TRUE(pool.Add(creeps, {}).has_value());
+  ASSERT_TRUE(pool.Add(short_one, {}).has_value());
+  jumped->Set(true, Bytes(0));
+  creeps->Set(true, Bytes(0));
+  short_one->Set(true, 500 * MiB);
+  jumped->ReadingAt(0, 600 * MiB, 400 * MiB);
+  creeps->ReadingAt(0, 600 * MiB, 400 * MiB);
+  short_one->ReadingAt(0, 200 * MiB, 300 * MiB);
+  pool.Rebalance();
+  jumped->ReadingAt(1, 570 * MiB, 430 * MiB);  // 30 MiB in a second: 60 MiB over the lead, a band is 15.6
+  creeps->ReadingAt(1, 598 * MiB, 402 * MiB);  // 2 MiB
+  short_one->TookBackOnOom(500 * MiB);
+  pool.Rebalance();
+  EXPECT_EQ(jumped->last().target_loaned_bytes, Bytes(0));
+  EXPECT_GT(creeps->last().target_loaned_bytes, Bytes(0));
+}
+
 // Issue 25: "the peak estimate rises in one period and decays over its
 // slow window"; only use met under pressure raises it.
 TEST(PeakMemory, RisesInOneReadingUnderPressureAndFallsBackOverItsWindow) {
