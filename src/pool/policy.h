@@ -76,8 +76,9 @@ struct PolicyConfig {
   double low_free = 0.05;  // below this share of RAM idle, a member needs memory
   // The share of its RAM a member keeps idle before any of its idle memory
   // is asked for: where its next burst lands. A short member is given back
-  // up to this first. `cmm sim --sweep` shows what it trades.
-  double headroom = 0.10;
+  // up to this first. `cmm sim --sweep` shows what it trades: 6% is on
+  // its frontier (README, "Why the defaults are what they are").
+  double headroom = 0.06;
   // How slowly a member's memory of its peak falls back to its use (the
   // time constant of its decay), in seconds; 0: no memory of peaks.
   double peak_window_s = 600;

@@ -549,7 +549,7 @@ TEST_F(Hv, SimSweepPrintsCmmsFrontierOverItsHeadroomWithTheDefaultMarked) {
   for (const char* row : {"\n5%", "\n6%", "\n7.5%", "\n10%", "\n15%", "\n20%", "\n30%"}) {
     EXPECT_NE(table.out.find(row), std::string::npos) << row << "\n" << table.out;
   }
-  EXPECT_NE(table.out.find("*: the default, 10%"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("*: the default, 6%"), std::string::npos) << table.out;
   EXPECT_EQ(std::count(table.out.begin(), table.out.end(), '*'), 2) << table.out;  // the row and the legend
   const auto json = Cmm({"sim", "--members", "40", "--hours", "0.1", "--seed", "3", "--sweep", "--json"});
   ASSERT_EQ(json.code, 0) << json.err;

@@ -18,9 +18,12 @@ PolicyInput Part(uint64_t ram_mb, uint64_t free_mb, uint64_t loaned_mb = 0, uint
   return p;
 }
 
+// The tables' sums are worked out at a headroom of a tenth of RAM (the
+// default is 6%).
 PolicyConfig Pool(uint64_t mb) {
   PolicyConfig c;
   c.pool_bytes = mb * MiB;
+  c.headroom = 0.10;
   return c;
 }
 

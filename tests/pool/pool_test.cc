@@ -97,9 +97,11 @@ class FakeMember final : public Member {
   int readings_ = 0;
 };
 
+// Sizes below are worked out at a headroom of a tenth of RAM.
 Pool MakePool(Bytes bytes) {
   PoolOptions o;
   o.pool_bytes = bytes;
+  o.policy.headroom = 0.10;
   return Pool(o);
 }
 

@@ -165,6 +165,10 @@ struct Pair {
     hv::PoolOptions o;
     o.pool_bytes = FromUnsigned<Bytes>(1024 * MiB);
     o.policy.peak_window_s = peak_window_s;
+    // The give-backs and what is kept back for them are sized at a headroom
+    // of a tenth of RAM: at 6% what is kept back falls 26 MiB short of each
+    // of a's give-backs, and the pool is over by that for one period.
+    o.policy.headroom = 0.10;
     return o;
   }
   explicit Pair(double peak_window_s = hv::PolicyConfig{}.peak_window_s) : pool(Options(peak_window_s)) {}
