@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include "fake_qmp.h"
+#include "members/qemu/vm_adapter.h"
 #include "members/qemu/vm_member.h"
+#include "pool/pool.h"
 
 namespace cmm::hv {
 namespace {
@@ -55,6 +57,31 @@ class VmLiar : public ::testing::Test {
   VmOptions options_;
   std::atomic<int> lost_calls_{0};
 };
+
+// A QEMU that lies the moment its handshake is done is lost by its
+// follower before the adapter adds it to the pool: it must not be added
+// then (no one would follow it; it stayed, "starting" and counted as
+// responsive). Lost after joining, it leaves. Which comes first is the
+// threads' order, so it is tried many times.
+TEST_F(VmLiar, AVmLostAsItAttachesNeverStaysInThePool) {
+  PoolOptions o;
+  o.pool_bytes = Bytes(int64_t{1} << 30);
+  Pool pool(o);
+  VmAdapter vms(pool, 100ms);
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    FakeQmp qemu(options_.qmp_path, Attach({Send("{\"a\":" + std::string(10000, '[') + "\n")}));
+    const auto vm = vms.Attach(options_, {});
+    if (!vm) {
+      ++refused;
+      EXPECT_NE(vm.error().message.find("was lost as it attached: QMP sent a message nested over"),
+                std::string::npos)
+          << vm.error().message;
+    }
+    ASSERT_TRUE(Eventually([&] { return pool.Snapshot().empty(); }, 3s)) << "attempt " << i;
+  }
+  RecordProperty("refused_as_lost_while_attaching", refused);
+}
 
 TEST_F(VmLiar, WrongTypesAtAttachAreRefusedAsACannotBeDriven) {
   const std::vector<std::vector<QmpStep>> liars = {
