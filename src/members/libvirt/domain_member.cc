@@ -28,7 +28,7 @@ MemberState DomainMember::Observe() const {
   MemberState s;
   s.ram_bytes = FromUnsigned<Bytes>(options_.ram_bytes);
   s.backing_bytes = FromUnsigned<Bytes>(backing_);
-  s.loaned_bytes = FromUnsigned<Bytes>(options_.ram_bytes - std::min(follow_.actual(), options_.ram_bytes));
+  s.loaned_bytes = follow_.loaned(options_.ram_bytes);
   s.stats = stats_;
   s.responsive = responsive_;
   s.note = note_;
@@ -131,7 +131,7 @@ void DomainMember::Tick(MemberClock::time_point now) {
     stats_.cache_bytes = FromUnsigned<Bytes>(memory->disk_caches_bytes.value_or(0));
     stats_.used_bytes = FromUnsigned<Bytes>(available - std::min(available, usable));
     stats_.taken = now;
-    stats_.loaned_bytes = FromUnsigned<Bytes>(options_.ram_bytes - std::min(follow_.actual(), options_.ram_bytes));
+    stats_.loaned_bytes = follow_.loaned(options_.ram_bytes);
     stats_update_ = memory->last_update;
   }
   // Why it cannot be counted on, if it cannot.

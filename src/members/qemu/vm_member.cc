@@ -167,7 +167,7 @@ MemberState VmMember::Observe() const {
   MemberState s;
   s.ram_bytes = FromUnsigned<Bytes>(ram_bytes_);
   s.backing_bytes = FromUnsigned<Bytes>(backing_);
-  s.loaned_bytes = FromUnsigned<Bytes>(ram_bytes_ - std::min(follow_.actual(), ram_bytes_));
+  s.loaned_bytes = follow_.loaned(ram_bytes_);
   s.stats = stats_;
   s.responsive = responsive_;
   s.note = note_;
@@ -250,7 +250,7 @@ bool VmMember::Tick(MemberClock::time_point now) {
     stats_.cache_bytes = FromUnsigned<Bytes>(stats->disk_caches.value_or(0));
     stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
     stats_.taken = now;
-    stats_.loaned_bytes = FromUnsigned<Bytes>(ram_bytes_ - std::min(follow_.actual(), ram_bytes_));
+    stats_.loaned_bytes = follow_.loaned(ram_bytes_);
     stats_update_ = stats->last_update;
   }
   if (oom_taken_back_ > 0) {

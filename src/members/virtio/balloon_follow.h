@@ -3,6 +3,7 @@
 // (deflate-on-oom) rather than the guest following an ask.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "pool/member.h"
@@ -26,6 +27,8 @@ class BalloonFollow {
 
   uint64_t asked() const { return asked_; }
   uint64_t actual() const { return actual_; }
+  // What the balloon holds of `ram`: the loan the pool counts.
+  Bytes loaned(uint64_t ram) const { return FromUnsigned<Bytes>(ram - std::min(actual_, ram)); }
   // The guest took memory back on OOM since the last ask: it holds more
   // than it was asked because it uses it, not because it does not follow.
   bool took_back_since_asked() const { return took_back_since_asked_; }
