@@ -83,6 +83,7 @@ Result<Handle> PageAllocator::Alloc(PageKind kind) {
     for (int pass = 0; pass < kReclaimPasses; ++pass) {
       const uint64_t freed = kernel_->RunShrinkers(kReclaimBatch);
       shrunk += freed;
+      direct_reclaimed_.fetch_add(freed);
       if (freed == 0) break;
       if (auto h = TryAlloc(kind)) return *h;
     }

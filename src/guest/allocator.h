@@ -99,6 +99,9 @@ class PageAllocator final : public GuestMemory {
   // Allocations that went on only because an OOM notifier (the balloon's
   // OOM give-back) freed memory for them.
   uint64_t oom_give_backs() const { return oom_give_backs_.load(); }
+  // Pages the shrinkers freed for allocations that found no free page
+  // (direct reclaim; not the balloon's own light reclaim).
+  uint64_t direct_reclaimed() const { return direct_reclaimed_.load(); }
 
   // ---- GuestMemory (the balloon) ----
   PageGeometry Geometry() const override { return geometry_; }
@@ -183,6 +186,7 @@ class PageAllocator final : public GuestMemory {
   std::atomic<uint64_t> integrity_errors_{0};
   std::atomic<uint64_t> oom_events_{0};
   std::atomic<uint64_t> oom_give_backs_{0};
+  std::atomic<uint64_t> direct_reclaimed_{0};
 
   mutable Mutex mu_;  // guards everything below
   std::vector<FrameState> frames_ GUARDED_BY(mu_);

@@ -86,6 +86,7 @@ Partition::Partition(const PartitionOptions& o, GuestRam ram, Bytes block_bytes,
       // For the pool, memory the balloon gave back on OOM is an OOM event
       // as much as a failed allocation: the partition is short of memory.
       s.oom_events = allocator_.oom_events() + allocator_.oom_give_backs();
+      s.reclaimed_bytes = allocator_.direct_reclaimed() * ps;
       s.time_ns = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
               .count());

@@ -60,7 +60,8 @@ HvStatus Status(Bytes pool_bytes, const Feasibility& f, const std::vector<Member
     out.partitions.push_back({v.name, std::string(KindName(v.kind)), u(v.ram_bytes), u(v.backing_bytes),
                               u(v.loaned_bytes), u(v.target_loaned_bytes), v.settings.weight, u(v.settings.min_bytes),
                               u(BoundsOf(v.ram_bytes, v.settings).max), u(v.stats.free_bytes), u(v.stats.used_bytes),
-                              u(v.stats.cache_bytes), v.stats.oom_events, StatsAgeMs(v.stats), v.responsive,
+                              u(v.stats.cache_bytes), v.stats.oom_events, u(v.stats.swapped_in), v.stats.major_faults,
+                              u(v.stats.reclaimed), StatsAgeMs(v.stats), v.responsive,
                               Condition(v), v.note, v.backing_source, u(v.own_bytes), v.pid, v.counts, v.uri});
   }
   out.backing_bytes = u(backing);

@@ -27,6 +27,10 @@ struct MemberStatus {
   uint64_t used_bytes = 0;
   uint64_t cache_bytes = 0;
   uint64_t oom_events = 0;
+  // Pressure the guest reports (pool/member.h), counted since it started.
+  uint64_t swapped_in_bytes = 0;
+  uint64_t major_faults = 0;
+  uint64_t reclaimed_bytes = 0;
   int64_t stats_age_ms = -1;  // -1: no stats yet
   bool responsive = true;
   std::string condition;  // Condition()
@@ -55,8 +59,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallCounts, get_mpp, page_init,
                                                 pages_loaned, pages_returned)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_bytes, backing_bytes, loaned_bytes,
                                                 target_loaned_bytes, weight, min_bytes, max_bytes, free_bytes,
-                                                used_bytes, cache_bytes, oom_events, stats_age_ms, responsive,
-                                                condition, note, backing_source, own_bytes, pid, hcalls, uri)
+                                                used_bytes, cache_bytes, oom_events, swapped_in_bytes, major_faults,
+                                                reclaimed_bytes, stats_age_ms, responsive, condition, note, backing_source, own_bytes, pid, hcalls, uri)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
                                                 shortfall_bytes, demand_bytes, giveback_reserve_bytes, problem,
                                                 partitions, notes)

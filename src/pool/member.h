@@ -29,6 +29,13 @@ struct MemberStats {
   // Its confirmed loan when they were taken: what it loaned since came out
   // of the memory they show idle (pool/idle_now.h).
   Bytes loaned_bytes;
+  // Signs of memory pressure, where the guest gives them, counted since
+  // it started (a count that falls has started over): memory it swapped
+  // back in, its major page faults, and what its allocations had to
+  // reclaim first (a partition's direct reclaim). Zero where it gives none.
+  Bytes swapped_in;
+  uint64_t major_faults = 0;
+  Bytes reclaimed;
 };
 
 // The operator's terms for a member: from its joining, then `cmm hv set`.

@@ -130,7 +130,7 @@ PolicyDecision Decide(const PolicyConfig& config, std::span<const PolicyInput> m
     inverse[i] = 256.0 - m.weight;
     plus_one[i] = m.weight + 1.0;
     const double idle_now = static_cast<double>(m.free_bytes + m.cache_bytes);
-    needy[i] = !m.frozen && (m.new_oom_events > 0 || idle_now < config.low_free * ram[i]);
+    needy[i] = !m.frozen && (m.new_oom_events > 0 || m.swapping || idle_now < config.low_free * ram[i]);
   }
   PolicyDecision out;
   out.floors_bytes = static_cast<uint64_t>(floors);

@@ -8,8 +8,8 @@
 // within the pool, make before break: memory is granted back only out of
 // loans already confirmed, never out of loans merely asked for.
 //
-// Each round, members short of memory (OOM events, or free + cache below
-// `low_free` of RAM) want back what they have loaned; the pool asks it of
+// Each round, members short of memory (OOM events, swap-ins, or free +
+// cache below `low_free` of RAM) want back what they have loaned; the pool asks it of
 // the others' idle memory (free + cache above a `headroom` share of their
 // RAM), in proportion to their inverse weight (256 - weight), first
 // the taxed share of idle memory (an idle-memory tax, default 75%, as in
@@ -64,6 +64,10 @@ struct PolicyInput {
   // its idle memory is asked while it may be the start of a burst; nor is
   // the room asked of the others ahead of it, as for growth kept up.
   bool rising = false;
+  // It swapped memory back in since its last reading: short of memory,
+  // whatever its free memory and cache show (they may be what it cannot
+  // give up), as with an OOM event.
+  bool swapping = false;
   // Not following its target (no balloon driver, a stuck guest): none of
   // its memory counts as idle and none is handed back to it; only what is
   // above its max is still asked of it.

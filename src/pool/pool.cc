@@ -20,6 +20,9 @@ uint64_t InTable(Bytes b) { return AsUnsigned(b); }
 Bytes FromTable(uint64_t v) { return FromUnsigned<Bytes>(v); }
 // Rounds a member that has not sent stats yet is held at its admitted loan.
 constexpr int kRoundsHeldUnread = 30;
+// A major fault brings in one page: a guest's page, 4 KiB on the guests
+// that report them (virtio_balloon on x86).
+constexpr Bytes kFaultPage = KiB(4);
 }  // namespace
 
 Bounds BoundsOf(Bytes ram, const MemberSettings& s) {
@@ -278,6 +281,17 @@ void Pool::Rebalance() {
     // short of memory) since the last reading: a burst that outran the
     // pool, not use that grew slowly enough to be followed.
     const double low = options_.policy.low_free * static_cast<double>(s.ram_bytes.value());
+    // Pressure the guest gives counts as demand: a swap-in makes it short
+    // of memory this round, as an OOM event does; reclaim or major faults
+    // with no free memory left mean its use met none, and that use is
+    // remembered as a peak.
+    i.swapping = false;  // the inputs are kept from round to round
+    if (new_reading) {
+      const Pressure p = ReadPressure(s.stats, e.pressure, Bytes(static_cast<int64_t>(options_.policy.granule)),
+                                      kFaultPage);
+      i.swapping = p.swapping;
+      e.pressed = e.pressed || p.swapping || (p.reclaiming && static_cast<double>(idle.free.value()) < low);
+    }
     e.pressed = e.pressed || i.new_oom_events > 0 || static_cast<double>((idle.free + idle.cache).value()) < low;
     if (new_reading) {
       e.peak.Note(e.used, since_reading, e.pressed);

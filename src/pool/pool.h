@@ -21,6 +21,7 @@
 #include "pool/giveback_reserve.h"
 #include "pool/member.h"
 #include "pool/peak_memory.h"
+#include "pool/pressure.h"
 #include "pool/policy.h"
 
 namespace cmm::hv {
@@ -143,7 +144,8 @@ class Pool {
     Bytes loaned_observed{};
     MemberClock::time_point stats_seen{};  // when its last stats reading was taken
     PeakMemory peak{0};  // what it used at its recent peak, by its stats readings
-    bool pressed = false;  // met an OOM event or was short of memory since its last reading
+    bool pressed = false;  // met an OOM event, was short of memory or under pressure since its last reading
+    PressureSeen pressure{};  // its pressure counters at its last reading
     Bytes used_at_reading{};  // its use at its last stats reading
     double last_rate = 0;     // how fast its use grew between its last two readings
     double growth_per_s = 0;  // the growth it keeps up: the lesser of its last two rates

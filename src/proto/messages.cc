@@ -203,6 +203,7 @@ void Fields(V& v, M& m) {
   v.U64(s.oom_events);
   v.U64(s.time_ns);
   v.U64(s.oom_freed_bytes);
+  v.U64(s.reclaimed_bytes);
 }
 template <class V, Of<Mpp> M>
 void Fields(V& v, M& m) {

@@ -19,7 +19,7 @@
 namespace cmm::proto {
 
 inline constexpr uint16_t kMagic = 0x4D43;  // "CM"
-inline constexpr uint8_t kVersion = 2;
+inline constexpr uint8_t kVersion = 3;  // 3: stats carry direct reclaim
 inline constexpr size_t kHeaderBytes = 8;
 inline constexpr size_t kMaxPayload = 64 * 1024;
 inline constexpr size_t kMaxName = kMaxNameLength;
@@ -57,6 +57,9 @@ struct Stats {
   // What the balloon gave back on OOM and keeps back from every target
   // since (oom_freed_kb, S6): the hypervisor asks that much more.
   uint64_t oom_freed_bytes = 0;
+  // What its allocations had to reclaim first (direct reclaim), since it
+  // started: a sign of pressure (pool/member.h).
+  uint64_t reclaimed_bytes = 0;
   friend bool operator==(const Stats&, const Stats&) = default;
 };
 

@@ -100,6 +100,9 @@ TEST_F(Reclaim, ShrinkerThatFreesSparesTheBalloon) {
   EXPECT_EQ(p->memory().FreePages(), 9U);
   EXPECT_EQ(c.oom_freed(), Pages(0));
   EXPECT_EQ(c.loaned(), Pages(100));
+  // What the allocation had to reclaim first is counted: the pool reads it
+  // as pressure (the "a partition's reclaim counts").
+  EXPECT_EQ(p->memory().direct_reclaimed(), 10U);
   p->kernel().UnregisterShrinker(cache);
 }
 
@@ -126,6 +129,7 @@ TEST_F(Reclaim, S4_BalloonModeRunsShrinkersOnceAndNeverTheOomChain) {
   EXPECT_EQ(c.oom_freed(), Pages(0));
   EXPECT_EQ(c.loaned(), Pages(51));
   EXPECT_EQ(p->memory().oom_events(), 0U);
+  EXPECT_EQ(p->memory().direct_reclaimed(), 0U);  // the balloon's own reclaim is not pressure
   p->kernel().UnregisterShrinker(cache);
 }
 

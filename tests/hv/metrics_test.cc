@@ -33,6 +33,7 @@ TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
   a.loaned_bytes = Bytes(8192);
   a.settings.weight = 7;
   a.stats.oom_events = 2;
+  a.stats.reclaimed = MiB(3);
   a.counts.pages_loaned = 300;
   a.counts.pages_returned = 100;
   HcallStats s;
@@ -61,6 +62,8 @@ TEST(Metrics, PoolMembersWithTheirKindAndHcallsInPrometheusText) {
            "cmm_partition_loaned_bytes{partition=\"web\\\"1\",kind=\"partition\"} 8192\n",
            "cmm_partition_weight{partition=\"web\\\"1\",kind=\"partition\"} 7\n",
            "# TYPE cmm_partition_oom_events_total counter\n",
+           "# TYPE cmm_partition_reclaimed_bytes_total counter\n",
+           "cmm_partition_reclaimed_bytes_total{partition=\"web\\\"1\",kind=\"partition\"} 3145728\n",
            "# TYPE cmm_partition_pages_loaned_total counter\n",
            "cmm_partition_pages_loaned_total{partition=\"web\\\"1\",kind=\"partition\"} 300\n",
            "cmm_partition_pages_returned_total{partition=\"web\\\"1\",kind=\"partition\"} 100\n",

@@ -228,6 +228,20 @@ TEST(Policy, RoomGoesBackToTheNeedyFirst) {
   EXPECT_EQ(more[1], -100 * M);
 }
 
+// The "pressure signals count as demand": a guest swapping memory
+// back in is short of memory though its cache looks idle (it may be what
+// it cannot drop), and is given back what it loaned as one with OOM events.
+TEST(Policy, AMemberThatSwapsInWantsItsLoanBackLikeOneWithOomEvents) {
+  PolicyInput swapping = Part(512, 0, 300);
+  swapping.cache_bytes = 150 * MiB;
+  const PolicyInput idle = Part(512, 200, 300);
+  EXPECT_EQ(LoanRequests(Pool(824), std::vector<PolicyInput>{swapping, idle})[0], -200 * M);  // half the room
+  swapping.swapping = true;
+  const auto more = LoanRequests(Pool(824), std::vector<PolicyInput>{swapping, idle});
+  EXPECT_EQ(more[0], -300 * M);
+  EXPECT_EQ(more[1], -100 * M);
+}
+
 TEST(Policy, ABurstIsAskedOfIdleMemoryAndGrantedOnlyFromRoom) {
   // 624 MiB pool, 424 backed: 200 of room. The needy one wants its 300
   // back: 200 now, and 100 asked of the idle one's idle memory, which the

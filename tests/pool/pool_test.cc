@@ -71,6 +71,14 @@ class FakeMember final : public Member {
     state_.stats.taken = first_reading_ + std::chrono::duration_cast<MemberClock::duration>(
                                               std::chrono::duration<double>(at_s));
   }
+  // Its pressure counters as of its next reading.
+  void Counters(Bytes swapped_in, uint64_t major_faults, Bytes reclaimed, Bytes cache = Bytes(0)) {
+    std::lock_guard lock(mu_);
+    state_.stats.swapped_in = swapped_in;
+    state_.stats.major_faults = major_faults;
+    state_.stats.reclaimed = reclaimed;
+    state_.stats.cache_bytes = cache;
+  }
   void Running(Bytes backing, bool with_stats) {
     std::lock_guard lock(mu_);
     state_.backing_bytes = backing;
@@ -369,6 +377,68 @@ TEST(Pool, AMemberThatMetItsOomPathHasItsPeakRememberedAndOneThatGrewWithoutPres
   pool.Rebalance();
   EXPECT_GT(seen[0].peak_bytes, 890 * MiB.value());
   EXPECT_EQ(seen[1].peak_bytes, 0U);
+}
+
+// The "pressure signals count as demand": what a guest's pressure
+// counters grew between two readings. Swap-ins make it short of memory for
+// the round that reads them; reclaim or major faults with no free memory
+// left have its use remembered as a peak. The first reading (what it
+// counted before it joined) and a count that fell (it restarted) say
+// nothing.
+TEST(Pool, SwapInsMakeAMemberShortAndReclaimWithNoFreeMemoryIsRememberedAsItsPeak) {
+  std::vector<PolicyInput> seen;
+  PoolOptions o;
+  o.pool_bytes = 4000 * MiB;
+  o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
+    seen.assign(in.begin(), in.end());
+    return Decide(c, in);
+  };
+  Pool pool(o);
+  auto vm = std::make_shared<FakeMember>("vm", MemberKind::kVm, 1000 * MiB, Bytes(0));
+  auto part = std::make_shared<FakeMember>("part", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  ASSERT_TRUE(pool.Add(vm, {}).has_value());
+  ASSERT_TRUE(pool.Add(part, {}).has_value());
+  // Joined with counts from before: nothing read from them.
+  vm->Counters(500 * MiB, 100000, Bytes(0), 400 * MiB);
+  part->Counters(Bytes(0), 0, 300 * MiB, 400 * MiB);
+  vm->ReadingAt(1, 300 * MiB, 300 * MiB);
+  part->ReadingAt(1, 300 * MiB, 300 * MiB);
+  pool.Rebalance();
+  ASSERT_EQ(seen.size(), 2U);
+  EXPECT_FALSE(seen[0].swapping);
+  EXPECT_EQ(seen[1].peak_bytes, 0U);
+
+  // 8 MiB swapped in; the other reclaimed 50 MiB with free memory to spare.
+  vm->Counters(508 * MiB, 100000, Bytes(0), 400 * MiB);
+  part->Counters(Bytes(0), 0, 350 * MiB, 400 * MiB);
+  vm->ReadingAt(2, 300 * MiB, 300 * MiB);
+  part->ReadingAt(2, 300 * MiB, 300 * MiB);
+  pool.Rebalance();
+  EXPECT_TRUE(seen[0].swapping);
+  EXPECT_EQ(seen[1].peak_bytes, 0U);
+  pool.Rebalance();  // no new reading: said once
+  EXPECT_FALSE(seen[0].swapping);
+
+  // Reclaim with no free memory (its cache is what is left): its use met
+  // none, and is remembered. Major faults the same, for the VM.
+  vm->Counters(508 * MiB, 100000 + 2000, Bytes(0), 400 * MiB);
+  part->Counters(Bytes(0), 0, 400 * MiB, 400 * MiB);
+  vm->ReadingAt(3, Bytes(0), 600 * MiB);
+  part->ReadingAt(3, Bytes(0), 600 * MiB);
+  pool.Rebalance();
+  EXPECT_FALSE(seen[0].swapping);
+  EXPECT_EQ(seen[0].peak_bytes, 600 * MiB.value());
+  EXPECT_EQ(seen[1].peak_bytes, 600 * MiB.value());
+
+  // Restarted: its count fell. Nothing is read from the fall.
+  vm->Counters(Bytes(0), 0, Bytes(0), 400 * MiB);
+  vm->ReadingAt(4, 300 * MiB, 300 * MiB);
+  pool.Rebalance();
+  EXPECT_FALSE(seen[0].swapping);
+  vm->Counters(MiB / 2, 0, Bytes(0), 400 * MiB);  // less than a granule: noise
+  vm->ReadingAt(5, 300 * MiB, 300 * MiB);
+  pool.Rebalance();
+  EXPECT_FALSE(seen[0].swapping);
 }
 
 TEST(IdleSinceStats, ALoanSinceTheReadingComesOutOfFreeThenCacheAndAGrantGoesToFree) {

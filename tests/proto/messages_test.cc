@@ -31,7 +31,7 @@ std::vector<Message> Samples() {
   return {
       Register{"web1", 4096, uint64_t{1} << 30, 200, 256 << 20, 0, true},
       Registered{4096, kCapBatch, kMaxBatch},
-      GetMpp{Stats{1, 2, 3, 4, 5, 6, 7}},
+      GetMpp{Stats{1, 2, 3, 4, 5, 6, 7, 8}},
       Mpp{papr::kSuccess, d},
       PageInit{papr::kPageSetLoaned, 0x12345000},
       PageInitRc{papr::kParameter},

@@ -132,6 +132,8 @@ void DomainMember::Tick(MemberClock::time_point now) {
     stats_.used_bytes = FromUnsigned<Bytes>(available - std::min(available, usable));
     stats_.taken = now;
     stats_.loaned_bytes = follow_.loaned(options_.ram_bytes);
+    stats_.swapped_in = FromUnsigned<Bytes>(memory->swap_in_bytes.value_or(0));
+    stats_.major_faults = memory->major_faults.value_or(0);
     stats_update_ = memory->last_update;
   }
   // Why it cannot be counted on, if it cannot.

@@ -123,8 +123,13 @@ MemberState HvPartition::Observe() const {
   s.backing_source = "memfd";
   MutexLock lock(mu_);
   s.loaned_bytes = LoanedBytesLocked();
-  s.stats = MemberStats{FromUnsigned<Bytes>(stats_.free_bytes), FromUnsigned<Bytes>(stats_.used_bytes),
-                       FromUnsigned<Bytes>(stats_.cache_bytes), stats_.oom_events, stats_taken_, stats_loaned_};
+  s.stats.free_bytes = FromUnsigned<Bytes>(stats_.free_bytes);
+  s.stats.used_bytes = FromUnsigned<Bytes>(stats_.used_bytes);
+  s.stats.cache_bytes = FromUnsigned<Bytes>(stats_.cache_bytes);
+  s.stats.oom_events = stats_.oom_events;
+  s.stats.taken = stats_taken_;
+  s.stats.loaned_bytes = stats_loaned_;
+  s.stats.reclaimed = FromUnsigned<Bytes>(stats_.reclaimed_bytes);
   s.counts = counts_;
   return s;
 }

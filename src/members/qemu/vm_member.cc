@@ -251,6 +251,8 @@ bool VmMember::Tick(MemberClock::time_point now) {
     stats_.used_bytes = FromUnsigned<Bytes>(total - std::min(total, available));
     stats_.taken = now;
     stats_.loaned_bytes = follow_.loaned(ram_bytes_);
+    stats_.swapped_in = FromUnsigned<Bytes>(stats->swap_in.value_or(0));
+    stats_.major_faults = stats->major_faults.value_or(0);
     stats_update_ = stats->last_update;
   }
   if (oom_taken_back_ > 0) {

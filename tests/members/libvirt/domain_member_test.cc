@@ -95,8 +95,13 @@ TEST_F(DomainMemberTest, ATargetIsPushedAsGuestMemoryAndItsStatsAreRead) {
   ASSERT_EQ(domain_.sets, std::vector<uint64_t>{160 * kMiB});
   domain_.memory.actual_bytes = 160 * kMiB;
   Stats(100, 40 * 1024);
+  domain_.memory.swap_in_bytes = 3 * kMiB;
+  domain_.memory.major_faults = 70;
   member_->Tick(t0_ + 1s);
   const MemberState s = member_->Observe();
+  // Its pressure counters reach the pool (the "pressure signals").
+  EXPECT_EQ(s.stats.swapped_in, FromUnsigned<Bytes>(3 * kMiB));
+  EXPECT_EQ(s.stats.major_faults, 70U);
   EXPECT_EQ(s.loaned_bytes, FromUnsigned<Bytes>(96 * kMiB));
   EXPECT_EQ(s.stats.free_bytes, FromUnsigned<Bytes>(40 * kMiB));
   EXPECT_EQ(s.stats.used_bytes, FromUnsigned<Bytes>(kRam - 40 * kMiB));

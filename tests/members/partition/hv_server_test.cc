@@ -121,6 +121,26 @@ TEST_F(HvServerTest, PolicyAsksForTheExcessAndLoanedPagesAreReleasedForReal) {
   EXPECT_EQ(g->memory().integrity_errors(), 0U);
 }
 
+// The "a partition's reclaim counts": what its allocations had to
+// reclaim first reaches the pool with its next H_GET_MPP.
+TEST_F(HvServerTest, WhatAPartitionsAllocationsReclaimedReachesThePoolWithItsStats) {
+  auto g = Guest("reader", MiB(8));
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(g->Start(), 0);
+  // Read twice its RAM through its page cache: past the first RAM's worth,
+  // each miss reclaims an older page first.
+  const uint64_t ps = g->memory().Geometry().size();
+  const uint64_t pages = 2 * MiB(8).value() / ps;
+  for (uint64_t i = 0; i < pages; ++i) ASSERT_TRUE(g->cache().Read(i).has_value()) << i;
+  ASSERT_GT(g->memory().direct_reclaimed(), 0U);
+  papr::MppData mpp;
+  ASSERT_EQ(g->hv()->GetMpp(mpp), papr::kSuccess);
+  const auto view = pool_->Snapshot().at(0);
+  EXPECT_EQ(view.stats.reclaimed, Bytes(static_cast<int64_t>(g->memory().direct_reclaimed() * ps)));
+  EXPECT_GT(view.stats.reclaimed, MiB(4));
+  g->Stop();
+}
+
 TEST_F(HvServerTest, DuplicateNamesAreRefusedWithAReason) {
   auto a = Guest("db1", MiB(16));
   ASSERT_NE(a, nullptr);

@@ -131,7 +131,8 @@ TEST_F(VmLiar, AGuestClaimingMoreFreeMemoryThanItsRamIsClampedToItsRam) {
                Attach({Return("query-balloon", {{"actual", kRam}}),
                        Lie("qom-get", R"({"last-update": 5, "stats": {"stat-free-memory": 1125899906842624,
                                           "stat-total-memory": 268435456, "stat-available-memory": 1125899906842624,
-                                          "stat-disk-caches": 18446744073709551615}})")}));
+                                          "stat-disk-caches": 18446744073709551615, "stat-swap-in": 8388608,
+                                          "stat-major-faults": 300}})")}));
   auto vm = AttachTo();
   ASSERT_TRUE(vm.has_value()) << vm.error();
   ASSERT_TRUE(Eventually([&] { return (*vm)->Observe().stats.taken != MemberClock::time_point{}; }));
@@ -139,6 +140,9 @@ TEST_F(VmLiar, AGuestClaimingMoreFreeMemoryThanItsRamIsClampedToItsRam) {
   EXPECT_EQ(s.stats.free_bytes, FromUnsigned<Bytes>(kRam));
   EXPECT_EQ(s.stats.cache_bytes, Bytes(0));  // "not reported"
   EXPECT_EQ(s.stats.used_bytes, Bytes(0));
+  // Counters, not sizes within its RAM: they reach the pool as they are.
+  EXPECT_EQ(s.stats.swapped_in, MiB(8));
+  EXPECT_EQ(s.stats.major_faults, 300U);
 }
 
 // Each of these leaves the stream unusable: the VM leaves the pool with
