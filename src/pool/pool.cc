@@ -286,11 +286,13 @@ void Pool::Rebalance() {
     // with no free memory left mean its use met none, and that use is
     // remembered as a peak.
     i.swapping = false;  // the inputs are kept from round to round
+    bool reclaiming = false;  // its use met no free memory since its last reading
     if (new_reading) {
       const Pressure p = ReadPressure(s.stats, e.pressure, Bytes(static_cast<int64_t>(options_.policy.granule)),
                                       kFaultPage);
       i.swapping = p.swapping;
-      e.pressed = e.pressed || p.swapping || (p.reclaiming && static_cast<double>(idle.free.value()) < low);
+      reclaiming = p.reclaiming && static_cast<double>(idle.free.value()) < low;
+      e.pressed = e.pressed || p.swapping || reclaiming;
     }
     e.pressed = e.pressed || i.new_oom_events > 0 || static_cast<double>((idle.free + idle.cache).value()) < low;
     if (new_reading) {
@@ -302,11 +304,13 @@ void Pool::Rebalance() {
       // readings is followed: a single step is already taken, and
       // following it anyway cost a sim of 10 000 members 7838 OOM events
       // against 7352 (it asked others for a plateau that never came).
+      // Growth kept up while it reclaims with no free memory left is a
+      // burst eating its cache: followed at its last rate, not the lesser.
       const Bytes used = std::clamp(s.stats.used_bytes, Bytes(0), s.ram_bytes);
       const double rate = since_reading > 0
                               ? static_cast<double>(std::max(used - e.used_at_reading, Bytes(0)).value()) / since_reading
                               : 0.0;
-      e.growth_per_s = std::min(rate, e.last_rate);
+      e.growth_per_s = reclaiming && e.last_rate > 0 ? rate : std::min(rate, e.last_rate);
       e.last_rate = rate;
       e.used_at_reading = used;
     }

@@ -303,6 +303,37 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
   EXPECT_EQ(idle->last().target_loaned_bytes, 200 * MiB);
 }
 
+// A burst eating its cache: its use keeps growing while its allocations
+// reclaim with no free memory left. It is followed at its last rate (the
+// burst as it is now), not the lesser of its last two: 2 x 200 MiB over
+// the lead, against 2 x 50 for the same readings without the reclaim.
+TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLastRate) {
+  for (const bool reclaims : {false, true}) {
+    std::vector<PolicyInput> seen;
+    PoolOptions o;
+    o.pool_bytes = 4000 * MiB;
+    o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
+      seen.assign(in.begin(), in.end());
+      return Decide(c, in);
+    };
+    Pool pool(o);
+    auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+    ASSERT_TRUE(pool.Add(m, {}).has_value());
+    m->Set(true, Bytes(0));
+    m->Counters(Bytes(0), 0, Bytes(0), 700 * MiB);
+    m->ReadingAt(0, 200 * MiB, 100 * MiB);
+    pool.Rebalance();
+    m->Counters(Bytes(0), 0, Bytes(0), 600 * MiB);
+    m->ReadingAt(1, 250 * MiB, 150 * MiB);  // 50 MiB/s, free memory left
+    pool.Rebalance();
+    m->Counters(Bytes(0), 0, reclaims ? 100 * MiB : Bytes(0), 650 * MiB);
+    m->ReadingAt(2, Bytes(0), 350 * MiB);  // 200 MiB/s, its free memory gone
+    pool.Rebalance();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_EQ(seen[0].growth_bytes, (reclaims ? 400 : 100) * MiB.value()) << reclaims;
+  }
+}
+
 // A rise of a settle band or more over the growth lead, seen at one
 // reading, keeps the member's idle memory from being asked; a slow rise
 // (a leak) does not.

@@ -307,7 +307,7 @@ TEST_F(RealLibvirt, DemoWithLibvirtRunsItsGuestsAsTransientDomainsSeenInVirshLis
       if (l.find(n) == std::string::npos) return false;
     }
     return true;
-  }, 60s)) << listed() << demo.out() << demo.err();
+  }, 200s)) << listed() << demo.out() << demo.err();  // three domain starts, each may take 45 s (CMakeLists.txt)
   ASSERT_TRUE(WaitUntil([&] { return demo.out().find("summary after") != std::string::npos; }, 120s))
       << demo.out() << demo.err();
   EXPECT_EQ(demo.Stop(), 0) << demo.out() << demo.err();
