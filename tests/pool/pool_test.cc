@@ -113,6 +113,18 @@ Pool MakePool(Bytes bytes) {
   return Pool(o);
 }
 
+// A pool of 4000 MiB at the default policy whose every decision's inputs
+// land in `seen`.
+Pool PoolSeeing(std::vector<PolicyInput>& seen) {
+  PoolOptions o;
+  o.pool_bytes = 4000 * MiB;
+  o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
+    seen.assign(in.begin(), in.end());
+    return Decide(c, in);
+  };
+  return Pool(o);
+}
+
 TEST(Pool, PartitionsAndVmsShareOneNamespace) {
   Pool pool = MakePool(100 * MiB);
   auto a = std::make_shared<FakeMember>("a", MemberKind::kPartition, 64 * MiB, Bytes(0));
@@ -310,13 +322,7 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
 TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLastRate) {
   for (const bool reclaims : {false, true}) {
     std::vector<PolicyInput> seen;
-    PoolOptions o;
-    o.pool_bytes = 4000 * MiB;
-    o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
-      seen.assign(in.begin(), in.end());
-      return Decide(c, in);
-    };
-    Pool pool(o);
+    Pool pool = PoolSeeing(seen);
     auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
     ASSERT_TRUE(pool.Add(m, {}).has_value());
     m->Set(true, Bytes(0));
@@ -382,13 +388,7 @@ TEST(PeakMemory, RisesInOneReadingUnderPressureAndFallsBackOverItsWindow) {
 // stats reading; one that grows as much without pressure does not.
 TEST(Pool, AMemberThatMetItsOomPathHasItsPeakRememberedAndOneThatGrewWithoutPressureNot) {
   std::vector<PolicyInput> seen;
-  PoolOptions o;
-  o.pool_bytes = 4000 * MiB;
-  o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
-    seen.assign(in.begin(), in.end());
-    return Decide(c, in);
-  };
-  Pool pool(o);
+  Pool pool = PoolSeeing(seen);
   auto burst = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
   auto grows = std::make_shared<FakeMember>("grows", MemberKind::kPartition, 1000 * MiB, Bytes(0));
   ASSERT_TRUE(pool.Add(burst, {}).has_value());
@@ -418,13 +418,7 @@ TEST(Pool, AMemberThatMetItsOomPathHasItsPeakRememberedAndOneThatGrewWithoutPres
 // nothing.
 TEST(Pool, SwapInsMakeAMemberShortAndReclaimWithNoFreeMemoryIsRememberedAsItsPeak) {
   std::vector<PolicyInput> seen;
-  PoolOptions o;
-  o.pool_bytes = 4000 * MiB;
-  o.decide = [&seen](const PolicyConfig& c, std::span<const PolicyInput> in) {
-    seen.assign(in.begin(), in.end());
-    return Decide(c, in);
-  };
-  Pool pool(o);
+  Pool pool = PoolSeeing(seen);
   auto vm = std::make_shared<FakeMember>("vm", MemberKind::kVm, 1000 * MiB, Bytes(0));
   auto part = std::make_shared<FakeMember>("part", MemberKind::kPartition, 1000 * MiB, Bytes(0));
   ASSERT_TRUE(pool.Add(vm, {}).has_value());
