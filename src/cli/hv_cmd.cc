@@ -319,6 +319,7 @@ int HvStatus(const HvFlags& f) {
       add(fmt::format("{}, QEMU pid {}, its own {}", p.uri, p.pid, FormatBytes(p.own_bytes)));
     }
     if (!p.responsive) add("UNRESPONSIVE: " + p.note);
+    if (const std::string pressure = hv::PressureText(p); !pressure.empty()) add("pressure: " + pressure);
     fmt::print("{:<16} {:<9} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10} {:>5}  {}\n", p.name, p.kind,
                FormatBytes(p.ram_bytes), FormatBytes(p.backing_bytes), FormatBytes(p.loaned_bytes),
                FormatBytes(p.target_loaned_bytes), p.weight, FormatBytes(p.free_bytes), p.oom_events, notes);

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/size_text.h"
+
 namespace cmm::hv {
 
 using json = nlohmann::json;
@@ -31,6 +33,15 @@ std::string Condition(const MemberView& m) {
 }
 
 // The status is serialised: its byte counts are unsigned numbers.
+std::string PressureText(const MemberStatus& m) {
+  std::string out;
+  auto add = [&out](const std::string& part) { out += (out.empty() ? "" : ", ") + part; };
+  if (m.swapped_in_bytes > 0) add("swapped in " + FormatBytes(m.swapped_in_bytes));
+  if (m.major_faults > 0) add(fmt::format("{} major faults", m.major_faults));
+  if (m.reclaimed_bytes > 0) add("reclaimed " + FormatBytes(m.reclaimed_bytes));
+  return out;
+}
+
 std::string KindsText(const std::vector<MemberStatus>& members) {
   size_t vms = 0, domains = 0;
   for (const auto& m : members) {

@@ -70,6 +70,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_by
 // "at target". A member is at its target within the policy's settle band.
 std::string Condition(const MemberView& m);
 
+// The pressure a member's guest reported, for its status notes: "swapped
+// in 8 MiB, 300 major faults, reclaimed 12 MiB", the counts it has only;
+// empty when it reported none.
+std::string PressureText(const MemberStatus& m);
+
 // "2 partitions and 1 VM", or with domains "0 partitions, 1 VM and 2 domains".
 std::string KindsText(const std::vector<MemberStatus>& members);
 

@@ -153,6 +153,16 @@ TEST(StatusJson, ReadsBackAsTheTypedStatusAndLeavesOutAProblemThereIsNot) {
   again.erase("problem");
   again.erase("notes");
   EXPECT_EQ(again, j);
+  EXPECT_EQ(PressureText(s.partitions[0]), "");  // it reported none
+  m.stats.swapped_in = 8 * MiB;
+  m.stats.major_faults = 300;
+  m.stats.reclaimed = 12 * MiB;
+  const auto pressed = StatusJson(128 * MiB, {}, {m}).get<HvStatus>();
+  EXPECT_EQ(pressed.partitions[0].reclaimed_bytes, AsUnsigned(12 * MiB));
+  EXPECT_EQ(PressureText(pressed.partitions[0]), "swapped in 8 MiB, 300 major faults, reclaimed 12 MiB");
+  m.stats.swapped_in = Bytes(0);
+  m.stats.major_faults = 0;
+  EXPECT_EQ(PressureText(StatusJson(128 * MiB, {}, {m}).get<HvStatus>().partitions[0]), "reclaimed 12 MiB");
   const auto infeasible = StatusJson(128 * MiB, {128 * MiB, 192 * MiB, 64 * MiB}, {m}).get<HvStatus>();
   EXPECT_NE(infeasible.problem.find("cannot be met"), std::string::npos);
 }
