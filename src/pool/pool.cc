@@ -304,13 +304,21 @@ void Pool::Rebalance() {
       // readings is followed: a single step is already taken, and
       // following it anyway cost a sim of 10 000 members 7838 OOM events
       // against 7352 (it asked others for a plateau that never came).
-      // Growth kept up while it reclaims with no free memory left is a
-      // burst eating its cache: followed at its last rate, not the lesser.
+      // Use that rose while it reclaimed with no free memory left is a
+      // burst eating its cache, not a step that fitted (the one the sim
+      // measured): followed at its last rate, and at its first rise until
+      // its next reading (the lead cut to the time between readings) so
+      // that a burst that stops there takes less from others also
+      // growing.
       const Bytes used = std::clamp(s.stats.used_bytes, Bytes(0), s.ram_bytes);
       const double rate = since_reading > 0
                               ? static_cast<double>(std::max(used - e.used_at_reading, Bytes(0)).value()) / since_reading
                               : 0.0;
-      e.growth_per_s = reclaiming && e.last_rate > 0 ? rate : std::min(rate, e.last_rate);
+      const double lead = options_.policy.growth_lead_s;
+      const double first_rise = lead > 0 ? std::min(1.0, since_reading / lead) : 1.0;
+      e.growth_per_s = !reclaiming         ? std::min(rate, e.last_rate)
+                       : e.last_rate > 0 ? rate
+                                         : rate * first_rise;
       e.last_rate = rate;
       e.used_at_reading = used;
     }

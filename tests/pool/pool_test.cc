@@ -315,10 +315,13 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
   EXPECT_EQ(idle->last().target_loaned_bytes, 200 * MiB);
 }
 
-// A burst eating its cache: its use keeps growing while its allocations
-// reclaim with no free memory left. It is followed at its last rate (the
+// A burst eating its cache: its use grows while its allocations reclaim
+// with no free memory left. It is followed at once, at its last rate (the
 // burst as it is now), not the lesser of its last two: 2 x 200 MiB over
-// the lead, against 2 x 50 for the same readings without the reclaim.
+// the lead, against 2 x 50 for the same readings without the reclaim; and
+// a first rise under reclaim is followed too, until the next reading (a
+// second of the 2 s lead), where one that fitted in free memory is not (a
+// step already taken).
 TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLastRate) {
   for (const bool reclaims : {false, true}) {
     std::vector<PolicyInput> seen;
@@ -337,6 +340,20 @@ TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLast
     pool.Rebalance();
     ASSERT_EQ(seen.size(), 1U);
     EXPECT_EQ(seen[0].growth_bytes, (reclaims ? 400 : 100) * MiB.value()) << reclaims;
+  }
+  for (const bool reclaims : {false, true}) {
+    std::vector<PolicyInput> seen;
+    Pool pool = PoolSeeing(seen);
+    auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+    ASSERT_TRUE(pool.Add(m, {}).has_value());
+    m->Set(true, Bytes(0));
+    m->Counters(Bytes(0), 0, Bytes(0), 700 * MiB);
+    m->ReadingAt(0, 200 * MiB, 100 * MiB);
+    pool.Rebalance();
+    m->Counters(Bytes(0), 0, reclaims ? 100 * MiB : Bytes(0), 650 * MiB);
+    m->ReadingAt(1, Bytes(0), 350 * MiB);  // one rise of 250 MiB, its free memory gone
+    pool.Rebalance();
+    EXPECT_EQ(seen[0].growth_bytes, (reclaims ? 250 : 0) * MiB.value()) << reclaims;
   }
 }
 
