@@ -32,7 +32,6 @@ std::string Condition(const MemberView& m) {
   return "at target";
 }
 
-// The status is serialised: its byte counts are unsigned numbers.
 std::string PressureText(const MemberStatus& m) {
   std::string out;
   auto add = [&out](const std::string& part) { out += (out.empty() ? "" : ", ") + part; };
@@ -42,6 +41,7 @@ std::string PressureText(const MemberStatus& m) {
   return out;
 }
 
+// The status is serialised: its byte counts are unsigned numbers.
 std::string KindsText(const std::vector<MemberStatus>& members) {
   size_t vms = 0, domains = 0;
   for (const auto& m : members) {

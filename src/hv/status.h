@@ -60,7 +60,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HcallCounts, get_mpp, page_init,
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemberStatus, name, kind, ram_bytes, backing_bytes, loaned_bytes,
                                                 target_loaned_bytes, weight, min_bytes, max_bytes, free_bytes,
                                                 used_bytes, cache_bytes, oom_events, swapped_in_bytes, major_faults,
-                                                reclaimed_bytes, stats_age_ms, responsive, condition, note, backing_source, own_bytes, pid, hcalls, uri)
+                                                reclaimed_bytes, stats_age_ms, responsive, condition, note,
+                                                backing_source, own_bytes, pid, hcalls, uri)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HvStatus, pool_bytes, backing_bytes, ram_bytes, floors_bytes,
                                                 shortfall_bytes, demand_bytes, giveback_reserve_bytes, problem,
                                                 partitions, notes)

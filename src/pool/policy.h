@@ -9,8 +9,8 @@
 // loans already confirmed, never out of loans merely asked for.
 //
 // Each round, members short of memory (OOM events, swap-ins, or free +
-// cache below `low_free` of RAM) want back what they have loaned; the pool asks it of
-// the others' idle memory (free + cache above a `headroom` share of their
+// cache below `low_free` of RAM) want back what they have loaned; the
+// pool asks it of the others' idle memory (free + cache above a `headroom` share of their
 // RAM), in proportion to their inverse weight (256 - weight), first
 // the taxed share of idle memory (an idle-memory tax, default 75%, as in
 // Waldspurger's ESX balloon), then the rest. A member whose use keeps

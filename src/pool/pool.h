@@ -148,7 +148,10 @@ class Pool {
     PressureSeen pressure{};  // its pressure counters at its last reading
     Bytes used_at_reading{};  // its use at its last stats reading
     double last_rate = 0;     // how fast its use grew between its last two readings
-    double growth_per_s = 0;  // the growth it keeps up: the lesser of its last two rates
+    // The growth it keeps up: the lesser of its last two rates, or its last
+    // (at a first rise, for the time between readings) while it reclaims
+    // with no free memory left.
+    double growth_per_s = 0;
     int rounds_unread = 0;  // rounds since it joined without a stats reading from it
   };
   // The loan a joining member starts with: what the pool has no room for,

@@ -4,6 +4,7 @@
 // is counted on for nothing. Fake members, no OS.
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -322,38 +323,39 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
 // a first rise under reclaim is followed too, until the next reading (a
 // second of the 2 s lead), where one that fitted in free memory is not (a
 // step already taken).
+// One member's readings a second apart: its free memory and use, and its
+// reclaim count and cache; the growth the pool expects of it at the last.
+struct Reading {
+  Bytes free, used, reclaimed, cache;
+};
+uint64_t GrowthAfter(std::initializer_list<Reading> readings) {
+  std::vector<PolicyInput> seen;
+  Pool pool = PoolSeeing(seen);
+  auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
+  EXPECT_TRUE(pool.Add(m, {}).has_value());
+  m->Set(true, Bytes(0));
+  double at_s = 0;
+  for (const Reading& r : readings) {
+    m->Counters(Bytes(0), 0, r.reclaimed, r.cache);
+    m->ReadingAt(at_s++, r.free, r.used);
+    pool.Rebalance();
+  }
+  EXPECT_EQ(seen.size(), 1U);
+  return seen.empty() ? 0 : seen[0].growth_bytes;
+}
+
 TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLastRate) {
   for (const bool reclaims : {false, true}) {
-    std::vector<PolicyInput> seen;
-    Pool pool = PoolSeeing(seen);
-    auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
-    ASSERT_TRUE(pool.Add(m, {}).has_value());
-    m->Set(true, Bytes(0));
-    m->Counters(Bytes(0), 0, Bytes(0), 700 * MiB);
-    m->ReadingAt(0, 200 * MiB, 100 * MiB);
-    pool.Rebalance();
-    m->Counters(Bytes(0), 0, Bytes(0), 600 * MiB);
-    m->ReadingAt(1, 250 * MiB, 150 * MiB);  // 50 MiB/s, free memory left
-    pool.Rebalance();
-    m->Counters(Bytes(0), 0, reclaims ? 100 * MiB : Bytes(0), 650 * MiB);
-    m->ReadingAt(2, Bytes(0), 350 * MiB);  // 200 MiB/s, its free memory gone
-    pool.Rebalance();
-    ASSERT_EQ(seen.size(), 1U);
-    EXPECT_EQ(seen[0].growth_bytes, (reclaims ? 400 : 100) * MiB.value()) << reclaims;
-  }
-  for (const bool reclaims : {false, true}) {
-    std::vector<PolicyInput> seen;
-    Pool pool = PoolSeeing(seen);
-    auto m = std::make_shared<FakeMember>("burst", MemberKind::kPartition, 1000 * MiB, Bytes(0));
-    ASSERT_TRUE(pool.Add(m, {}).has_value());
-    m->Set(true, Bytes(0));
-    m->Counters(Bytes(0), 0, Bytes(0), 700 * MiB);
-    m->ReadingAt(0, 200 * MiB, 100 * MiB);
-    pool.Rebalance();
-    m->Counters(Bytes(0), 0, reclaims ? 100 * MiB : Bytes(0), 650 * MiB);
-    m->ReadingAt(1, Bytes(0), 350 * MiB);  // one rise of 250 MiB, its free memory gone
-    pool.Rebalance();
-    EXPECT_EQ(seen[0].growth_bytes, (reclaims ? 250 : 0) * MiB.value()) << reclaims;
+    const Bytes reclaimed = reclaims ? 100 * MiB : Bytes(0);
+    EXPECT_EQ(GrowthAfter({{200 * MiB, 100 * MiB, Bytes(0), 700 * MiB},
+                           {250 * MiB, 150 * MiB, Bytes(0), 600 * MiB},  // 50 MiB/s, free memory left
+                           {Bytes(0), 350 * MiB, reclaimed, 650 * MiB}}),  // 200 MiB/s, its free memory gone
+              (reclaims ? 400 : 100) * MiB.value())
+        << reclaims;
+    EXPECT_EQ(GrowthAfter({{200 * MiB, 100 * MiB, Bytes(0), 700 * MiB},
+                           {Bytes(0), 350 * MiB, reclaimed, 650 * MiB}}),  // one rise of 250 MiB, its free memory gone
+              (reclaims ? 250 : 0) * MiB.value())
+        << reclaims;
   }
 }
 
