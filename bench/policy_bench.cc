@@ -9,8 +9,10 @@
 // the next one starts. It holds room for the peaks of the members whose
 // protection costs least per burst, by raising their floors, and pays for
 // that room in savings: the guest's cache fills it. Swept over how many
-// it protects, it draws the frontier a policy with that knowledge reaches;
-// no policy that learns workloads from their use knows more.
+// it protects, it draws the frontier a policy with that knowledge reaches.
+// One that learns workloads from their use knows less within the hour;
+// only a batch job's cycle, once seen twice, would tell it when the next
+// job starts (a third job, for members whose cycle is under 30 minutes).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
