@@ -135,6 +135,9 @@ int main() {
   const auto oom = static_cast<double>(cmm.oom_events);
   const bool oom_ok = oom <= kOomGoal;
   std::printf("%-40s %14.0f %16s %8s %12s %s\n", "OOM events", oom, "-", "-", "<= 1500", oom_ok ? "met" : "NOT met");
+  std::printf("%-40s %14llu %16s %8s %12s %s\n", "  a member's first (its peak not yet seen)",
+              static_cast<unsigned long long>(cmm.oom_members), "-", "-", "<= 1500",
+              static_cast<double>(cmm.oom_members) <= kOomGoal ? "met" : "NOT met");
   std::printf("%-40s %14s %16.0f %7.2fx %12s %s\n", "  fewest while saving >= 4.5 TiB", "-", informed_oom,
               oom / informed_oom, "<= 1500", informed_oom <= kOomGoal ? "reached" : "not reached");
   std::printf("%-40s %14s %12.2f TiB %8s %12s %s\n", "  most saved with <= 1500 OOM events", "-",

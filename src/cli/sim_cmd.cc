@@ -71,6 +71,9 @@ void PrintText(const sim::SimReport& r) {
               FormatBytes(static_cast<uint64_t>(r.mean_use_bytes)).c_str(), Percent(r.mean_use_bytes, pool).c_str());
   std::printf("OOM events                          %llu\n", static_cast<unsigned long long>(r.oom_events));
   if (r.oom_events > 0) {
+    std::printf("  a member's first                  %llu (and %llu in members that had met one before)\n",
+                static_cast<unsigned long long>(r.oom_members),
+                static_cast<unsigned long long>(r.oom_events - r.oom_members));
     std::printf("  by workload                      ");
     for (size_t k = 0; k < r.oom_by_shape.size(); ++k) {
       if (r.oom_by_shape[k] == 0) continue;
@@ -130,6 +133,7 @@ nlohmann::json ReportJson(const sim::SimReport& r) {
           {"mean_use_bytes", r.mean_use_bytes},
           {"oom_events", r.oom_events},
           {"oom_events_by_workload", OomByShape(r)},
+          {"oom_members", r.oom_members},
           {"join_wait_max_s", r.join_wait_max_s},
           {"still_waiting", r.still_waiting},
           {"bursts", r.bursts},

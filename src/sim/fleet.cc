@@ -41,6 +41,7 @@ double Percentile(const std::vector<uint64_t>& histogram, double p, uint64_t tot
 // ends): OOM events, target changes, the most changes of any one member.
 void CountOnLeaving(const SimMember& m, ShapeKind kind, SimReport& r, uint64_t& target_changes) {
   r.oom_events += m.oom_events();
+  r.oom_members += m.oom_events() > 0 ? 1 : 0;
   r.oom_by_shape.at(static_cast<size_t>(kind)) += m.oom_events();
   target_changes += m.target_changes();
   r.churn_max = std::max(r.churn_max, m.target_changes());

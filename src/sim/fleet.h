@@ -50,6 +50,11 @@ struct SimReport {
   uint64_t peak_use_bytes = 0;  // host memory backing the members
   double mean_use_bytes = 0;
   uint64_t oom_events = 0;
+  // Members that met their OOM path at least once. Each one's first event
+  // came before any of its peaks was seen: a policy that learns peaks from
+  // use meets at least that many on a fleet of fresh members whose bursts
+  // outgrow their headroom.
+  uint64_t oom_members = 0;
   std::array<uint64_t, kShapeKinds> oom_by_shape{};  // by the member's workload (ShapeKind)
   uint32_t join_wait_max_s = 0;  // longest a member waited for room to join
   uint32_t still_waiting = 0;    // members still waiting at the end

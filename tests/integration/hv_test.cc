@@ -463,6 +463,8 @@ TEST_F(Hv, SimPrintsItsFiguresAsTextOrJsonAndRefusesBadFlags) {
   EXPECT_EQ(j["pool_bytes"], uint64_t{40} << 30);
   EXPECT_EQ(j["over_pool_s"], 0.0);
   EXPECT_EQ(j["fairness"].size(), 4U);
+  ASSERT_TRUE(j.contains("oom_members"));
+  EXPECT_LE(j["oom_members"].get<uint64_t>(), j["oom_events"].get<uint64_t>());
   EXPECT_EQ(Cmm({"sim", "--members", "0"}).code, 2);
   EXPECT_EQ(Cmm({"sim", "--hours", "-1"}).code, 2);
   const auto pool = Cmm({"sim", "--pool", "lots"});

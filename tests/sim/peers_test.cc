@@ -129,6 +129,8 @@ TEST(Peers, TheSameTraceRunsUnderEachPolicyAndCmmNeverTakesThePoolOverByItsOwnDe
     uint64_t by_shape = 0;
     for (const uint64_t n : r.oom_by_shape) by_shape += n;
     EXPECT_EQ(by_shape, r.oom_events) << PolicyName(k);
+    EXPECT_LE(r.oom_members, r.oom_events) << PolicyName(k);
+    EXPECT_EQ(r.oom_members == 0, r.oom_events == 0) << PolicyName(k);
     if (k == PolicyKind::kCmm) {
       EXPECT_EQ(r.over_policy_s, 0);
       EXPECT_EQ(r.use_over_s, 0);
