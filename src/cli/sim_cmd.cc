@@ -43,9 +43,6 @@ struct SimFlags {
 // short line (low_free) to well past the default.
 constexpr double kSweepHeadroom[] = {0.05, 0.06, 0.075, 0.10, 0.15, 0.20, 0.30};
 
-// Seconds the members' entitlements were over the pool, whatever the cause.
-double OverTotal(const sim::SimReport& r) { return r.over_policy_s + r.over_oom_s + r.over_shrink_s; }
-
 std::string Percent(double part, double whole) {
   return whole > 0 ? fmt::format("{:.0f}%", 100.0 * part / whole) : "-";
 }
@@ -159,7 +156,7 @@ void PrintRows(const std::vector<sim::SimReport>& reports, const char* head,
               "use > pool", "saved, mean", "bursts p50/p99", "changes/h");
   for (const sim::SimReport& r : reports) {
     std::printf("%-12s %10llu %9.0f s %9.0f s %9.0f s %12s %8.0f/%.0f s %10.1f\n", label(r).c_str(),
-                static_cast<unsigned long long>(r.oom_events), OverTotal(r), r.over_oom_s, r.use_over_s,
+                static_cast<unsigned long long>(r.oom_events), r.over_total_s(), r.over_oom_s, r.use_over_s,
                 FormatBytes(static_cast<uint64_t>(std::max(0.0, r.mean_saved_bytes))).c_str(), r.burst_p50_s,
                 r.burst_p99_s, r.churn_per_member_hour);
   }

@@ -46,6 +46,10 @@ struct SimReport {
   double back_p50_s = 0, back_p99_s = 0;  // time from then to back within the pool
   double over_shrink_s = 0;     // after the pool shrank, until met again
   double over_infeasible_s = 0; // the floors alone were above the pool
+  // Seconds the members' entitlements were over the pool by a cause a
+  // policy answers for (its own, an OOM give-back, a shrink): the
+  // comparison with the peers counts these.
+  double over_total_s() const { return over_policy_s + over_oom_s + over_shrink_s; }
   double use_over_s = 0;        // host memory behind the members was above the pool
   uint64_t peak_use_bytes = 0;  // host memory backing the members
   double mean_use_bytes = 0;
