@@ -8,22 +8,22 @@
 // within the pool, make before break: memory is granted back only out of
 // loans already confirmed, never out of loans merely asked for.
 //
-// Each round, members short of memory (OOM events, swap-ins, or free +
-// cache below `low_free` of RAM) want back what they have loaned; the
-// pool asks it of the others' idle memory (free + cache above a `headroom` share of their
-// RAM), in proportion to their inverse weight (256 - weight), first
-// the taxed share of idle memory (an idle-memory tax, default 75%, as in
+// Each round, members short of memory (OOM events, swap-ins, or free + cache
+// below `low_free` of RAM) want back what they have loaned; the pool asks it
+// of the others' idle memory (free + cache above a `headroom` share of their
+// RAM), in proportion to their inverse weight (256 - weight), first the
+// taxed share of idle memory (an idle-memory tax, default 75%, as in
 // Waldspurger's ESX balloon), then the rest. A member whose use keeps
 // growing wants what that growth will take before the next answer, beyond
-// the idle memory it has above its headroom, asked the same way before it
-// is short; one whose use rose at its last reading (it may be a burst
-// starting) is not asked for its idle memory. If the pool itself is over
-// (it shrank, a member took memory back on its own), the rest is asked of
-// any memory above the members' floors. Room left over goes first to
-// members with less idle memory than it takes to get back to their recent
-// peak (even out of the reserve for give-backs: the burst would take it),
-// then to the others in proportion to weight + 1. A frozen member (not following its
-// target) is asked only what is above its max and given nothing back.
+// the idle memory it has above its headroom, asked the same way before it is
+// short; one whose use rose at its last reading (it may be a burst starting)
+// is not asked for its idle memory. If the pool itself is over (it shrank, a
+// member took memory back on its own), the rest is asked of any memory above
+// the members' floors. Room left over goes first to members with less idle
+// memory than it takes to get back to their recent peak (even out of the
+// reserve for give-backs: the burst would take it), then to the others in
+// proportion to weight + 1. A frozen member (not following its target) is
+// asked only what is above its max and given nothing back.
 //
 // When the floors alone (each responsive member's min, each frozen
 // member's entitlement) exceed the pool, it cannot be met: every member is

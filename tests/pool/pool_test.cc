@@ -3,9 +3,9 @@
 // namespace, the rebalancer handing each its target; an unresponsive member
 // is counted on for nothing. Fake members, no OS.
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <initializer_list>
-#include <chrono>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -316,13 +316,6 @@ TEST(Pool, AMemberWhoseUseKeepsGrowingIsHandedRoomForItsGrowthBeforeItIsShort) {
   EXPECT_EQ(idle->last().target_loaned_bytes, 200 * MiB);
 }
 
-// A burst eating its cache: its use grows while its allocations reclaim
-// with no free memory left. It is followed at once, at its last rate (the
-// burst as it is now), not the lesser of its last two: 2 x 200 MiB over
-// the lead, against 2 x 50 for the same readings without the reclaim; and
-// a first rise under reclaim is followed too, until the next reading (a
-// second of the 2 s lead), where one that fitted in free memory is not (a
-// step already taken).
 // One member's readings a second apart: its free memory and use, and its
 // reclaim count and cache; the growth the pool expects of it at the last.
 struct Reading {
@@ -344,6 +337,13 @@ uint64_t GrowthAfter(std::initializer_list<Reading> readings) {
   return seen.empty() ? 0 : seen[0].growth_bytes;
 }
 
+// A burst eating its cache: its use grows while its allocations reclaim
+// with no free memory left. It is followed at once, at its last rate (the
+// burst as it is now), not the lesser of its last two: 2 x 200 MiB over
+// the lead, against 2 x 50 for the same readings without the reclaim; and
+// a first rise under reclaim is followed too, until the next reading (a
+// second of the 2 s lead), where one that fitted in free memory is not (a
+// step already taken).
 TEST(Pool, AMemberWhoseGrowingUseReclaimsWithNoFreeMemoryLeftIsFollowedAtItsLastRate) {
   for (const bool reclaims : {false, true}) {
     const Bytes reclaimed = reclaims ? 100 * MiB : Bytes(0);
